@@ -1,0 +1,146 @@
+"""Files on disk: atomic writes, safe folder names, run records.
+
+Nothing a user made is lost: every file is written to a temporary name in the same folder and
+renamed into place, so a crash never leaves a truncated file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import Any, Iterator
+
+from synthbridge.errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success it is renamed onto `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def append_jsonl(path: str | os.PathLike, record: dict) -> None:
+    """Append one JSON line and flush it to disk (a crash loses at most the line being written)."""
+    line = json.dumps(record, default=_json_default, ensure_ascii=False) + "\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read JSON lines, skipping a torn last line left by a crash."""
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+def safe_name(name: str) -> str:
+    """A folder name for a class name: safe on every filesystem, readable, and unique per name.
+
+    Spaces, slashes and other unsafe characters become '_'; non-ASCII letters are kept (they are
+    valid file names) but normalised (NFC). When anything was changed, a short hash of the original
+    name is appended so that two different class names can never share a folder.
+    """
+    normal = unicodedata.normalize("NFC", name)
+    cleaned = "".join(c if (c.isalnum() or c in "-_.+") else "_" for c in normal).strip("._") or "class"
+    cleaned = cleaned[:80]
+    if cleaned != name:
+        cleaned += "-" + hashlib.sha1(name.encode("utf-8")).hexdigest()[:6]
+    return cleaned
+
+
+def ensure_writable_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Create `path` if needed and check that files can be written there."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-", delete=True)
+        probe.close()
+    except OSError as exc:
+        raise UserError(f"cannot write to {what} {str(path)!r} ({exc.strerror}); choose a writable folder") from None
+    return path
+
+
+def git_revision() -> str | None:
+    """The git commit of the synthbridge source tree, with '-dirty' if it has local changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10)
+        return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict:
+    """Versions and machine facts recorded next to every result."""
+    versions = {"python": sys.version.split()[0]}
+    for module in ("synthbridge", "torch", "torchvision", "timm", "diffusers", "transformers", "accelerate",
+                   "safetensors", "numpy"):
+        try:
+            versions[module] = __import__(module).__version__
+        except Exception:  # a missing optional package is recorded as absent
+            versions[module] = None
+    info = {"versions": versions, "git_revision": git_revision(), "platform": platform.platform(),
+            "command": sys.argv}
+    try:
+        import torch
+
+        info["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+        info["torch_threads"] = torch.get_num_threads()
+    except Exception:
+        pass
+    return info
