@@ -1,0 +1,186 @@
+"""Labelled image sets and the bundle a dataset loader returns.
+
+In: pixels in memory, image files, or a torchvision dataset. Out: `ImageSet`s whose items are
+(RGB PIL image, class index) -- or a transformed tensor when `transform` is set -- bundled with
+the class names and the phrases that prompts use for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from synthbridge.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class ImageSet(torch.utils.data.Dataset):
+    """Base: subclasses implement `load(i) -> PIL image` and set `targets` (one class index per item)."""
+
+    targets: list[int]
+
+    def __init__(self) -> None:
+        self.transform: Callable | None = None
+
+    def load(self, index: int) -> Image.Image:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        image = self.load(index).convert("RGB")
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.targets[index]
+
+    def subset(self, indices: Sequence[int]) -> "SubsetImages":
+        return SubsetImages(self, indices)
+
+
+class ArrayImages(ImageSet):
+    """Images held in memory as uint8 arrays, (N, H, W) grey or (N, H, W, 3) colour."""
+
+    def __init__(self, pixels: np.ndarray, targets: Sequence[int]):
+        super().__init__()
+        assert pixels.dtype == np.uint8 and len(pixels) == len(targets)
+        self.pixels = pixels
+        self.targets = [int(t) for t in targets]
+
+    def load(self, index: int) -> Image.Image:
+        return Image.fromarray(self.pixels[index])
+
+
+class FileImages(ImageSet):
+    """Images read from files. A file that cannot be decoded is skipped (counted, with a warning)."""
+
+    def __init__(self, paths: Sequence[str | Path], targets: Sequence[int]):
+        super().__init__()
+        self.paths = [Path(p) for p in paths]
+        self.targets = [int(t) for t in targets]
+        self.unreadable: set[int] = set()
+
+    def load(self, index: int) -> Image.Image:
+        # A file that fails here is replaced by the next readable one, so a long run never crashes on
+        # one bad image; the count is reported once per bad file.
+        for offset in range(len(self.paths)):
+            i = (index + offset) % len(self.paths)
+            if i in self.unreadable:
+                continue
+            try:
+                with Image.open(self.paths[i]) as image:
+                    image.load()
+                    return image.convert("RGB")
+            except (OSError, ValueError, SyntaxError) as exc:
+                self.unreadable.add(i)
+                warnings.warn(f"skipping unreadable image {self.paths[i]} ({exc}); "
+                              f"{len(self.unreadable)} skipped so far")
+        raise UserError("no readable image in this dataset; check the files")
+
+    def __getitem__(self, index: int):
+        image = self.load(index)
+        if self.transform is not None:
+            image = self.transform(image)
+        # The label follows the image actually returned (it may be a replacement for a bad file).
+        return image, self.targets[index] if index not in self.unreadable else self._replacement_label(index)
+
+    def _replacement_label(self, index: int) -> int:
+        for offset in range(len(self.paths)):
+            i = (index + offset) % len(self.paths)
+            if i not in self.unreadable:
+                return self.targets[i]
+        return self.targets[index]
+
+
+class WrappedImages(ImageSet):
+    """A torchvision dataset whose items are (PIL image, label); its labels are read without decoding images."""
+
+    def __init__(self, dataset, targets: Sequence[int]):
+        super().__init__()
+        self.dataset = dataset
+        self.targets = [int(t) for t in targets]
+
+    def load(self, index: int) -> Image.Image:
+        return self.dataset[index][0]
+
+
+class SubsetImages(ImageSet):
+    """A view on some items of another ImageSet (few-shot selections, splits, volume subsets)."""
+
+    def __init__(self, base: ImageSet, indices: Sequence[int]):
+        super().__init__()
+        self.base = base
+        self.indices = [int(i) for i in indices]
+        self.targets = [base.targets[i] for i in self.indices]
+
+    def load(self, index: int) -> Image.Image:
+        return self.base.load(self.indices[index])
+
+
+class ConcatImages(ImageSet):
+    """Several ImageSets with the same classes, one after another (naive mixing pools them)."""
+
+    def __init__(self, parts: Sequence[ImageSet]):
+        super().__init__()
+        self.parts = list(parts)
+        self.offsets = np.cumsum([0] + [len(p) for p in self.parts])
+        self.targets = [t for p in self.parts for t in p.targets]
+
+    def load(self, index: int) -> Image.Image:
+        part = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        return self.parts[part].load(index - int(self.offsets[part]))
+
+
+@dataclass
+class DatasetBundle:
+    """What every dataset loader returns."""
+
+    name: str
+    classes: list[str]  # class names, as the dataset calls them
+    phrases: list[str]  # how prompts name each class ("Boeing 737-300", "digit 7")
+    superclass: str  # what all classes are ("aircraft", "handwritten digit")
+    train: ImageSet
+    test: ImageSet
+    world: str = "full"  # "embedded" (tiny, CPU) or "full": picks training defaults
+    info: dict = field(default_factory=dict)  # source, split rule, sizes
+
+    def __post_init__(self) -> None:
+        assert len(self.classes) == len(self.phrases)
+        for split_name, split in (("train", self.train), ("test", self.test)):
+            if len(split) == 0:
+                raise UserError(f"dataset {self.name!r} has an empty {split_name} split; check its files")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def stratified_split(targets: Sequence[int], train_size: int | float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices of a seeded, stratified train/test split (scikit-learn's)."""
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(len(targets))
+    train, test = train_test_split(indices, train_size=train_size, stratify=np.asarray(targets), random_state=seed)
+    return sorted(train.tolist()), sorted(test.tolist())
+
+
+def few_shot(images: ImageSet, shots: int, seed: int, class_names: Sequence[str]) -> SubsetImages:
+    """K images per class, chosen by `seed` (the same seed always picks the same images)."""
+    targets = np.asarray(images.targets)
+    rng = np.random.default_rng([seed, 1_000_003])
+    chosen = []
+    for label, name in enumerate(class_names):
+        members = np.flatnonzero(targets == label)
+        if len(members) < shots:
+            raise UserError(f"--shots {shots} is more than class {name!r} has ({len(members)} training images); "
+                            f"use --shots {len(members)} or fewer")
+        chosen.extend(rng.choice(members, size=shots, replace=False).tolist())
+    return images.subset(sorted(chosen))

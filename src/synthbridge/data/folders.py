@@ -1,0 +1,113 @@
+"""Datasets read from folders: `imagefolder:PATH` and synthetic sets written by `render`/`generate`.
+
+imagefolder layout: PATH/train/<class>/*.png|jpg and PATH/test/<class>/... (or PATH/val/).
+Synthetic layout: DIR/<safe class folder>/<index>.png plus DIR/manifest.jsonl, one JSON line per
+image with at least {"class": <real class name>, "path": "<folder>/<file>"}. Classes are matched to
+the real dataset by name, never by position.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from synthbridge.data.base import DatasetBundle, FileImages
+from synthbridge.errors import UserError
+from synthbridge.io import read_jsonl, safe_name
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+MANIFEST = "manifest.jsonl"
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not p.name.startswith("."))
+
+
+def _class_folders(split_dir: Path) -> list[Path]:
+    return sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def phrase_from_folder(name: str) -> str:
+    """'001.Black_footed_Albatross' -> 'Black footed Albatross'; 'n02085620-Chihuahua' -> 'Chihuahua'."""
+    head, dot, tail = name.partition(".")
+    if dot and head.isdigit():
+        name = tail
+    if name[:1] == "n" and name[1:9].isdigit() and name[9:10] == "-":
+        name = name[10:]
+    return name.replace("_", " ").strip()
+
+
+def load_imagefolder(path: str | Path) -> DatasetBundle:
+    root = Path(path)
+    if not root.is_dir():
+        raise UserError(f"imagefolder path {str(root)!r} is not a folder; pass imagefolder:PATH with PATH/train and PATH/test")
+    train_dir = root / "train"
+    test_dir = next((root / s for s in ("test", "val") if (root / s).is_dir()), None)
+    if not train_dir.is_dir() or test_dir is None:
+        raise UserError(f"{str(root)!r} needs class folders under train/ and test/ (or val/)")
+    classes = [p.name for p in _class_folders(train_dir)]
+    if not classes:
+        raise UserError(f"{str(train_dir)!r} has no class folders; put each class's images in train/<class>/")
+    test_classes = [p.name for p in _class_folders(test_dir)]
+    if extra := sorted(set(test_classes) - set(classes)):
+        raise UserError(f"{test_dir.name}/ has classes that train/ lacks: {', '.join(extra[:5])}; make the class folders match")
+    splits = {}
+    for split_dir in (train_dir, test_dir):
+        paths, targets = [], []
+        for label, name in enumerate(classes):
+            folder = split_dir / name
+            files = _image_files(folder) if folder.is_dir() else []
+            if not files and split_dir is train_dir:
+                raise UserError(f"class {name!r} has no images in {str(folder)!r}; add images or remove the folder")
+            paths += files
+            targets += [label] * len(files)
+        splits[split_dir.name] = FileImages(paths, targets)
+    return DatasetBundle(
+        name=f"imagefolder:{root}", classes=classes, phrases=[phrase_from_folder(c) for c in classes],
+        superclass="object", train=splits["train"], test=splits[test_dir.name], world="full",
+        info={"source": str(root), "split": f"train/ and {test_dir.name}/ folders"},
+    )
+
+
+def load_synthetic(path: str | Path, classes: Sequence[str]) -> FileImages:
+    """A synthetic image folder as an ImageSet labelled with the real dataset's class indices."""
+    root = Path(path)
+    if not root.is_dir():
+        raise UserError(f"synthetic folder {str(root)!r} does not exist; make one with `synthbridge render` or `synthbridge generate`")
+    label_of = {name: i for i, name in enumerate(classes)}
+    manifest = root / MANIFEST
+    paths, targets = [], []
+    if manifest.exists():
+        # The manifest names the real class of every image: the authority for labels.
+        seen = set()
+        for record in read_jsonl(manifest):
+            name, rel = record.get("class"), record.get("path")
+            if name is None or rel is None:
+                raise UserError(f"{str(manifest)!r} has a line without 'class' and 'path'; regenerate the folder")
+            if name not in label_of:
+                raise UserError(f"synthetic folder {str(root)!r} has class {name!r}, which the dataset lacks; "
+                                f"generate it for this dataset (classes: {', '.join(list(classes)[:8])}...)")
+            file = root / rel
+            if rel in seen or not file.exists():
+                continue  # a resumable generator may list an image whose file a crash never wrote
+            seen.add(rel)
+            paths.append(file)
+            targets.append(label_of[name])
+    else:
+        # No manifest: class folders named as `safe_name` names them.
+        label_of_folder = {safe_name(name): i for i, name in enumerate(classes)}
+        for folder in _class_folders(root):
+            if folder.name not in label_of_folder:
+                raise UserError(f"synthetic folder {str(root)!r} has class folder {folder.name!r}, which matches no class "
+                                f"of the dataset; remove it or regenerate the folder")
+            files = _image_files(folder)
+            paths += files
+            targets += [label_of_folder[folder.name]] * len(files)
+    if not paths:
+        raise UserError(f"synthetic folder {str(root)!r} has no images; generate some first")
+    missing = [classes[i] for i in range(len(classes)) if i not in set(targets)]
+    if missing:
+        raise UserError(f"synthetic folder {str(root)!r} has no images for classes {', '.join(map(repr, missing[:5]))}; "
+                        f"its classes must match the dataset's")
+    return FileImages(paths, targets)

@@ -1,0 +1,50 @@
+"""Stage: evaluation. Top-1 and per-class accuracy of a classifier on a test split.
+
+Works under several processes: accelerate shards the test set and `gather_for_metrics` drops the
+padding of the last batch, so every test image is counted exactly once.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from synthbridge.data import ImageSet
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: ImageSet, transform, accelerator: Accelerator, batch_size: int = 256,
+            num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels for every image of `images`, gathered on every process (in dataset order)."""
+    images.transform = transform
+    loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    loader = accelerator.prepare_data_loader(loader)
+    model.eval()
+    all_logits, all_labels = [], []
+    for batch, labels in tqdm(loader, desc="evaluate", unit="batch", leave=False,
+                              disable=not accelerator.is_local_main_process):
+        with accelerator.autocast():
+            logits = model(batch)
+        logits, labels = accelerator.gather_for_metrics((logits.float(), labels))
+        all_logits.append(logits.cpu())
+        all_labels.append(labels.cpu())
+    return torch.cat(all_logits), torch.cat(all_labels)
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]) -> dict:
+    """{'top1': percent, 'num_test': n, 'per_class': {name: percent}}."""
+    correct = logits.argmax(dim=1) == labels
+    per_class = {}
+    for label, name in enumerate(class_names):
+        mask = labels == label
+        per_class[name] = round(100.0 * correct[mask].float().mean().item(), 3) if mask.any() else None
+    return {"top1": round(100.0 * correct.float().mean().item(), 3), "num_test": int(labels.numel()), "per_class": per_class}
+
+
+def evaluate(model, images: ImageSet, transform, class_names: Sequence[str], accelerator: Accelerator,
+             batch_size: int = 256, num_workers: int = 0) -> dict:
+    logits, labels = predict(model, images, transform, accelerator, batch_size, num_workers)
+    return accuracy(logits, labels, class_names)

@@ -1,0 +1,61 @@
+"""The two tiny embedded backbones, registered with timm so `timm.create_model` builds them.
+
+    import synthbridge.models, timm
+    model = timm.create_model("mini_resnet", pretrained=True, num_classes=10)
+
+Both are timm's own classes in small configurations, for 32x32 RGB input. Their pretrained weights
+(a glyph source task without digits, see `synthbridge.models.pretrain`) ship in
+`synthbridge/assets/backbones/` and are rebuilt with `synthbridge build-backbones`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch.nn as nn
+from timm.models import build_model_with_cfg, register_model
+from timm.models.resnet import BasicBlock, ResNet
+from timm.models.vision_transformer import VisionTransformer
+
+BACKBONE_DIR = Path(__file__).resolve().parent.parent / "assets" / "backbones"
+EMBEDDED_MODELS = ("mini_resnet", "mini_vit")
+IMAGE_SIZE = 32
+NUM_SOURCE_CLASSES = 86  # length of synthbridge.glyphs.SOURCE_CLASSES; checked when weights are built
+
+
+def weights_file(name: str) -> Path:
+    return BACKBONE_DIR / f"{name}.safetensors"
+
+
+def _cfg(name: str, classifier: str, first_conv: str) -> dict:
+    return dict(file=str(weights_file(name)), num_classes=NUM_SOURCE_CLASSES, input_size=(3, IMAGE_SIZE, IMAGE_SIZE),
+                pool_size=None, crop_pct=1.0, interpolation="bilinear", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+                classifier=classifier, first_conv=first_conv, license="apache-2.0")
+
+
+# timm's register_model reads pretrained configs from the module's `default_cfgs`.
+default_cfgs = {
+    "mini_resnet": _cfg("mini_resnet", "fc", "conv1"),
+    "mini_vit": _cfg("mini_vit", "head", "patch_embed.proj"),
+}
+
+
+class MiniResNet(ResNet):
+    """timm ResNet-10-like with widths 16..128 and no stem max-pool (32px input keeps 16x16 after the stem)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(block=BasicBlock, layers=(1, 1, 1, 1), channels=(16, 32, 64, 128), stem_width=16, **kwargs)
+        self.maxpool = nn.Identity()
+
+
+@register_model
+def mini_resnet(pretrained: bool = False, **kwargs) -> ResNet:
+    """About 0.3 M parameters."""
+    return build_model_with_cfg(MiniResNet, "mini_resnet", pretrained, **kwargs)
+
+
+@register_model
+def mini_vit(pretrained: bool = False, **kwargs) -> VisionTransformer:
+    """ViT with 4x4 patches (64 tokens at 32px), width 96, depth 4, 3 heads: about 0.3 M parameters."""
+    args = dict(img_size=IMAGE_SIZE, patch_size=4, embed_dim=96, depth=4, num_heads=3, mlp_ratio=2.0)
+    return build_model_with_cfg(VisionTransformer, "mini_vit", pretrained, **dict(args, **kwargs))

@@ -1,0 +1,186 @@
+"""The plain training loop: one fine-tuning stage on one set of images.
+
+In: a model (already prepared by accelerate), the stage's images, a StageConfig.
+Out: the trained model in place, a stage record (steps, seconds, final loss), a checkpoint file.
+
+Every step is a pure function of (seed, stage, step): which images, which augmentation, which mixup.
+So a run interrupted after a checkpoint and resumed with `--resume` ends with the same weights as a
+run that was never interrupted, and the global batch is the same whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from timm.data import Mixup, create_transform
+from timm.loss import SoftTargetCrossEntropy
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler
+from tqdm.auto import tqdm
+
+from synthbridge.data import ImageSet
+from synthbridge.io import atomic_path
+from synthbridge.seeding import derive_seed, seed_everything
+from synthbridge.training.config import StageConfig
+
+
+# 1. data: transforms and a deterministic stream of batches -------------------------------------------------
+
+def make_transform(data_config: dict, augment: str, train: bool):
+    """timm's transforms for the model's input config; 'light' keeps digits upright and unflipped."""
+    common = dict(input_size=data_config["input_size"], interpolation=data_config["interpolation"],
+                  mean=data_config["mean"], std=data_config["std"], crop_pct=data_config.get("crop_pct"))
+    if not train or augment == "none":
+        return create_transform(is_training=False, **common)
+    if augment == "light":
+        return create_transform(is_training=True, scale=(0.7, 1.0), ratio=(0.85, 1.18), hflip=0.0,
+                                color_jitter=0.2, **{k: v for k, v in common.items() if k != "crop_pct"})
+    return create_transform(is_training=True, **{k: v for k, v in common.items() if k != "crop_pct"})
+
+
+class SeededImages(torch.utils.data.Dataset):
+    """Items are addressed as (index, seed): the seed fixes the random augmentation of that sample."""
+
+    def __init__(self, sources: Sequence[ImageSet]):
+        self.sources = list(sources)
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.sources)
+
+    def __getitem__(self, key):
+        source, index, seed = key
+        seed_everything(seed)
+        return self.sources[source][index]
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Yields, for steps start..total-1, the (source, index, seed) keys of this process's share of the batch.
+
+    Each source is read in epochs of a seeded permutation; with several sources (mixing with a fixed
+    real fraction) each batch takes a fixed number of images from each.
+    """
+
+    def __init__(self, sizes: Sequence[int], per_batch: Sequence[int], seed: int, stage: str, start: int, total: int,
+                 rank: int = 0, world: int = 1):
+        self.sizes, self.per_batch, self.seed, self.stage = list(sizes), list(per_batch), seed, stage
+        self.start, self.total, self.rank, self.world = start, total, rank, world
+
+    @lru_cache(maxsize=8)
+    def _perm(self, source: int, epoch: int) -> np.ndarray:
+        return np.random.default_rng(derive_seed(self.seed, self.stage, "order", source, epoch)).permutation(self.sizes[source])
+
+    def keys(self, step: int) -> list[tuple[int, int, int]]:
+        keys = []
+        for source, (size, count) in enumerate(zip(self.sizes, self.per_batch)):
+            for j in range(count):
+                position = step * count + j
+                index = int(self._perm(source, position // size)[position % size])
+                keys.append((source, index, derive_seed(self.seed, self.stage, "sample", step, source, j)))
+        return keys[self.rank::self.world]
+
+    def __iter__(self):
+        for step in range(self.start, self.total):
+            yield self.keys(step)
+
+    def __len__(self) -> int:
+        return self.total - self.start
+
+
+# 2. one stage ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class StageResult:
+    name: str
+    steps: int
+    seconds: float
+    final_loss: float
+    num_images: int
+    resumed_from_step: int = 0
+
+
+def stage_length(stage: StageConfig, num_images: int) -> int:
+    if stage.steps is not None:
+        return stage.steps
+    return max(1, math.ceil(stage.epochs * num_images / stage.batch_size))
+
+
+def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: Sequence[int], num_classes: int,
+                stage: StageConfig, name: str, seed: int, accelerator: Accelerator, data_config: dict,
+                checkpoint_path: Path, checkpoint_every: int | None, num_workers: int) -> StageResult:
+    """Fine-tune `model` on `sources` for one stage; resumes from `checkpoint_path` if it exists."""
+    # a. optimizer and schedule: AdamW with cosine decay, both from timm
+    num_images = sum(len(s) for s in sources)
+    total = stage_length(stage, num_images)
+    optimizer = create_optimizer_v2(model, opt="adamw", lr=stage.lr, weight_decay=stage.weight_decay)
+    optimizer = accelerator.prepare_optimizer(optimizer)
+    scheduler = CosineLRScheduler(optimizer, t_initial=total, lr_min=stage.lr * 0.01, warmup_t=min(stage.warmup_steps, total // 4),
+                                  warmup_lr_init=stage.lr * 0.01, t_in_epochs=False)
+    steps_per_epoch = max(1, math.ceil(num_images / stage.batch_size))
+    every = checkpoint_every or max(steps_per_epoch, 25)
+
+    # b. resume
+    start = 0
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        accelerator.unwrap_model(model).load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["step"])
+
+    # c. data: every item is an (index, seed) key, so the stream restarts exactly at `start`
+    transform = make_transform(data_config, stage.augment, train=True)
+    for source in sources:
+        source.transform = transform
+    sampler = StepBatches([len(s) for s in sources], per_batch, seed, name, start, total,
+                          accelerator.process_index, accelerator.num_processes)
+    loader = torch.utils.data.DataLoader(SeededImages(sources), batch_sampler=sampler, num_workers=num_workers,
+                                         persistent_workers=False)
+    mixup = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=stage.label_smoothing,
+                  num_classes=num_classes) if stage.mixup else None
+    criterion = SoftTargetCrossEntropy() if mixup else torch.nn.CrossEntropyLoss(label_smoothing=stage.label_smoothing)
+
+    # d. the loop
+    model.train()
+    began, loss_value = time.perf_counter(), float("nan")
+    bar = tqdm(total=total, initial=start, desc=f"train {name}", unit="step", disable=not accelerator.is_local_main_process,
+               leave=False)
+    for step, (images, targets) in enumerate(loader, start=start):
+        scheduler.step_update(step)
+        images, targets = images.to(accelerator.device), targets.to(accelerator.device)
+        seed_everything(derive_seed(seed, name, "step", step))  # mixup draws and dropout
+        if mixup is not None and len(images) % 2 == 0 and len(images) > 1:
+            images, targets = mixup(images, targets)
+        elif mixup is not None:  # an odd local batch: soft one-hot targets without mixing
+            targets = F.one_hot(targets, num_classes).float()
+        with accelerator.autocast():
+            loss = criterion(model(images), targets)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        optimizer.step()
+        loss_value = loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}")
+        done = step + 1
+        if done % every == 0 and done < total:
+            save_checkpoint(accelerator, model, optimizer, done, checkpoint_path)
+    bar.close()
+    return StageResult(name=name, steps=total, seconds=time.perf_counter() - began, final_loss=loss_value,
+                       num_images=num_images, resumed_from_step=start)
+
+
+def save_checkpoint(accelerator: Accelerator, model, optimizer, step: int, path: Path) -> None:
+    """Weights, optimizer state and step, written once by the main process, atomically."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        state = {"model": accelerator.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(), "step": step}
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    accelerator.wait_for_everyone()
