@@ -23,31 +23,57 @@ def list_models() -> list[str]:
 
 def create_model(name: str, num_classes: int, *, pretrained: bool = True, checkpoint: str | Path | None = None,
                  **kwargs) -> torch.nn.Module:
-    """A timm model with a fresh `num_classes` head on top of pretrained features."""
+    """A timm model with a fresh `num_classes` head on top of pretrained features.
+
+    Pretrained weights of the embedded models, and any `checkpoint`, are loaded strictly: every
+    parameter but the classifier must be present and fit, or it is an error.
+    """
     if not timm.is_model(name):
         raise UserError(f"unknown model {name!r}; use {' or '.join(EMBEDDED_MODELS)}, a timm model name "
                         f"(see timm.list_models()), or check the spelling")
-    overlay = None
+    if checkpoint is None and pretrained and name in EMBEDDED_MODELS:
+        checkpoint = weights_file(name)
+        if not checkpoint.is_file():
+            raise UserError(f"the embedded {name} weights are missing ({checkpoint}); "
+                            f"run `synthbridge build-backbones` or pass --no-pretrained")
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
         if not checkpoint.is_file():
             raise UserError(f"checkpoint {str(checkpoint)!r} does not exist; pass an existing .safetensors or .pth file")
-        overlay, pretrained = dict(file=str(checkpoint)), True
-    elif pretrained and name in EMBEDDED_MODELS and not weights_file(name).is_file():
-        raise UserError(f"the embedded {name} weights are missing ({weights_file(name)}); "
-                        f"run `synthbridge build-backbones` or pass --no-pretrained")
+        model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+        load_weights(model, checkpoint, name)
+        return model
     try:
-        return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, pretrained_cfg_overlay=overlay,
-                                 **kwargs)
-    except RuntimeError as exc:  # state dict does not fit the architecture
-        source = str(checkpoint) if checkpoint else f"the pretrained weights of {name}"
-        raise UserError(f"{source} do not fit model {name!r} ({str(exc).splitlines()[0][:200]}); "
-                        f"pass a checkpoint made for this architecture") from None
-    except (OSError, ValueError) as exc:  # no network, no cached weights, unreadable file
-        if checkpoint is not None:
-            raise UserError(f"cannot read checkpoint {str(checkpoint)!r} ({exc}); pass a safetensors or torch weights file") from None
+        return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
+    except Exception as exc:  # no network, no cached weights
         raise UserError(f"cannot get ImageNet weights for {name!r} ({str(exc).splitlines()[0][:160]}); "
                         f"pass --checkpoint FILE or --no-pretrained") from None
+
+
+def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
+    """Load a safetensors or torch weights file (never unpickling objects) into `model`, all but its classifier."""
+    from timm.models import load_state_dict
+
+    try:
+        state = load_state_dict(str(path), use_ema=False, weights_only=True)
+    except Exception as exc:  # includes the unpickler refusing arbitrary objects
+        raise UserError(f"cannot read checkpoint {str(path)!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+                        f"pass a safetensors file or a torch file of plain tensors") from None
+    head = model.pretrained_cfg.get("classifier") or "fc"
+    own = model.state_dict()
+    is_head = lambda key: key.startswith(head + ".")
+    # A checkpoint for other classes brings another head: the model keeps its new one.
+    state = {k: v for k, v in state.items() if not (is_head(k) and (k not in own or own[k].shape != v.shape))}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes that do not fit
+        raise UserError(f"{str(path)!r} does not fit model {name!r} ({str(exc).splitlines()[1].strip()[:160]}); "
+                        f"pass a checkpoint made for this architecture") from None
+    missing = [k for k in missing if not is_head(k)]
+    if missing or unexpected:
+        sample = ", ".join((missing + unexpected)[:3])
+        raise UserError(f"{str(path)!r} does not fit model {name!r} ({len(missing)} missing and {len(unexpected)} "
+                        f"unexpected keys, e.g. {sample}); pass a checkpoint made for this architecture")
 
 
 def data_config(model: torch.nn.Module) -> dict:

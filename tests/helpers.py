@@ -1,0 +1,44 @@
+"""Small builders shared by the tests (no models, no downloads)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from synthbridge.io import safe_name
+
+
+def write_synthetic_folder(root: Path, classes: list[str], per_class: int, size: int = 28, seed: int = 0,
+                           manifest: bool = True) -> Path:
+    """A synthetic-layout folder of random blob images: DIR/<class>/<index>.png (+ manifest.jsonl)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for label, name in enumerate(classes):
+        folder = root / safe_name(name)
+        folder.mkdir(exist_ok=True)
+        for index in range(per_class):
+            pixels = np.zeros((size, size), np.uint8)
+            # a class-dependent bright bar, so a classifier can learn something
+            pixels[:, (label * 2) % size: (label * 2) % size + 3] = 255
+            pixels = np.clip(pixels + rng.normal(0, 20, pixels.shape), 0, 255).astype(np.uint8)
+            rel = f"{folder.name}/{index:05d}.png"
+            Image.fromarray(pixels).save(root / rel)
+            lines.append({"class": name, "path": rel, "seed": int(index)})
+    if manifest:
+        (root / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return root
+
+
+def write_imagefolder(root: Path, classes: list[str], per_class: int = 3, size: int = 16) -> Path:
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for name in classes:
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(per_class):
+                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / f"{index}.png")
+    return root
