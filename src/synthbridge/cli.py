@@ -225,3 +225,72 @@ def main(argv: list[str] | None = None) -> int:
         print(f"synthbridge {args.command}: interrupted; rerun the same command (with --resume where it has one) to continue",
               file=sys.stderr)
         return 130
+
+
+@command("render", "draw synthetic digits from fonts (a procedural baseline in the synthetic-folder layout)")
+def render_command(parser: argparse.ArgumentParser):
+    parser.add_argument("--dataset", default="mnist5k", help="dataset whose classes to draw (single characters)")
+    parser.add_argument("--per-class", type=positive_int, default=100)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--size", type=positive_int, default=32)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--style", choices=["font", "hand"], default="font", help="font fill, or pen strokes")
+    parser.add_argument("--overwrite", action="store_true", help="redraw every image")
+
+    def run(args: argparse.Namespace) -> int:
+        from synthbridge.render import RenderConfig, render_folder
+
+        cfg = RenderConfig(dataset=args.dataset, per_class=args.per_class, out=args.out, size=args.size,
+                           seed=args.seed, style=args.style)
+        summary = render_folder(cfg, overwrite=args.overwrite)
+        print(f"{summary['images']} images ({summary['rendered_now']} new) in {args.out}")
+        return 0
+
+    return run
+
+
+@command("build-backbones", "pretrain the embedded backbones (mini_resnet, mini_vit) on the glyph source task")
+def build_backbones_command(parser: argparse.ArgumentParser):
+    parser.add_argument("--models", nargs="+", default=None, help="which backbones (default: all embedded)")
+    parser.add_argument("--steps", type=positive_int, help="AdamW steps per backbone")
+    parser.add_argument("--train-per-class", type=positive_int)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--out-dir", help="where to write the weights (default: the package's assets)")
+
+    def run(args: argparse.Namespace) -> int:
+        from dataclasses import replace
+
+        from synthbridge.models.embedded import EMBEDDED_MODELS
+        from synthbridge.models.pretrain import BackboneBuildConfig, build_backbones
+
+        cfg = BackboneBuildConfig(seed=args.seed)
+        if args.models:
+            if unknown := [m for m in args.models if m not in EMBEDDED_MODELS]:
+                raise UserError(f"unknown embedded backbone {unknown[0]!r}; choose from {', '.join(EMBEDDED_MODELS)}")
+            cfg = replace(cfg, models=tuple(args.models))
+        for key in ("steps", "train_per_class", "out_dir"):
+            if getattr(args, key) is not None:
+                cfg = replace(cfg, **{key: getattr(args, key)})
+        record = build_backbones(cfg)
+        print(f"built in {record['total_seconds']:.0f}s -> {cfg.out_dir}")
+        return 0
+
+    return run
+
+
+@command("demo", "run the embedded showcase end to end and print its table")
+def demo_command(parser: argparse.ArgumentParser):
+    parser.add_argument("--out", default="demo", help="folder for synthetic images, runs and demo.json")
+    parser.add_argument("--seeds", type=positive_int, default=3)
+    parser.add_argument("--shots", type=positive_int, default=10)
+    parser.add_argument("--quick", action="store_true", help="a short look: one seed, fewer steps")
+
+    def run(args: argparse.Namespace) -> int:
+        from synthbridge.demo import format_table, run_demo
+
+        summary = run_demo(args.out, seeds=args.seeds, shots=args.shots, quick=args.quick)
+        print(format_table(summary))
+        print(f"results: {args.out}/demo.json")
+        return 0
+
+    return run

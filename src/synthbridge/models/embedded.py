@@ -20,7 +20,7 @@ from timm.models.vision_transformer import VisionTransformer
 BACKBONE_DIR = Path(__file__).resolve().parent.parent / "assets" / "backbones"
 EMBEDDED_MODELS = ("mini_resnet", "mini_vit")
 IMAGE_SIZE = 32
-NUM_SOURCE_CLASSES = 86  # length of synthbridge.glyphs.SOURCE_CLASSES; checked when weights are built
+NUM_SOURCE_CLASSES = 88  # length of synthbridge.glyphs.SOURCE_CLASSES; checked when weights are built
 
 
 def weights_file(name: str) -> Path:
