@@ -1,0 +1,137 @@
+"""The typed config of `synthbridge generate`: one frozen dataclass, and which of its fields define a set.
+
+Fields left `None` (guidance scale, steps, scheduler, image size) are filled from the generator:
+its folder's `synthbridge.json` when it has one, else built-in defaults (`GENERATOR_DEFAULTS`).
+The resolved values are what `generation.json` records and what a rerun is compared against.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+
+from synthbridge.errors import UserError
+
+SCHEDULERS = ("ddim", "dpm++", "euler", "pndm")
+DTYPES = ("fp32", "fp16", "bf16")
+
+# Built-in sampler defaults. Stable Diffusion: diffusers' own defaults (guidance 7.5, 50 steps) with a
+# deterministic scheduler. The embedded `mini` generator is trained for low guidance; its folder's
+# synthbridge.json, when present, wins over these.
+GENERATOR_DEFAULTS = {
+    "sd": {"guidance_scale": 7.5, "steps": 50, "scheduler": "ddim"},
+    "mini": {"guidance_scale": 3.0, "steps": 50, "scheduler": "ddim"},
+}
+
+# The parameters that decide what the images in a folder are. A rerun into the same folder must match
+# them (or pass --overwrite). `per_class` is deliberately absent: a larger value extends the set (the
+# volume sweeps of the study), a smaller one leaves it as it is. Shard, process count and environment
+# are absent because they do not change any image. Batch size and device are absent too: they change
+# images only by float rounding (at most one 8-bit level in a few pixels; see pipeline.render), and
+# each manifest line records the batch size that reproduces it bit for bit.
+SET_KEYS = ("dataset", "classes", "generator", "generator_fingerprint", "templates", "negative_prompt",
+            "style_token", "style_sha256", "guidance_scale", "steps", "scheduler", "height", "width", "dtype",
+            "seed", "blank_threshold", "filter", "filter_model", "filter_arch", "max_retries")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    # --- what to generate
+    out: str  # output folder: <class folder>/<index>.png, manifest.jsonl, generation.json
+    dataset: str = "mnist5k"  # registry name or imagefolder:PATH (gives class names, phrases, superclass)
+    generator: str = "mini"  # "mini" (embedded), a local diffusers folder, or a hub id (loaded offline from the cache)
+    per_class: int = 10  # images per class; a rerun with a larger value extends the folder
+    classes: tuple[str, ...] | None = None  # generate only these classes (by name); None: all of the dataset
+    # --- prompts
+    templates: tuple[str, ...] = ()  # registry names or literals with {class}; cycled over the image index
+    templates_file: str | None = None  # one template per line, appended to `templates`
+    negative_prompt: str | None = None
+    style: str | None = None  # folder with learned_embeds.safetensors + invert.json ({"token": ...})
+    # --- sampling
+    guidance_scale: float | None = None  # None: the generator's default (SD 7.5, mini: synthbridge.json or 3.0)
+    steps: int | None = None  # num_inference_steps; None: the generator's default
+    scheduler: str | None = None  # ddim, dpm++, euler, pndm (all deterministic); None: the generator's default
+    height: int | None = None  # pixels, a multiple of 8; None: the generator's native size
+    width: int | None = None
+    dtype: str = "fp32"  # fp32, fp16, bf16 (fp16/bf16 only on a GPU)
+    seed: int = 0  # global seed; image (class, index) uses derive_seed(seed, class, index)
+    # --- quality control
+    blank_threshold: float = 2.0  # an image whose pixel std (0..255) is below this is blank: regenerated
+    filter: bool = False  # keep only images a classifier assigns to the prompted class
+    filter_model: str | None = None  # local CLIP folder, `synthbridge train` run folder, or classifier .safetensors
+    filter_arch: str | None = None  # timm model name for a bare .safetensors without metadata
+    max_retries: int = 3  # new seeds tried for an image that is blank, NSFW-blacked or rejected by the filter
+    # --- environment (changes no image beyond float rounding)
+    batch_size: int = 8  # images per pipeline call (every call is padded to this shape)
+    device: str | None = None  # None: accelerate's device for this process (cuda:N, mps or cpu)
+    shard: tuple[int, int] | None = None  # (i, n): this process makes every n-th work item starting at i
+    overwrite: bool = False  # replace an existing set made with other parameters
+    data_root: str | None = None  # where full-scale datasets live
+    download: bool = False  # let torchvision download a missing dataset
+    show_progress: bool = True  # tqdm bar with images/s on the main process
+
+    def check(self) -> None:
+        """Values a user can get wrong, as one-line UserErrors (before any model is loaded)."""
+        if not isinstance(self.per_class, int) or self.per_class < 1:
+            raise UserError(f"--per-class must be a whole number > 0, got {self.per_class!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise UserError(f"--batch-size must be a whole number > 0, got {self.batch_size!r}")
+        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
+            raise UserError(f"--steps must be a whole number > 0, got {self.steps!r}")
+        if self.guidance_scale is not None and not self.guidance_scale >= 0:
+            raise UserError(f"--guidance-scale must be a number >= 0, got {self.guidance_scale!r}")
+        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
+            raise UserError(f"unknown scheduler {self.scheduler!r}; choose one of: {', '.join(SCHEDULERS)}")
+        if self.dtype not in DTYPES:
+            raise UserError(f"unknown dtype {self.dtype!r}; choose one of: {', '.join(DTYPES)}")
+        for name in ("height", "width"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 8 or value % 8):
+                raise UserError(f"--{name} must be a multiple of 8 (8, 16, ..., 512), got {value!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise UserError(f"--seed must be a whole number >= 0, got {self.seed!r}")
+        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise UserError(f"--max-retries must be a whole number >= 0, got {self.max_retries!r}")
+        if not self.blank_threshold >= 0:
+            raise UserError(f"--blank-threshold must be >= 0, got {self.blank_threshold!r}")
+        if self.filter and not self.filter_model:
+            raise UserError("--filter needs --filter-model: a local CLIP folder, a `synthbridge train` run folder, "
+                            "or a classifier .safetensors (with --filter-arch)")
+        if self.shard is not None:
+            index, count = self.shard
+            if not (isinstance(index, int) and isinstance(count, int) and count >= 1 and 0 <= index < count):
+                raise UserError(f"--shard must be i/n with 0 <= i < n, got {index}/{count}")
+            if self.overwrite and count > 1:
+                raise UserError("--overwrite cannot be combined with --shard: each shard would delete the others' "
+                                "images; delete the folder once, then start the shards without --overwrite")
+        if self.classes is not None and not self.classes:
+            raise UserError("--classes needs at least one class name")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GenerateConfig":
+        """Build from a plain dict (YAML, an experiment grid); unknown keys are errors that list the valid ones."""
+        valid = {f.name for f in fields(cls)}
+        if unknown := sorted(set(data) - valid):
+            raise UserError(f"unknown generate config keys {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}")
+        data = dict(data)
+        for key in ("classes", "templates"):
+            if isinstance(data.get(key), list):
+                data[key] = tuple(data[key])
+        if isinstance(data.get("shard"), (list, str)):
+            data["shard"] = parse_shard(data["shard"]) if isinstance(data["shard"], str) else tuple(data["shard"])
+        return cls(**data)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'1/4' -> (1, 4)."""
+    index, slash, count = str(text).partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        raise UserError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if not slash or not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+        raise UserError(f"--shard must be i/n with 0 <= i < n, got {text!r}")
+    return shard

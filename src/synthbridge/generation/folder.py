@@ -1,0 +1,241 @@
+"""The synthetic folder on disk: which images belong to it, which exist, and its manifest.
+
+Layout (the contract `synthbridge.data.folders.load_synthetic` reads):
+
+    DIR/generation.json               what defines the set (compared on every rerun), counts, timings, runs
+    DIR/<safe_name(class)>/00000.png  image `index` of `class`
+    DIR/manifest.jsonl                one line per image, sorted by (class order, index)
+    DIR/rejected.jsonl                images given up after --max-retries (no PNG), when there are any
+    DIR/manifest.<worker>.jsonl       per-process parts while processes run; merged and removed at the end
+
+Why parts: several processes (`--shard i/n`, or `accelerate launch`) write into one folder at once.
+Each appends only to its own part, so no two processes ever write the same file; the merge reads the
+final manifest plus every part under a file lock, keeps one line per image whose PNG exists, sorts,
+and writes manifest.jsonl atomically. It is idempotent: merging twice gives the same file.
+
+Why it resumes: a PNG is written to a temporary name and renamed into place, and its manifest line is
+appended (and fsynced) only after that. So after a crash an image is either listed and complete, or
+not listed. An image found on disk without a line (the crash hit between the rename and the append)
+is *regenerated*, not re-added: its line would need the seed, and after a retry the seed is not
+recoverable from the file; regenerating it costs at most one batch and gives the same pixels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from synthbridge.data.folders import MANIFEST
+from synthbridge.errors import UserError
+from synthbridge.io import read_json, read_jsonl, safe_name, write_json, write_text
+
+GENERATION_JSON = "generation.json"
+REJECTED = "rejected.jsonl"
+LOCK = ".generation.lock"
+_PART = re.compile(r"^manifest\.(.+)\.jsonl$")
+
+try:  # POSIX; elsewhere processes must not share a folder at the same time
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One image of the set: a pure function of (class, index) and the set's parameters."""
+
+    class_position: int  # position of the class in the set's class list (sort order of the manifest)
+    class_name: str
+    index: int
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.class_name, self.index)
+
+    @property
+    def path(self) -> str:
+        return image_path(self.class_name, self.index)
+
+
+def image_path(class_name: str, index: int) -> str:
+    return f"{safe_name(class_name)}/{index:05d}.png"
+
+
+def work_items(classes: Sequence[str], per_class: int) -> list[WorkItem]:
+    """All images of the set, index-major: a shard or an interrupted run holds every class about equally."""
+    return [WorkItem(position, name, index) for index in range(per_class) for position, name in enumerate(classes)]
+
+
+def split(items: Sequence[WorkItem], index: int, count: int) -> list[WorkItem]:
+    """Every `count`-th item starting at `index`: n shards together make exactly the items of one run."""
+    return list(items[index::count])
+
+
+@contextlib.contextmanager
+def folder_lock(out: Path) -> Iterator[None]:
+    """An exclusive lock on the folder (fcntl), held while generation.json or manifest.jsonl is rewritten."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(out / LOCK, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def claim_worker(out: Path, worker: str) -> Iterator[None]:
+    """Hold `worker`'s share of the folder for this process; a second process claiming the same share (the
+    same command started twice, or a launcher that did not set up its processes) fails at once."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(out / f".worker.{worker}.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another process is already generating share {worker} of {str(out)!r}; wait for it, "
+                            f"or give each process its own --shard i/n") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def part_files(out: Path) -> list[Path]:
+    return sorted(p for p in out.glob("manifest.*.jsonl") if _PART.match(p.name))
+
+
+def read_records(out: Path) -> list[dict]:
+    """Every line ever written: the merged files first, then the parts (later lines win in `latest`)."""
+    records: list[dict] = []
+    for file in [out / MANIFEST, out / REJECTED, *part_files(out)]:
+        if file.is_file():
+            records.extend(read_jsonl(file))
+    return records
+
+
+def latest(records: Iterable[dict], out: Path) -> dict[tuple[str, int], dict]:
+    """One record per image: accepted ones only while their PNG exists (a line whose file a crash or a
+    user removed is dropped, so the image is made again)."""
+    chosen: dict[tuple[str, int], dict] = {}
+    for record in records:
+        if "class" not in record or "index" not in record:
+            continue
+        if record.get("status", "accepted") == "accepted" and not (out / record["path"]).is_file():
+            continue
+        chosen[(record["class"], int(record["index"]))] = record
+    return chosen
+
+
+def pending(out: Path, items: Sequence[WorkItem]) -> list[WorkItem]:
+    """The items still to make, after cleaning up what an interrupted run of these items left behind."""
+    done = latest(read_records(out), out)
+    todo = [item for item in items if item.key not in done]
+    for item in todo:
+        target = out / item.path
+        target.unlink(missing_ok=True)  # an orphan (written, never listed): made again below
+        # atomic_path's temporary files of this image, left by a hard kill (only this item's own names,
+        # so another process's file in flight is never touched)
+        if target.parent.is_dir():
+            for stale in target.parent.glob(f".{target.name}.*.tmp.png"):
+                stale.unlink(missing_ok=True)
+    return todo
+
+
+def merge(out: Path, classes: Sequence[str], remove_parts: Sequence[Path] = ()) -> dict[tuple[str, int], dict]:
+    """Fold the parts into manifest.jsonl (+ rejected.jsonl), sorted by (class order, index). Call under
+    `folder_lock`. Only `remove_parts` (parts of processes known to be finished) are deleted afterwards:
+    other processes may still be appending to theirs."""
+    chosen = latest(read_records(out), out)
+    order = {name: i for i, name in enumerate(classes)}
+    keys = sorted((k for k in chosen if k[0] in order), key=lambda k: (order[k[0]], k[1]))
+    accepted = [chosen[k] for k in keys if chosen[k].get("status", "accepted") == "accepted"]
+    rejected = [chosen[k] for k in keys if chosen[k].get("status") == "rejected"]
+    write_text(out / MANIFEST, "".join(_line(r) for r in accepted))
+    if rejected:
+        write_text(out / REJECTED, "".join(_line(r) for r in rejected))
+    else:
+        (out / REJECTED).unlink(missing_ok=True)
+    for part in remove_parts:
+        part.unlink(missing_ok=True)
+    return {k: chosen[k] for k in keys}
+
+
+def _line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def read_generation(out: Path) -> dict | None:
+    file = out / GENERATION_JSON
+    return read_json(file) if file.is_file() else None
+
+
+def write_generation(out: Path, record: dict) -> None:
+    write_json(out / GENERATION_JSON, record)
+
+
+def is_foreign(out: Path) -> bool:
+    """A non-empty folder that `generate` did not make (its files would be mixed with ours)."""
+    if (out / GENERATION_JSON).is_file():
+        return False
+    return any(p.name != LOCK and not p.name.startswith((".write-test-", ".worker.")) for p in out.iterdir())
+
+
+def clear(out: Path, classes: Iterable[str]) -> None:
+    """Remove a previous set (for --overwrite): its records and the class folders of its classes only,
+    so nothing else a user keeps in the folder is touched."""
+    for name in (GENERATION_JSON, MANIFEST, REJECTED):
+        (out / name).unlink(missing_ok=True)
+    for part in part_files(out):
+        part.unlink(missing_ok=True)
+    for name in set(classes):
+        folder = out / safe_name(name)
+        if folder.is_dir():
+            shutil.rmtree(folder)
+
+
+def worker_name(shard: tuple[int, int], process: tuple[int, int]) -> str:
+    """Name of a process's manifest part: unique among all processes writing the folder at once."""
+    name = f"{shard[0]}of{shard[1]}"
+    return name if process[1] == 1 else f"{name}-{process[0]}of{process[1]}"
+
+
+def part_path(out: Path, worker: str) -> Path:
+    return out / f"manifest.{worker}.jsonl"
+
+
+def class_counts(records: dict[tuple[str, int], dict], classes: Sequence[str], per_class: int,
+                 fail_fraction: float = 0.5) -> tuple[dict, list[str]]:
+    """Per class: images kept, images given up, images that needed a retry; and the classes where most
+    images failed at first try (reported, never silently kept)."""
+    counts = {name: {"images": 0, "given_up": 0, "retried": 0, "reasons": {}} for name in classes}
+    for (name, _), record in records.items():
+        if name not in counts:
+            continue
+        entry = counts[name]
+        entry["images" if record.get("status", "accepted") == "accepted" else "given_up"] += 1
+        reasons = record.get("rejected_reasons") or []
+        if reasons:
+            entry["retried"] += 1
+        for reason in reasons:
+            entry["reasons"][reason] = entry["reasons"].get(reason, 0) + 1
+    failing = []
+    for name, entry in counts.items():
+        finished = entry["images"] + entry["given_up"]
+        entry["missing"] = max(0, per_class - finished)
+        if finished and (entry["retried"] / finished > fail_fraction or entry["given_up"] / finished > fail_fraction):
+            failing.append(name)
+    return counts, failing
+
+
+__all__ = ["GENERATION_JSON", "LOCK", "MANIFEST", "REJECTED", "WorkItem", "class_counts", "clear", "folder_lock",
+           "image_path", "is_foreign", "latest", "merge", "part_files", "part_path", "pending", "read_generation",
+           "read_records", "split", "work_items", "worker_name", "write_generation"]

@@ -1,0 +1,384 @@
+"""`generate(config)`: make the synthetic images of one set, resumably and split over processes.
+
+In: a `GenerateConfig` (dataset, generator, prompts, sampler, images per class, output folder).
+Out: the folder described in `synthbridge.generation.folder` (PNGs, manifest.jsonl, generation.json)
+and a summary dict (the content of generation.json plus this run's numbers).
+
+Every image is a pure function of its coordinates: image `index` of class `c` is drawn from
+`derive_seed(seed, c, index)` with the prompt of template `index mod T`; a retry k uses
+`derive_seed(seed, c, index, "retry", k)`, and every pipeline call has the shape of a full batch
+(`pipeline.render`). Hence a rerun completes an interrupted set, a larger --per-class extends it, and
+n shards (or n accelerate processes) make exactly the images one process would: which process makes
+an image, and with which neighbours in its batch, never changes a bit of it. (A different --batch-size
+changes images only by float rounding; each manifest line records the batch size it was made with.)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from synthbridge.data import DatasetBundle, load_dataset
+from synthbridge.errors import UserError
+from synthbridge.generation import folder as store
+from synthbridge.generation.config import SET_KEYS, GenerateConfig
+from synthbridge.generation.pipeline import (GeneratorInfo, describe_generator, is_blank, load_generator, load_style,
+                                             locate_generator, read_style, render, set_scheduler, torch_dtype)
+from synthbridge.io import append_jsonl, atomic_path, ensure_writable_dir, environment
+from synthbridge.prompts import build_prompt, resolve_templates, template_for
+from synthbridge.seeding import derive_seed
+
+log = logging.getLogger(__name__)
+
+
+def image_seed(seed: int, class_name: str, index: int, attempt: int = 0) -> int:
+    """The seed of an image; attempt k > 0 is the k-th replacement of a rejected one."""
+    return derive_seed(seed, class_name, index) if attempt == 0 else derive_seed(seed, class_name, index, "retry", attempt)
+
+
+@dataclass
+class _Attempt:
+    """An image in the queue: which try this is and the seeds (and why) of the tries it replaces."""
+
+    item: store.WorkItem
+    attempt: int = 0
+    rejected_seeds: list[int] = field(default_factory=list)
+    rejected_reasons: list[str] = field(default_factory=list)
+
+
+def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | None = None) -> dict:
+    """Make (or complete, or extend) the set `config` describes in `config.out`; returns the summary.
+
+    `pipeline`: an already loaded StableDiffusionPipeline for `config.generator` (an experiment grid
+    loads Stable Diffusion once); its scheduler is replaced by the one asked for. `bundle`: the dataset,
+    if already loaded.
+    """
+    from accelerate import PartialState
+
+    began = time.perf_counter()
+
+    # 1. check inputs: everything a user can get wrong fails here, before a model is loaded
+    config.check()
+    out = ensure_writable_dir(config.out)
+    style_token, _, style_sha256 = read_style(config.style) if config.style else (None, None, None)
+    templates = resolve_templates(config.dataset, config.templates, config.templates_file, style_token)
+    # Without a GPU, accelerate only recognises torchrun's processes when told it runs on the CPU.
+    no_accelerator = not (torch.cuda.is_available() or torch.backends.mps.is_available())
+    state = PartialState(cpu=no_accelerator or (config.device or "").startswith("cpu"))
+    device = torch.device(config.device) if config.device else state.device
+    torch_dtype(config.dtype, device)
+    if config.filter and not Path(config.filter_model).expanduser().exists():
+        raise UserError(f"--filter-model {config.filter_model!r} does not exist; pass a CLIP folder, a train run "
+                        f"folder or a .safetensors file")
+    generator_folder, generator_id = locate_generator(config.generator)
+    if bundle is None:
+        bundle = load_dataset(config.dataset, data_root=config.data_root, download=config.download)
+    classes, phrases = select_classes(bundle, config.classes)
+
+    # 2. the set: fill the sampler defaults from the generator's files and compare with what the folder
+    #    holds (read only; a refusal costs no model load)
+    info = describe_generator(generator_id, generator_folder)
+    config = resolve(config, info)
+    set_params = _normalise({
+        "dataset": config.dataset, "classes": classes, "generator": info.name,
+        "generator_fingerprint": info.fingerprint, "templates": templates, "negative_prompt": config.negative_prompt,
+        "style_token": style_token, "style_sha256": style_sha256, "guidance_scale": config.guidance_scale,
+        "steps": config.steps, "scheduler": config.scheduler, "height": config.height, "width": config.width,
+        "dtype": config.dtype, "seed": config.seed, "blank_threshold": config.blank_threshold,
+        "filter": config.filter,
+        "filter_model": str(Path(config.filter_model).expanduser().resolve()) if config.filter else None,
+        "filter_arch": config.filter_arch if config.filter else None,
+        "max_retries": config.max_retries})
+    with store.folder_lock(out):
+        prepare_folder(out, set_params, config.overwrite)
+
+    # 3. load the models: the generator (weights, scheduler, learned style) and the filter's classifier
+    if pipeline is None:
+        pipe = load_generator(info, config.dtype, device, quiet=not config.show_progress)
+    else:
+        pipe = pipeline.to(device)
+        pipe.set_progress_bar_config(disable=True)
+        if pipe.unet.dtype != torch_dtype(config.dtype, device) or pipe.vae_scale_factor != info.vae_scale_factor:
+            raise UserError(f"the given pipeline ({pipe.unet.dtype}) is not {config.generator!r} in {config.dtype}")
+    set_scheduler(pipe, config.scheduler)
+    if config.style:
+        load_style(pipe, config.style)
+    class_filter = None
+    if config.filter:
+        from synthbridge.generation.filters import load_filter
+
+        class_filter = load_filter(config.filter_model, config.filter_arch, bundle.classes, bundle.phrases,
+                                   bundle.superclass, device)
+        if missing := [c for c in classes if c not in class_filter.classes]:
+            raise UserError(f"the filter classifier does not know classes {', '.join(map(repr, missing[:5]))}; "
+                            f"pass one trained on this dataset")
+    load_seconds = time.perf_counter() - began
+
+    # 4. record the set: replace it (--overwrite), or start / resume / extend it
+    with store.folder_lock(out):
+        previous = prepare_folder(out, set_params, config.overwrite)  # again: another shard may have started
+        if state.is_main_process:
+            if config.overwrite and previous is not None:
+                store.clear(out, previous.get("set", {}).get("classes", []) + classes)
+                previous = None
+            store.write_generation(out, _record(previous, set_params, config, info, classes))
+    state.wait_for_everyone()
+
+    # 5. plan: this process's share of the items (shard, then accelerate process), minus finished ones
+    shard = config.shard or (0, 1)
+    process = (state.process_index, state.num_processes)
+    worker = store.worker_name(shard, process)
+    with store.claim_worker(out, worker):  # two processes making the same share would undo each other's work
+        mine = store.split(store.split(store.work_items(classes, config.per_class), *shard), *process)
+        todo = store.pending(out, mine)
+        part = store.part_path(out, worker)
+
+        # 6. generate: batches of prompts and seeds -> checks (blank, NSFW, filter) -> PNG, then manifest line
+        generate_began = time.perf_counter()
+        prompt_of = {name: phrase for name, phrase in zip(classes, phrases)}
+        try:
+            made, given_up, retried = _make_images(
+                todo, pipe, config, out, part, set_params, class_filter,
+                prompt=lambda item: build_prompt(template_for(templates, item.index), prompt_of[item.class_name],
+                                                 bundle.superclass, style_token),
+                show_progress=config.show_progress and state.is_local_main_process)
+        except BaseException:
+            # Interrupted or crashed: fold what is finished into manifest.jsonl so the folder is usable as is;
+            # a rerun of the same command makes the rest.
+            with store.folder_lock(out):
+                store.merge(out, classes, remove_parts=[part])
+            raise
+        seconds = time.perf_counter() - generate_began
+
+        # 7. merge the manifest parts (main process, once every process is done) and write the summary
+        run = {"shard": f"{shard[0]}/{shard[1]}", "worker": worker, "processes": state.num_processes,
+               "per_class": config.per_class, "generated": made, "given_up": given_up, "retries": retried,
+               "seconds": round(seconds, 3), "load_seconds": round(load_seconds, 3), "batch_size": config.batch_size,
+               "device": str(device), "images_per_second": round(made / seconds, 4) if seconds > 0 else None,
+               "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+               "filter": class_filter.description if class_filter is not None else None}
+        runs = [run]
+        if state.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            runs = gather_object([run])
+        state.wait_for_everyone()
+        if state.is_main_process:
+            with store.folder_lock(out):
+                # every process of this launch has finished: all their parts can go once merged
+                summary = finish(out, classes, [store.part_path(out, r["worker"]) for r in runs], runs)
+        state.wait_for_everyone()
+    if not state.is_main_process:
+        summary = store.read_generation(out) or {}
+    for name in summary.get("failing_classes", []):
+        counts = summary["counts"]["per_class"][name]
+        log.warning("class %r: most images failed (%d kept, %d retried, %d given up: %s); look at its prompts or "
+                    "generator before training on it", name, counts["images"], counts["retried"], counts["given_up"],
+                    counts["reasons"])
+    return {**summary, "out": str(out), "run": run}
+
+
+def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: Path, part: Path, set_params: dict,
+                 class_filter, prompt, show_progress: bool) -> tuple[int, int, int]:
+    """The generation loop of one process: (images written, images given up, retries).
+
+    A rejected image (blank, NSFW, filtered out) goes back to the end of the queue with its next retry
+    seed, so retries fill later batches; after `max_retries` it is recorded as given up (no PNG).
+    """
+    made = given_up = retried = 0
+    queue = deque(_Attempt(item) for item in todo)
+    with _progress(len(todo), show_progress) as progress:
+        while queue:
+            batch = [queue.popleft() for _ in range(min(config.batch_size, len(queue)))]
+            seeds = [image_seed(config.seed, a.item.class_name, a.item.index, a.attempt) for a in batch]
+            prompts = [prompt(a.item) for a in batch]
+            images, nsfw = render(pipe, prompts, seeds, negative_prompt=config.negative_prompt, steps=config.steps,
+                                  guidance_scale=config.guidance_scale, height=config.height, width=config.width,
+                                  batch_size=config.batch_size)
+            reasons: list[str | None] = ["nsfw" if flag else "blank" if is_blank(image, config.blank_threshold) else None
+                                         for image, flag in zip(images, nsfw)]
+            scores: list[float | None] = [None] * len(batch)
+            if class_filter is not None and (check := [i for i, r in enumerate(reasons) if r is None]):
+                verdicts = class_filter([images[i] for i in check], [batch[i].item.class_name for i in check])
+                for i, (accepted, score) in zip(check, verdicts):
+                    scores[i] = round(score, 4)
+                    if not accepted:
+                        reasons[i] = "filter"
+            for attempt, image, seed, text, reason, score in zip(batch, images, seeds, prompts, reasons, scores):
+                record = _manifest_line(config, set_params, attempt, seed, text, score)
+                if reason is None:
+                    with atomic_path(out / attempt.item.path) as tmp:
+                        image.save(tmp, format="PNG")
+                    append_jsonl(part, record)  # only once the PNG is complete and in place
+                    made += 1
+                elif attempt.attempt < config.max_retries:
+                    log.info("image %s (seed %d) is %s; trying the next seed", attempt.item.path, seed, reason)
+                    retried += 1
+                    queue.append(_Attempt(attempt.item, attempt.attempt + 1, attempt.rejected_seeds + [seed],
+                                          attempt.rejected_reasons + [reason]))
+                    continue
+                else:
+                    log.warning("giving up on %s after %d tries (last: %s)", attempt.item.path, attempt.attempt + 1, reason)
+                    record.update(status="rejected", seed=None, regenerated_from_seeds=attempt.rejected_seeds + [seed],
+                                  rejected_reasons=attempt.rejected_reasons + [reason])
+                    append_jsonl(part, record)
+                    given_up += 1
+                progress.update(1)
+                progress.set_postfix(retries=retried, given_up=given_up, refresh=False)
+    return made, given_up, retried
+
+
+def select_classes(bundle: DatasetBundle, wanted) -> tuple[list[str], list[str]]:
+    """(class names, phrases) to generate, in dataset order; unknown names are errors."""
+    if wanted is None:
+        return list(bundle.classes), list(bundle.phrases)
+    known = set(bundle.classes)
+    if unknown := [name for name in wanted if name not in known]:
+        raise UserError(f"unknown class {unknown[0]!r} for dataset {bundle.name!r}; its classes are: "
+                        f"{', '.join(bundle.classes[:12])}{' ...' if len(bundle.classes) > 12 else ''}")
+    chosen = set(wanted)
+    pairs = [(c, p) for c, p in zip(bundle.classes, bundle.phrases) if c in chosen]
+    return [c for c, _ in pairs], [p for _, p in pairs]
+
+
+def resolve(config: GenerateConfig, info: GeneratorInfo) -> GenerateConfig:
+    """Fill the sampler settings the user left open from the generator's defaults, and check the size."""
+    defaults = info.defaults
+    resolved = replace(
+        config,
+        guidance_scale=float(config.guidance_scale if config.guidance_scale is not None else defaults["guidance_scale"]),
+        steps=int(config.steps if config.steps is not None else defaults["steps"]),
+        scheduler=config.scheduler or defaults["scheduler"],
+        height=int(config.height or defaults.get("height") or info.native_size),
+        width=int(config.width or defaults.get("width") or info.native_size))
+    for name in ("height", "width"):
+        value = getattr(resolved, name)
+        if value % 8 or value % info.vae_scale_factor:
+            raise UserError(f"--{name} must be a multiple of 8 and of the VAE's factor {info.vae_scale_factor}, got {value}")
+    resolved.check()
+    return resolved
+
+
+def prepare_folder(out: Path, set_params: dict, overwrite: bool) -> dict | None:
+    """The folder's previous record when it may be continued; refuses a foreign folder or other parameters."""
+    previous = store.read_generation(out)
+    if previous is None:
+        if store.is_foreign(out) and not overwrite:
+            raise UserError(f"{str(out)!r} is not empty and was not made by `synthbridge generate`; pick an empty or "
+                            f"new --out, or pass --overwrite to write into it anyway")
+        return None
+    old = previous.get("set", {})
+    if differing := [key for key in SET_KEYS if old.get(key) != set_params.get(key)]:
+        if not overwrite:
+            shown = "; ".join(f"{k}: {_short(old.get(k))} -> {_short(set_params.get(k))}" for k in differing[:3])
+            raise UserError(f"{str(out)!r} holds a set made with other parameters ({', '.join(differing)}; {shown}); "
+                            f"rerun with the same ones to resume or extend it (only --per-class may grow), "
+                            f"pass --overwrite to replace it, or pick a new --out")
+    return previous
+
+
+def _record(previous: dict | None, set_params: dict, config: GenerateConfig, info: GeneratorInfo,
+            classes: list[str]) -> dict:
+    """generation.json at the start of a run: the set, its size (only ever grows), this config."""
+    per_class = max(config.per_class, (previous or {}).get("per_class", 0))
+    record = dict(previous or {})
+    record.update(status="running", set=set_params, per_class=per_class, classes=classes,
+                  config=_normalise(config.to_dict()),
+                  generator={"name": info.name, "folder": info.folder, "fingerprint": info.fingerprint,
+                             "safety_checker": info.safety_checker, "defaults": info.defaults},
+                  environment=environment())
+    record.setdefault("runs", [])
+    return record
+
+
+def finish(out: Path, classes: list[str], finished_parts: list[Path], runs: list[dict]) -> dict:
+    """Merge the parts into manifest.jsonl, count, and write the final generation.json (under the lock)."""
+    record = store.read_generation(out) or {}
+    records = store.merge(out, classes, remove_parts=finished_parts)
+    per_class = int(record.get("per_class", 0))
+    counts, failing = store.class_counts(records, classes, per_class)
+    images = sum(c["images"] for c in counts.values())
+    missing = sum(c["missing"] for c in counts.values())
+    last = runs[0] if len(runs) == 1 else {
+        "generated": sum(r["generated"] for r in runs), "seconds": max(r["seconds"] for r in runs)}
+    record.update(
+        status="complete" if missing == 0 else "incomplete",
+        counts={"images": images, "given_up": sum(c["given_up"] for c in counts.values()), "missing": missing,
+                "per_class": counts},
+        failing_classes=failing,
+        seconds=last["seconds"],
+        images_per_second=round(last["generated"] / last["seconds"], 4) if last["seconds"] > 0 else None,
+        runs=record.get("runs", []) + runs)
+    store.write_generation(out, record)
+    return record
+
+
+def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=None, device: str | None = None,
+                     batch_size: int | None = None) -> Image.Image:
+    """Make one image of a folder again, alone, from its manifest line (seed, prompt) and generation.json.
+
+    The call has the batch shape the image was made with (padded, see `render`), so the result is
+    bit-identical to the file; pass `batch_size=1` for a plain single-image call (equal up to rounding).
+    """
+    out = Path(out)
+    record = store.read_generation(out)
+    if record is None:
+        raise UserError(f"{str(out)!r} has no {store.GENERATION_JSON}; it was not made by `synthbridge generate`")
+    line = store.latest(store.read_records(out), out).get((class_name, index))
+    if line is None or line.get("status", "accepted") != "accepted":
+        raise UserError(f"{str(out)!r} has no image {index} of class {class_name!r}")
+    params = record["set"]
+    torch_device = torch.device(device or "cpu")
+    if pipeline is None:
+        folder, generator_id = locate_generator(params["generator"])
+        pipe = load_generator(describe_generator(generator_id, folder), params["dtype"], torch_device, quiet=True)
+    else:
+        pipe = pipeline.to(torch_device)
+    set_scheduler(pipe, params["scheduler"])
+    if params["style_token"]:
+        load_style(pipe, record["config"]["style"])
+    images, _ = render(pipe, [line["prompt"]], [line["seed"]], negative_prompt=params["negative_prompt"],
+                       steps=params["steps"], guidance_scale=params["guidance_scale"], height=params["height"],
+                       width=params["width"], batch_size=batch_size or line.get("batch_size"))
+    return images[0]
+
+
+def _manifest_line(config: GenerateConfig, set_params: dict, attempt: _Attempt, seed: int, prompt: str,
+                   score: float | None) -> dict:
+    line = {
+        "class": attempt.item.class_name, "path": attempt.item.path, "index": attempt.item.index,
+        "status": "accepted", "prompt": prompt, "negative_prompt": config.negative_prompt, "seed": seed,
+        "template": set_params["templates"][attempt.item.index % len(set_params["templates"])],
+        "guidance_scale": config.guidance_scale, "steps": config.steps,
+        "scheduler": config.scheduler, "height": config.height, "width": config.width,
+        "generator": set_params["generator"], "style_token": set_params["style_token"],
+        "style_sha256": set_params["style_sha256"], "dtype": config.dtype,
+        "batch_size": config.batch_size,  # the call shape: with it, regenerate_image() gives the same bytes
+        "regenerated_from_seeds": attempt.rejected_seeds, "rejected_reasons": attempt.rejected_reasons,
+    }
+    if score is not None:
+        line["filter_score"] = score
+    return line
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="img", desc="generate", disable=not enabled, dynamic_ncols=True)
+
+
+def _normalise(obj):
+    """As it reads back from JSON (tuples become lists), so a stored set compares equal to a new one."""
+    return json.loads(json.dumps(obj))
+
+
+def _short(value) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,327 @@
+"""The text-to-image model: load it, configure it, and draw images from seeds.
+
+In: a generator name (`mini`, a local diffusers folder, or a hub id already in the local cache), a
+dtype and device, a scheduler name, optionally a learned style (textual inversion). Out: what
+identifies the generator and its defaults (`GeneratorInfo`, read from config files before any weights
+are loaded), a diffusers `StableDiffusionPipeline` ready to call, and `render()`, which turns
+(prompt, seed) pairs into PIL images.
+
+Each image gets its own CPU `torch.Generator` seeded with its own seed, and every pipeline call has
+the same batch shape (see `render`), so an image depends on its seed, its prompt and the batch size,
+never on its neighbours in the batch: regenerated alone it is bit-identical (tested on the CPU). Made
+with another batch size it is equal up to float rounding (at most one 8-bit level in a few pixels).
+On a GPU the same holds as far as its kernels are deterministic for a fixed shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from synthbridge.assets import GENERATOR_DIR
+from synthbridge.errors import UserError
+from synthbridge.generation.config import GENERATOR_DEFAULTS, SCHEDULERS
+
+log = logging.getLogger(__name__)
+
+GENERATOR_SETTINGS = "synthbridge.json"  # optional defaults stored in a generator folder
+STYLE_EMBEDS = "learned_embeds.safetensors"
+STYLE_INFO = "invert.json"
+TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+SCHEDULER_NAMES = {"DDIMScheduler": "ddim", "DPMSolverMultistepScheduler": "dpm++", "EulerDiscreteScheduler": "euler",
+                   "PNDMScheduler": "pndm"}  # diffusers class -> `--scheduler` name
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class GeneratorInfo:
+    """What identifies a generator and what it defaults to, read from its folder's files (no weights)."""
+
+    name: str  # "mini", the folder's absolute path, or the hub id
+    folder: str  # the local folder it loads from (for a hub id: its snapshot in the local cache)
+    fingerprint: str  # hash of the folder's file names, sizes and configs: changes when it is rebuilt
+    defaults: dict  # guidance_scale, steps, scheduler (+ height/width) when the user gives none
+    native_size: int  # the pixel size the UNet was trained for (sample_size x VAE scale factor)
+    vae_scale_factor: int  # image pixels per latent pixel
+    safety_checker: bool  # whether the pipeline blacks out images it flags as NSFW
+
+
+def torch_dtype(name: str, device: torch.device) -> torch.dtype:
+    """fp16/bf16 halve memory on a GPU; on the CPU they are slow or unsupported, so they are refused there."""
+    if name not in TORCH_DTYPES:
+        raise UserError(f"unknown dtype {name!r}; choose one of: {', '.join(TORCH_DTYPES)}")
+    if name != "fp32" and device.type == "cpu":
+        raise UserError(f"--dtype {name} needs a GPU, but this process runs on the CPU; use --dtype fp32 "
+                        f"(or --device cuda on a machine with a GPU)")
+    return TORCH_DTYPES[name]
+
+
+def resolve_generator(name: str) -> tuple[Path | None, str | None]:
+    """(local folder, hub id): exactly one is set. Missing folders are errors with the fix."""
+    if name == "mini":
+        if not (GENERATOR_DIR / "model_index.json").is_file():
+            raise UserError(f"the embedded generator is missing ({GENERATOR_DIR}); run `synthbridge build-generator` "
+                            f"first, or pass --generator FOLDER or a hub id")
+        return GENERATOR_DIR, None
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "model_index.json").is_file():
+            raise UserError(f"generator {name!r} is not a diffusers pipeline folder (no model_index.json); "
+                            f"pass a folder saved with save_pretrained, 'mini', or a hub id")
+        return path.resolve(), None
+    if _HUB_ID.match(name) and not name.startswith((".", "~")):
+        return None, name
+    raise UserError(f"generator folder {name!r} does not exist; pass an existing diffusers folder, 'mini', "
+                    f"or a hub id such as runwayml/stable-diffusion-v1-5")
+
+
+def locate_generator(name: str) -> tuple[Path, str]:
+    """(local folder, id recorded for it). A hub id is fetched into (or found in) the local cache with
+    diffusers' own downloader, so that everything after this works on a folder, offline."""
+    folder, hub_id = resolve_generator(name)
+    if folder is not None:
+        return folder, "mini" if name == "mini" else str(folder)
+    from diffusers import DiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
+
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # its "offline, trying the cache" notice would break the one-line error
+    try:
+        return Path(DiffusionPipeline.download(hub_id)), hub_id
+    except Exception as exc:  # noqa: BLE001  (offline, unknown id, gated model: the generator cannot be used)
+        raise UserError(f"cannot load generator {hub_id!r} from the local cache ({_first_line(exc)}); on a machine "
+                        f"with network run `huggingface-cli download {hub_id}`, or pass a local diffusers folder") from None
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
+
+
+def describe_generator(name: str, folder: Path) -> GeneratorInfo:
+    """Identity and sampler defaults of the generator in `folder`, from its config files only."""
+    settings: dict = {}
+    if (folder / GENERATOR_SETTINGS).is_file():
+        try:
+            settings = json.loads((folder / GENERATOR_SETTINGS).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"cannot read {folder / GENERATOR_SETTINGS} ({exc}); fix or remove the file") from None
+    defaults = dict(GENERATOR_DEFAULTS["mini" if name == "mini" else "sd"])
+    # synthbridge.json (written by `synthbridge build-generator`) holds the sampler settings the generator
+    # was tuned for under "defaults", with diffusers' names (num_inference_steps, scheduler class names).
+    stored = settings.get("defaults", settings)
+    for key, alias in (("guidance_scale", None), ("steps", "num_inference_steps"), ("scheduler", None),
+                       ("height", None), ("width", None)):
+        value = stored.get(key, stored.get(alias) if alias else None)
+        if value is not None:
+            defaults[key] = SCHEDULER_NAMES.get(value, value) if key == "scheduler" else value
+    if defaults["scheduler"] not in SCHEDULERS:
+        log.warning("generator default scheduler %r is not one of %s; using ddim", defaults["scheduler"], SCHEDULERS)
+        defaults["scheduler"] = "ddim"
+    try:
+        model_index = _read_config(folder / "model_index.json")
+        sample_size = int(_read_config(folder / "unet" / "config.json")["sample_size"])
+        # as diffusers computes it: one factor of 2 per VAE block after the first
+        vae_scale_factor = 2 ** (len(_read_config(folder / "vae" / "config.json")["block_out_channels"]) - 1)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"generator folder {str(folder)!r} lacks a readable unet/vae config ({_first_line(exc)}); "
+                        f"pass a Stable Diffusion folder") from None
+    return GeneratorInfo(name=name, folder=str(folder), fingerprint=folder_fingerprint(folder), defaults=defaults,
+                         native_size=sample_size * vae_scale_factor, vae_scale_factor=vae_scale_factor,
+                         safety_checker=_has_component(model_index, "safety_checker"))
+
+
+def _read_config(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _first_line(exc: BaseException) -> str:
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """A cheap identity for a model folder: every file's path and size, and the bytes of its small config
+    files. Hashing multi-gigabyte weights on every run would cost more than generating a batch."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        relative = file.relative_to(folder).as_posix()
+        size = file.stat().st_size
+        digest.update(f"{relative}\0{size}\0".encode())
+        if file.suffix in (".json", ".txt") and size < 1_000_000 and file.name != GENERATOR_SETTINGS:
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _has_component(model_index: dict, name: str) -> bool:
+    entry = model_index.get(name)
+    return isinstance(entry, list) and len(entry) == 2 and entry[0] is not None
+
+
+@contextlib.contextmanager
+def quiet_loading(quiet: bool) -> Iterator[None]:
+    """Hide diffusers' and transformers' loading bars (so a later error stays one line), then restore them."""
+    if not quiet:
+        yield
+        return
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    were = [m.is_progress_bar_enabled() for m in (diffusers_logging, transformers_logging)]
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for module, was in zip((diffusers_logging, transformers_logging), were):
+            if was:
+                module.enable_progress_bar()
+
+
+def load_generator(info: GeneratorInfo, dtype: str, device: torch.device, quiet: bool = False):
+    """The StableDiffusionPipeline in `info.folder` on `device` in `dtype`, with its progress bar off."""
+    from diffusers import StableDiffusionPipeline
+
+    kwargs: dict = {"torch_dtype": torch_dtype(dtype, device)}  # `dtype=` only exists in recent diffusers
+    if not info.safety_checker:
+        # A folder saved without a safety checker (tiny and embedded generators) must be loaded with it
+        # explicitly off; a folder that has one keeps it.
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    try:
+        with quiet_loading(quiet), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+            pipe = StableDiffusionPipeline.from_pretrained(info.folder, **kwargs)
+    except Exception as exc:  # noqa: BLE001  (file and format errors all mean: this generator cannot be used)
+        raise UserError(f"cannot load generator {info.name!r} from {info.folder} ({_first_line(exc)}); "
+                        f"rebuild or re-download it") from None
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def set_scheduler(pipe, name: str) -> None:
+    """Swap the pipeline's scheduler, built from its own config (betas, timestep spacing, offsets).
+
+    All choices are deterministic given the initial latents: DDIM with eta=0, DPM-Solver++, Euler
+    without churn, PNDM. Settings are only filled in where the loaded config lacks them, so a folder's
+    own choices win: DDIM must not clip latents (clip_sample=False; latents are not bounded to [-1, 1])
+    and ends on alpha_0 as SD does (set_alpha_to_one=False); PNDM skips its Runge-Kutta warmup as SD does.
+    """
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PNDMScheduler
+
+    config = dict(pipe.scheduler.config)
+    builders = {
+        "ddim": (DDIMScheduler, {"clip_sample": False, "set_alpha_to_one": False}, {}),
+        "dpm++": (DPMSolverMultistepScheduler, {}, {"algorithm_type": "dpmsolver++"}),
+        "euler": (EulerDiscreteScheduler, {}, {}),
+        "pndm": (PNDMScheduler, {"skip_prk_steps": True}, {}),
+    }
+    if name not in builders:
+        raise UserError(f"unknown scheduler {name!r}; choose one of: {', '.join(builders)}")
+    scheduler_class, if_absent, always = builders[name]
+    overrides = {key: value for key, value in if_absent.items() if key not in config}
+    pipe.scheduler = scheduler_class.from_config(config, **overrides, **always)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_style(style_dir: str | Path) -> tuple[str, Path, str]:
+    """(token, embeddings file, its sha256) of a style folder; anything missing is an error, never a fallback."""
+    folder = Path(style_dir)
+    if not folder.is_dir():
+        raise UserError(f"style folder {str(folder)!r} does not exist; pass the folder written by `synthbridge invert`")
+    embeds, info_file = folder / STYLE_EMBEDS, folder / STYLE_INFO
+    if not embeds.is_file():
+        raise UserError(f"style folder {str(folder)!r} has no {STYLE_EMBEDS}; pass a finished inversion folder "
+                        f"(refusing to fall back to plain prompts)")
+    try:
+        token = json.loads(info_file.read_text(encoding="utf-8")).get("token")
+    except FileNotFoundError:
+        raise UserError(f"style folder {str(folder)!r} has no {STYLE_INFO} (it names the token); "
+                        f"pass a finished inversion folder") from None
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise UserError(f"cannot read {info_file} ({exc}); it must hold {{\"token\": \"<...>\"}}") from None
+    if not isinstance(token, str) or not token.strip():
+        raise UserError(f"{info_file} has no \"token\"; it must hold {{\"token\": \"<...>\"}}")
+    return token, embeds, file_sha256(embeds)
+
+
+def load_style(pipe, style_dir: str | Path) -> tuple[str, str]:
+    """Add a learned style token to the pipeline with diffusers' own textual-inversion loader.
+
+    Returns (token, sha256 of the embeddings). A pipeline that already holds the token (reused across
+    calls, e.g. in an experiment grid) is accepted only if its embedding equals the file's.
+    """
+    from safetensors.torch import load_file
+
+    token, embeds, sha256 = read_style(style_dir)
+    if token in pipe.tokenizer.get_vocab():
+        _check_loaded_style(pipe, token, load_file(str(embeds)), embeds)
+        return token, sha256
+    try:
+        pipe.load_textual_inversion(str(embeds), token=token)
+    except (ValueError, KeyError, RuntimeError, OSError) as exc:
+        raise UserError(f"cannot load style {str(embeds)!r} into the generator ({_first_line(exc)}); "
+                        f"was it learned for this generator?") from None
+    return token, sha256
+
+
+def _check_loaded_style(pipe, token: str, state: dict, embeds: Path) -> None:
+    tensor = next(iter(state.values())) if len(state) == 1 else None
+    if tensor is None:
+        raise UserError(f"{embeds} must hold exactly one tensor (the token's embedding)")
+    rows = tensor.reshape(-1, tensor.shape[-1])
+    names = [token] + [f"{token}_{i}" for i in range(1, rows.shape[0])]
+    weight = pipe.text_encoder.get_input_embeddings().weight
+    for name, row in zip(names, rows):
+        token_id = pipe.tokenizer.convert_tokens_to_ids(name)
+        if not torch.equal(weight[token_id].detach().cpu().float(), row.float()):
+            raise UserError(f"the generator already has a different embedding for {token!r}; "
+                            f"load the generator afresh or use another token")
+
+
+def render(pipe, prompts: Sequence[str], seeds: Sequence[int], *, negative_prompt: str | None, steps: int,
+           guidance_scale: float, height: int, width: int,
+           batch_size: int | None = None) -> tuple[list[Image.Image], list[bool]]:
+    """One pipeline call: (images, nsfw flags), image i drawn from `seeds[i]` alone.
+
+    `batch_size`: the call is always made with exactly this many images; a shorter list is padded with
+    copies of its last image, whose outputs are dropped. CPU (and GPU) kernels choose their blocking by
+    tensor shape, so the same image computed in a batch of 8 and in a batch of 1 differs in the last
+    float bits (and, after rounding to 8 bits, now and then by one level in a pixel). With one fixed
+    shape an image is bit-identical whatever else is in its batch, at whatever position: the last
+    batch of a run, a resumed run, a shard and a single-image regeneration all give the same bytes.
+    """
+    count = len(prompts)
+    if batch_size is not None and count < batch_size:
+        prompts = list(prompts) + [prompts[-1]] * (batch_size - count)
+        seeds = list(seeds) + [seeds[-1]] * (batch_size - count)
+    # one CPU generator per image: the initial latents (and any scheduler noise) of image i come from its
+    # own seed, and on any device, since diffusers draws from CPU generators on the CPU
+    generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
+    output = pipe(
+        prompt=list(prompts),
+        negative_prompt=[negative_prompt] * len(prompts) if negative_prompt else None,
+        num_inference_steps=steps, guidance_scale=guidance_scale, height=height, width=width,
+        generator=generators, output_type="pil")
+    nsfw = output.nsfw_content_detected or [False] * len(prompts)
+    return list(output.images)[:count], [bool(flag) for flag in nsfw][:count]
+
+
+def is_blank(image: Image.Image, threshold: float) -> bool:
+    """True for a (nearly) uniform image: the black output of a safety checker, or a collapsed sample."""
+    return float(np.asarray(image, dtype=np.float32).std()) < threshold

@@ -1,0 +1,20 @@
+"""Shared test fixtures: tiny components built in code, no downloads (as diffusers' own tests do)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_path(tmp_path_factory) -> Path:
+    """A randomly initialised Stable Diffusion folder in the full SD layout, written with save_pretrained:
+    model_index.json, unet/, vae/, text_encoder/, tokenizer/ (CLIP BPE: vocab.json, merges.txt,
+    tokenizer.json), scheduler/ (DDIM, clip_sample=False); no safety checker. It makes 16x16 images
+    (latents 4x8x8), text width 16, in milliseconds on a CPU. Load it with
+    `StableDiffusionPipeline.from_pretrained(path, safety_checker=None, requires_safety_checker=False)`.
+    Treat it as read-only: it is shared by the whole session."""
+    from synthbridge.generation.tiny import save_tiny_pipeline
+
+    return save_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd") / "pipeline", size="test", seed=0)
