@@ -59,7 +59,7 @@ def test_checkpoint_for_another_architecture_is_an_error(tmp_path):
 
 
 def test_build_backbones_is_reproducible(tmp_path):
-    cfg = BackboneBuildConfig(models=("mini_resnet",), train_per_class=2, val_per_class=1, steps=3, batch_size=8)
+    cfg = BackboneBuildConfig(models=("mini_resnet",), train_per_class=2, val_per_class=1, steps=(("mini_resnet", 3),), batch_size=8)
     from dataclasses import replace
 
     first = build_backbones(replace(cfg, out_dir=str(tmp_path / "a")))

@@ -268,11 +268,63 @@ def build_backbones_command(parser: argparse.ArgumentParser):
             if unknown := [m for m in args.models if m not in EMBEDDED_MODELS]:
                 raise UserError(f"unknown embedded backbone {unknown[0]!r}; choose from {', '.join(EMBEDDED_MODELS)}")
             cfg = replace(cfg, models=tuple(args.models))
-        for key in ("steps", "train_per_class", "out_dir"):
+        if args.steps is not None:
+            cfg = replace(cfg, steps=tuple((name, args.steps) for name in cfg.models))
+        for key in ("train_per_class", "out_dir"):
             if getattr(args, key) is not None:
                 cfg = replace(cfg, **{key: getattr(args, key)})
         record = build_backbones(cfg)
         print(f"built in {record['total_seconds']:.0f}s -> {cfg.out_dir}")
+        return 0
+
+    return run
+
+
+def parse_slice(text: str) -> tuple[int, int]:
+    """'i/n' with 0 <= i < n."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must look like i/n (for example 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"needs 0 <= i < n, got {text!r}")
+    return index, count
+
+
+@command("run", "run an experiment grid from a YAML config (resumable; results in EXP_DIR/results.jsonl)")
+def run_command(parser: argparse.ArgumentParser):
+    parser.add_argument("config", help="YAML file (see configs/)")
+    parser.add_argument("--out", required=True, help="experiment folder")
+    parser.add_argument("--cell", type=parse_slice, help="i/n: run every n-th cell starting at i (SLURM array tasks)")
+    parser.add_argument("--report", action="store_true", help="write the report when the grid is done")
+
+    def run(args: argparse.Namespace) -> int:
+        from synthbridge.experiments import ExperimentConfig, run_experiment
+
+        cfg = ExperimentConfig.from_yaml(args.config)
+        summary = run_experiment(cfg, args.out, cell_slice=args.cell)
+        print(f"{summary['ran']} cells run, {summary['mine'] - summary['ran']} already done "
+              f"({summary['mine']} of {summary['cells']} in this worker) in {summary['seconds']:.0f}s -> {args.out}")
+        if args.report:
+            from synthbridge.reporting import build_report
+
+            print(f"report: {build_report(args.out)['report']}")
+        return 0
+
+    return run
+
+
+@command("report", "write report.html and report.md for an experiment folder")
+def report_command(parser: argparse.ArgumentParser):
+    parser.add_argument("exp_dir", help="experiment folder made by `synthbridge run`")
+
+    def run(args: argparse.Namespace) -> int:
+        from synthbridge.reporting import build_report
+
+        result = build_report(args.exp_dir)
+        for line in result["findings"]:
+            print(line)
+        print(f"report: {result['report']}")
         return 0
 
     return run

@@ -48,3 +48,23 @@ def evaluate(model, images: ImageSet, transform, class_names: Sequence[str], acc
              batch_size: int = 256, num_workers: int = 0) -> dict:
     logits, labels = predict(model, images, transform, accelerator, batch_size, num_workers)
     return accuracy(logits, labels, class_names)
+
+
+def leep(source_probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
+    """LEEP transferability score (Nguyen et al., 2020): how well a model's own label distribution
+    predicts the target labels. `source_probs` (N, Z): softmax over the model's source classes for
+    each target image; `labels` (N,): target classes. Higher (closer to 0) means more transferable."""
+    probs = source_probs.double()
+    joint = torch.zeros(num_classes, probs.shape[1], dtype=torch.float64)
+    joint.index_add_(0, labels.long(), probs)
+    joint /= len(labels)  # empirical P(y, z)
+    conditional = joint / joint.sum(dim=0, keepdim=True).clamp_min(1e-12)  # P(y | z)
+    expected = (probs @ conditional.T)[torch.arange(len(labels)), labels.long()]  # sum_z P(y_i|z) theta(x_i)_z
+    return float(expected.clamp_min(1e-12).log().mean())
+
+
+def leep_of_model(model, images: ImageSet, transform, num_classes: int, accelerator: Accelerator,
+                  batch_size: int = 256) -> float:
+    """LEEP of `model` (with its own classifier head, whatever its classes) on a labelled target set."""
+    logits, labels = predict(model, images, transform, accelerator, batch_size)
+    return leep(logits.softmax(dim=1), labels, num_classes)

@@ -34,7 +34,7 @@ class BackboneBuildConfig:
     models: tuple[str, ...] = EMBEDDED_MODELS  # which backbones to build
     train_per_class: int = 160  # rendered training images per source class
     val_per_class: int = 20  # held-out images per class, for the accuracy recorded in build.json
-    steps: int = 1500  # AdamW steps
+    steps: tuple[tuple[str, int], ...] = (("mini_resnet", 1500), ("mini_vit", 4000))  # AdamW steps per model (ViTs learn slower)
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.05
@@ -72,13 +72,14 @@ def pretrain_one(name: str, cfg: BackboneBuildConfig, train_set, val_set) -> dic
     torch.manual_seed(derive_seed(cfg.seed, name, "init"))
     model = timm.create_model(name, pretrained=False, num_classes=NUM_SOURCE_CLASSES)
     optimizer = create_optimizer_v2(model, opt="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = CosineLRScheduler(optimizer, t_initial=cfg.steps, lr_min=cfg.lr * 0.01, warmup_t=50,
+    steps = dict(cfg.steps)[name]
+    scheduler = CosineLRScheduler(optimizer, t_initial=steps, lr_min=cfg.lr * 0.01, warmup_t=50,
                                   warmup_lr_init=cfg.lr * 0.01, t_in_epochs=False)
     images, labels = train_set
     generator = torch.Generator().manual_seed(derive_seed(cfg.seed, name, "data"))
     began = time.perf_counter()
     model.train()
-    bar = tqdm(range(cfg.steps), desc=f"pretrain {name}", unit="step")
+    bar = tqdm(range(steps), desc=f"pretrain {name}", unit="step")
     for step in bar:
         scheduler.step_update(step)
         index = torch.randint(0, len(images), (cfg.batch_size,), generator=generator)

@@ -1,0 +1,39 @@
+"""Arms: the strategies the study compares, as registry entries on top of `synthbridge train`.
+
+An arm names a training strategy, the synthetic set it reads (plain prompts, or prompts with the
+dataset's style token) and the switches of the ablations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from synthbridge.registry import Registry
+
+
+@dataclass(frozen=True)
+class Arm:
+    strategy: str  # real, synthetic, mixed, bridged
+    style: bool = False  # use the synthetic set generated with dataset style inversion
+    mixup: bool = True  # mixup/cutmix in the synthetic stage
+    head_reinit: bool = True  # re-initialise the classifier before the real stage
+    label: str = ""  # name in the report
+
+    @property
+    def uses_synthetic(self) -> bool:
+        return self.strategy != "real"
+
+
+ARMS: Registry[Arm] = Registry("arm")
+for _name, _arm in {
+    "real": Arm("real", label="real only"),
+    "synthetic": Arm("synthetic", label="synthetic only"),
+    "mixed": Arm("mixed", label="naive mixing"),
+    "bridged": Arm("bridged", label="bridged++"),
+    "bridged_no_mixup": Arm("bridged", mixup=False, label="bridged, no mixup"),
+    "bridged_no_reinit": Arm("bridged", head_reinit=False, label="bridged, keep head"),
+    "bridged_plain": Arm("bridged", mixup=False, head_reinit=False, label="bridged (plain)"),
+    "bridged_dsi": Arm("bridged", style=True, label="bridged++ + DSI"),
+    "mixed_dsi": Arm("mixed", style=True, label="naive mixing + DSI"),
+}.items():
+    ARMS.register(_name)(_arm)

@@ -1,0 +1,78 @@
+"""The typed config of `synthbridge run`: a grid, loadable from YAML.
+
+datasets x models x arms x synthetic volumes x synthetic-stage lengths x shots x seeds. Every key
+has a default and a comment; unknown keys are errors that list the valid ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from synthbridge.errors import UserError
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "experiment"  # shown in the report
+    datasets: tuple[str, ...] = ("mnist5k",)  # registry names or imagefolder:PATH
+    models: tuple[str, ...] = ("mini_resnet",)  # mini_resnet, mini_vit or timm names
+    arms: tuple[str, ...] = ("real", "mixed", "bridged", "bridged_dsi")  # see experiments.arms.ARMS
+    volumes: tuple[int, ...] = (100,)  # synthetic images per class; the first is the headline volume
+    volume_arms: tuple[str, ...] = ("bridged",)  # arms swept over all volumes (others use the first)
+    synthetic_steps: tuple[int, ...] = ()  # extra lengths of the synthetic stage to try with bridged (headline cells)
+    shots: tuple[int | None, ...] = (10,)  # real images per class; null = the whole train split
+    seeds: tuple[int, ...] = (0, 1, 2)
+    generator: str = "mini"  # "mini", a diffusers folder, a hub id, or "render" (font baseline)
+    generation: dict = field(default_factory=dict)  # GenerateConfig fields (guidance_scale, steps, templates, ...)
+    inversion: dict = field(default_factory=dict)  # InvertConfig fields (steps, lr, ...)
+    train: dict = field(default_factory=dict)  # TrainConfig fields shared by all cells (real: {...}, synthetic_stage: {...})
+    analysis: bool = True  # gap measures per synthetic set and LEEP before/after the synthetic stage
+    data_root: str | None = None  # where full-scale datasets live
+
+    def check(self) -> None:
+        from synthbridge.experiments.arms import ARMS
+
+        for arm in self.arms + self.volume_arms:
+            ARMS.get(arm)
+        for name, values in (("datasets", self.datasets), ("models", self.models), ("arms", self.arms),
+                             ("seeds", self.seeds), ("volumes", self.volumes), ("shots", self.shots)):
+            if not values:
+                raise UserError(f"experiment config: '{name}' needs at least one value")
+        if any(not isinstance(v, int) or v < 1 for v in self.volumes + self.synthetic_steps):
+            raise UserError("experiment config: volumes and synthetic_steps must be whole numbers > 0")
+        if any(s is not None and (not isinstance(s, int) or s < 1) for s in self.shots):
+            raise UserError("experiment config: shots must be whole numbers > 0 or null")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ExperimentConfig":
+        valid = {f.name for f in fields(cls)}
+        if unknown := sorted(set(data) - valid):
+            raise UserError(f"unknown experiment config keys {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}")
+        values = {}
+        for f in fields(cls):
+            if f.name in data:
+                value = data[f.name]
+                values[f.name] = tuple(value) if isinstance(value, list) else value
+        cfg = cls(**values)
+        cfg.check()
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: dict | None = None) -> "ExperimentConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"experiment config {str(path)!r} does not exist; see configs/ for presets")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"{str(path)!r} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{str(path)!r} must hold a mapping of config keys")
+        data.pop("expected_compute", None)  # documentation only
+        return cls.from_dict({**data, **(overrides or {})})
