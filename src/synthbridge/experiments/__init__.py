@@ -52,18 +52,19 @@ class Cell:
 def plan_cells(cfg: ExperimentConfig) -> list[Cell]:
     """Every cell of the grid, in a stable order (cheap, headline cells first)."""
     cells: list[Cell] = []
-    headline = cfg.volumes[0]
-    for dataset in cfg.datasets:
-        for model in cfg.models:
-            for shots in cfg.shots:
-                for seed in cfg.seeds:
-                    for arm_name in cfg.arms:
-                        arm = ARMS.get(arm_name)
-                        cells.append(Cell(dataset, model, arm_name, shots, seed, headline if arm.uses_synthetic else None))
-                    for arm_name in cfg.volume_arms:
-                        cells += [Cell(dataset, model, arm_name, shots, seed, v) for v in cfg.volumes[1:]]
-                    for steps in cfg.synthetic_steps:
-                        cells.append(Cell(dataset, model, "bridged", shots, seed, headline, steps))
+    headline = cfg.volumes[0]  # the headline volume is shared by all sub-grids
+    for grid in cfg.sub_grids():
+        for dataset in grid.datasets:
+            for model in grid.models:
+                for shots in grid.shots:
+                    for seed in grid.seeds:
+                        for arm_name in grid.arms:
+                            arm = ARMS.get(arm_name)
+                            cells.append(Cell(dataset, model, arm_name, shots, seed, headline if arm.uses_synthetic else None))
+                        for arm_name in grid.volume_arms:
+                            cells += [Cell(dataset, model, arm_name, shots, seed, v) for v in grid.volumes if v != headline]
+                        for steps in grid.synthetic_steps:
+                            cells.append(Cell(dataset, model, "bridged", shots, seed, headline, steps))
     unique = list(dict.fromkeys(cells))
     return unique
 

@@ -6,12 +6,14 @@ has a default and a comment; unknown keys are errors that list the valid ones.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
 
 from synthbridge.errors import UserError
+
+GRID_KEYS = ("datasets", "models", "arms", "volumes", "volume_arms", "synthetic_steps", "shots", "seeds")
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,28 @@ class ExperimentConfig:
     generation: dict = field(default_factory=dict)  # GenerateConfig fields (guidance_scale, steps, templates, ...)
     inversion: dict = field(default_factory=dict)  # InvertConfig fields (steps, lr, ...)
     train: dict = field(default_factory=dict)  # TrainConfig fields shared by all cells (real: {...}, synthetic_stage: {...})
+    grids: tuple[dict, ...] = ()  # sub-grids, each overriding some GRID_KEYS above; empty: the one grid above
     analysis: bool = True  # gap measures per synthetic set and LEEP before/after the synthetic stage
     data_root: str | None = None  # where full-scale datasets live
 
+    def sub_grids(self) -> list["ExperimentConfig"]:
+        """The grids to run: each sub-grid is this config with some grid keys replaced."""
+        if not self.grids:
+            return [self]
+        grids = []
+        for overrides in self.grids:
+            if not isinstance(overrides, dict) or (bad := sorted(set(overrides) - set(GRID_KEYS))):
+                raise UserError(f"experiment config: a grid may only set {', '.join(GRID_KEYS)}"
+                                + (f" (got {', '.join(bad)})" if isinstance(overrides, dict) else ""))
+            values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+            grids.append(replace(self, grids=(), **values))
+        return grids
+
     def check(self) -> None:
+        for grid in self.sub_grids():
+            grid._check_one()
+
+    def _check_one(self) -> None:
         from synthbridge.experiments.arms import ARMS
 
         for arm in self.arms + self.volume_arms:
@@ -58,7 +78,9 @@ class ExperimentConfig:
         for f in fields(cls):
             if f.name in data:
                 value = data[f.name]
-                values[f.name] = tuple(value) if isinstance(value, list) else value
+                values[f.name] = tuple(value) if isinstance(value, list) and f.name != "grids" else value
+        if "grids" in values:
+            values["grids"] = tuple(values["grids"] or ())
         cfg = cls(**values)
         cfg.check()
         return cfg

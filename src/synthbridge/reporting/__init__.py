@@ -237,12 +237,23 @@ def _fmt_gain(gain: dict | None) -> str:
     return f"{gain['gain']:+.2f}{' *' if gain['significant'] else ''}{p}"
 
 
+def _union_of_grids(cfg: dict) -> dict:
+    """The config with each grid key widened to every value any sub-grid uses (order kept)."""
+    merged = dict(cfg)
+    for key in ("datasets", "models", "arms", "volume_arms"):
+        values = list(cfg[key]) if not cfg.get("grids") else []
+        for grid in cfg.get("grids") or []:
+            values += list(grid.get(key, cfg[key]))
+        merged[key] = list(dict.fromkeys(values))
+    return merged
+
+
 def build_report(exp_dir: str | Path) -> dict:
     exp_dir = Path(exp_dir)
     if not (exp_dir / "experiment.json").exists():
         raise UserError(f"{str(exp_dir)!r} is not an experiment folder (no experiment.json); run `synthbridge run` first")
     experiment = read_json(exp_dir / "experiment.json")
-    cfg = experiment["config"]
+    cfg = _union_of_grids(experiment["config"])
     records = read_results(exp_dir)
     if not records:
         raise UserError(f"{str(exp_dir)!r} has no finished cells yet; run `synthbridge run` first")

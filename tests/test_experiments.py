@@ -1,0 +1,107 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from synthbridge.cli import main
+from synthbridge.errors import UserError
+from synthbridge.experiments import ExperimentConfig, plan_cells, read_results, run_experiment
+from synthbridge.reporting import build_report
+
+TINY_TRAIN = {"real": {"steps": 4, "batch_size": 16, "warmup_steps": 1},
+              "synthetic_stage": {"steps": 3, "batch_size": 16, "warmup_steps": 1}, "eval_batch_size": 2048}
+
+
+def tiny_config(**overrides) -> ExperimentConfig:
+    base = dict(name="tiny", datasets=("digits",), models=("mini_resnet",), arms=("real", "mixed", "bridged"),
+                volumes=(4, 8), volume_arms=("bridged",), synthetic_steps=(5,), shots=(2,), seeds=(0, 1),
+                generator="render", analysis=False, train=TINY_TRAIN)
+    base.update(overrides)
+    return ExperimentConfig(**base)
+
+
+def test_plan_cells_covers_the_grid_once():
+    cells = plan_cells(tiny_config())
+    # per seed: real, mixed@4, bridged@4, bridged@8, bridged@4 with 5 synthetic steps
+    assert len(cells) == 2 * 5 and len({c.id for c in cells}) == len(cells)
+    assert {c.volume for c in cells if c.arm == "real"} == {None}
+    grids = plan_cells(tiny_config(grids=({"shots": [1]}, {"shots": [3], "arms": ["real"], "volume_arms": [], "synthetic_steps": []})))
+    assert len(grids) == 2 * 5 + 2 * 1
+
+
+def test_config_from_yaml_rejects_unknown_keys(tmp_path):
+    (tmp_path / "c.yaml").write_text("datasets: [digits]\nmodles: [x]\n")
+    with pytest.raises(UserError, match="unknown experiment config keys modles"):
+        ExperimentConfig.from_yaml(tmp_path / "c.yaml")
+    with pytest.raises(UserError, match="does not exist"):
+        ExperimentConfig.from_yaml(tmp_path / "missing.yaml")
+    with pytest.raises(UserError, match="unknown arm 'bridgd'"):
+        tiny_config(arms=("bridgd",)).check()
+
+
+def test_presets_are_valid_configs():
+    for preset in sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("*.yaml")):
+        cfg = ExperimentConfig.from_yaml(preset)
+        assert plan_cells(cfg), preset
+
+
+def test_interrupted_run_finishes_with_every_cell_once(tmp_path, monkeypatch):
+    cfg = tiny_config()
+    import synthbridge.training as training
+
+    real_train, calls = training.train, {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the grid
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, tmp_path / "exp", show_progress=False)
+    assert len(read_results(tmp_path / "exp")) == 3
+    monkeypatch.setattr(training, "train", real_train)
+    summary = run_experiment(cfg, tmp_path / "exp", show_progress=False)
+    assert summary["ran"] == 7
+    lines = [json.loads(l) for l in (tmp_path / "exp" / "results.jsonl").read_text().splitlines()]
+    assert sorted(l["cell"] for l in lines) == sorted(c.id for c in plan_cells(cfg))  # each cell exactly once
+    assert run_experiment(cfg, tmp_path / "exp", show_progress=False)["ran"] == 0
+    with pytest.raises(UserError, match="another config"):
+        run_experiment(tiny_config(seeds=(5,)), tmp_path / "exp", show_progress=False)
+
+    # the report is a pure function of the folder
+    result = build_report(tmp_path / "exp")
+    page = (tmp_path / "exp" / "report.html").read_text()
+    assert "<table>" in page and "data:image/png;base64," in page and "naive mixing" in page
+    assert (tmp_path / "exp" / "report.md").exists() and (tmp_path / "exp" / "results.csv").exists()
+    assert any("Bridged transfer beats real only" in line for line in result["findings"])
+    assert {row["arm"] for row in result["rows"]} == {"real", "mixed", "bridged"}
+
+
+def test_two_concurrent_workers_fill_one_store(tmp_path):
+    config = tmp_path / "grid.yaml"
+    data = tiny_config().to_dict()
+    config.write_text(yaml.safe_dump(json.loads(json.dumps(data))))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    # the synthetic set is made once, under a lock, whichever worker gets there first
+    workers = [subprocess.Popen([sys.executable, "-m", "synthbridge", "run", str(config), "--out", str(tmp_path / "exp"),
+                                 "--cell", f"{i}/2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for i in range(2)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err.decode()[-2000:]
+    lines = [json.loads(l)["cell"] for l in (tmp_path / "exp" / "results.jsonl").read_text().splitlines()]
+    assert sorted(lines) == sorted(c.id for c in plan_cells(tiny_config()))
+
+
+def test_run_and_report_errors_are_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not an experiment folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "x.yaml", "--out", str(tmp_path), "--cell", "2/2"])
+    assert "0 <= i < n" in capsys.readouterr().err
