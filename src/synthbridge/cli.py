@@ -124,6 +124,10 @@ def train_command(parser: argparse.ArgumentParser):
     env.add_argument("--num-workers", type=non_negative_int)
     env.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
     env.add_argument("--checkpoint-every", type=positive_int, help="steps between checkpoints")
+    env.add_argument("--report-to", default="auto", help="trackers: auto (TensorBoard if installed), none, tensorboard, wandb, mlflow")
+    env.add_argument("--lr-scale", choices=["none", "linear", "sqrt"], default="none",
+                     help="scale each stage's lr by (global batch / --lr-base-size), linearly or by its square root")
+    env.add_argument("--lr-base-size", type=positive_int, default=256)
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
 
@@ -137,12 +141,16 @@ def train_command(parser: argparse.ArgumentParser):
             head_reinit=not args.no_head_reinit, real=_stage_from_args(args, "real", None),
             synthetic_stage=_stage_from_args(args, "synthetic", False if args.no_mixup else None),
             data_root=args.data_root, download=args.download, num_workers=args.num_workers,
-            mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every)
+            mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every, report_to=args.report_to,
+            lr_scale=args.lr_scale, lr_base_size=args.lr_base_size)
         metrics = train(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
         stages = ", ".join(f"{name} {record['steps']} steps {record['seconds']:.0f}s"
                            + (f" (top1 {record['top1']:.1f})" if "top1" in record else "")
                            for name, record in metrics["stages"].items())
-        print(f"top1 {metrics['top1']:.2f}% on {metrics['num_test']} test images [{stages}] -> {args.out}")
+        from accelerate import PartialState
+
+        if PartialState().is_main_process:  # one line per launch, not one per process
+            print(f"top1 {metrics['top1']:.2f}% on {metrics['num_test']} test images [{stages}] -> {args.out}")
         return 0
 
     return run

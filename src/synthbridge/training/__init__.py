@@ -10,6 +10,7 @@ RUN_DIR/
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import asdict
@@ -62,6 +63,36 @@ def _prepare_run_dir(out: Path, record: dict, resume: bool, overwrite: bool) -> 
     out.mkdir(parents=True, exist_ok=True)
 
 
+def make_accelerator(cfg: TrainConfig, out: Path) -> Accelerator:
+    """Device, precision, processes (accelerate launch / torchrun) and trackers, in one place."""
+    gpu = torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
+    trackers = resolve_trackers(cfg.report_to)
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not gpu, log_with=trackers or None,
+                              project_dir=str(out))
+    if trackers:
+        flat = {k: (json.dumps(v) if isinstance(v, (dict, list, tuple)) or v is None else v) for k, v in cfg.to_dict().items()}
+        accelerator.init_trackers("synthbridge", config=flat)
+    return accelerator
+
+
+def resolve_trackers(report_to: str) -> list[str]:
+    """'auto': TensorBoard when installed; 'none'; or a comma list of tensorboard, wandb, mlflow."""
+    import importlib.util
+
+    if report_to == "none":
+        return []
+    if report_to == "auto":
+        return ["tensorboard"] if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX") else []
+    names = [n.strip() for n in report_to.split(",") if n.strip()]
+    modules = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",)}
+    for name in names:
+        if name not in modules:
+            raise UserError(f"unknown tracker {name!r} in --report-to; use auto, none, tensorboard, wandb or mlflow")
+        if not any(importlib.util.find_spec(m) for m in modules[name]):
+            raise UserError(f"--report-to {name} needs the {modules[name][0]!r} package; pip install {modules[name][0]}")
+    return names
+
+
 def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
           bundle: DatasetBundle | None = None, accelerator: Accelerator | None = None) -> dict:
     """Train with `cfg.strategy`, evaluate on the test split, write RUN_DIR; returns the metrics."""
@@ -82,7 +113,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
             synthetic_images = per_class_subset(synthetic_images, cfg.synthetic_per_class, bundle.classes)
 
     # 2. run folder and record
-    accelerator = accelerator or Accelerator(mixed_precision=cfg.mixed_precision)
+    accelerator = accelerator or make_accelerator(cfg, out)
     record = {"config": cfg.to_dict(), "classes": bundle.classes, "dataset": bundle.info}
     if accelerator.is_main_process:
         _prepare_run_dir(out, record, resume, overwrite)
@@ -112,6 +143,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
             torch.manual_seed(derive_seed(cfg.seed, stage.name, "head"))
             unwrapped.reset_classifier(bundle.num_classes)
             unwrapped.get_classifier().to(accelerator.device)
+            if model is not unwrapped:  # a DDP wrapper must register the new head's parameters: wrap again
+                model = accelerator.prepare_model(unwrapped)
         result = train_stage(model, stage.sources, stage.per_batch, bundle.num_classes, stage.config, stage.name,
                              cfg.seed, accelerator, model_data, out / "checkpoints" / f"{stage.name}.pt",
                              cfg.checkpoint_every, cfg.num_workers)
@@ -147,6 +180,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
             save_file(_cpu_state(accelerator.unwrap_model(model)), str(tmp),
                       metadata={"model": cfg.model, "num_classes": str(bundle.num_classes)})
         write_json(out / "metrics.json", metrics)
+    accelerator.log({"test/top1": metrics["top1"]}, step=sum(r["steps"] for r in stages_record.values()))
+    for tracker in accelerator.trackers:  # not end_training(): it would also end the process group
+        tracker.finish()
     accelerator.wait_for_everyone()
     return metrics
 

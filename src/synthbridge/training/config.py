@@ -70,6 +70,9 @@ class TrainConfig:
     download: bool = False  # let torchvision download a missing dataset
     num_workers: int | None = None  # data loader processes; None: 0 in the embedded world, 4 otherwise
     mixed_precision: str = "no"  # "no", "fp16", "bf16" (through accelerate)
+    report_to: str = "auto"  # trackers through accelerate: auto (TensorBoard if installed), none, tensorboard, wandb, mlflow
+    lr_scale: str = "none"  # scale each stage's lr with its global batch size: none, linear, sqrt (timm's --lr-base rule)
+    lr_base_size: int = 256  # the batch size the given lr is meant for, when lr_scale is not none
     eval_batch_size: int = 256
     checkpoint_every: int | None = None  # steps between checkpoints; None: every epoch, at least 25 steps apart
 
@@ -79,6 +82,10 @@ class TrainConfig:
         real = _fill(self.real, defaults["real"])
         synthetic_stage = _fill(self.synthetic_stage, defaults["synthetic"])
         workers = self.num_workers if self.num_workers is not None else (0 if world == "embedded" else 4)
+        if self.lr_scale != "none":  # lr = lr * (global batch / lr_base_size) ** (1 or 0.5)
+            power = 1.0 if self.lr_scale == "linear" else 0.5
+            real = replace(real, lr=real.lr * (real.batch_size / self.lr_base_size) ** power)
+            synthetic_stage = replace(synthetic_stage, lr=synthetic_stage.lr * (synthetic_stage.batch_size / self.lr_base_size) ** power)
         resolved = replace(self, real=real, synthetic_stage=synthetic_stage, num_workers=workers)
         resolved.check()
         return resolved
@@ -109,6 +116,8 @@ class TrainConfig:
             raise UserError(f"--real-fraction must be between 0 and 1 (exclusive), got {self.real_fraction}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise UserError(f"--mixed-precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if self.lr_scale not in ("none", "linear", "sqrt"):
+            raise UserError(f"--lr-scale must be none, linear or sqrt, got {self.lr_scale!r}")
         if self.eval_batch_size < 1:
             raise UserError(f"--eval-batch-size must be > 0, got {self.eval_batch_size}")
 

@@ -166,6 +166,8 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
         accelerator.backward(loss)
         optimizer.step()
         loss_value = loss.item()
+        if step % 10 == 0:
+            accelerator.log({f"{name}/loss": loss_value, f"{name}/lr": optimizer.param_groups[0]["lr"]}, step=step)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}")
         done = step + 1
