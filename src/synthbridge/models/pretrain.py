@@ -101,7 +101,7 @@ def pretrain_one(name: str, cfg: BackboneBuildConfig, train_set, val_set) -> dic
         save_file(state, str(tmp), metadata={"model": name, "num_classes": str(NUM_SOURCE_CLASSES),
                                               "source_task": "glyphs.SOURCE_CLASSES", "seed": str(cfg.seed),
                                               "command": "synthbridge build-backbones"})
-    return {"file": out.name, "source_val_top1": round(accuracy, 2), "train_seconds": round(seconds, 1),
+    return {"file": out.name, "steps": steps, "source_val_top1": round(accuracy, 2), "train_seconds": round(seconds, 1),
             "parameters": sum(p.numel() for p in model.parameters()), "bytes": out.stat().st_size}
 
 
