@@ -22,6 +22,21 @@ def tiny(**overrides) -> TrainConfig:
     return TrainConfig(**base)
 
 
+def record_heads(monkeypatch) -> list:
+    """Spy on train_stage: the classifier weights entering and leaving every stage."""
+    heads = []
+    original = loop_module.train_stage
+
+    def spy(model, *args, **kwargs):
+        heads.append(model.get_classifier().weight.detach().clone())
+        result = original(model, *args, **kwargs)
+        heads.append(model.get_classifier().weight.detach().clone())
+        return result
+
+    monkeypatch.setattr("synthbridge.training.train_stage", spy)
+    return heads
+
+
 @pytest.fixture(scope="module")
 def synthetic_dir(tmp_path_factory):
     return write_synthetic_folder(tmp_path_factory.mktemp("syn"), DIGITS, per_class=4)
@@ -45,16 +60,7 @@ def test_real_strategy_writes_a_complete_run_folder(tmp_path):
 
 
 def test_bridged_runs_both_stages_and_reinitialises_the_head(tmp_path, synthetic_dir, monkeypatch):
-    heads = []
-    original = loop_module.train_stage
-
-    def spy(model, *args, **kwargs):
-        heads.append(model.get_classifier().weight.detach().clone())
-        result = original(model, *args, **kwargs)
-        heads.append(model.get_classifier().weight.detach().clone())
-        return result
-
-    monkeypatch.setattr("synthbridge.training.train_stage", spy)
+    heads = record_heads(monkeypatch)
     metrics = train(tiny(strategy="bridged", synthetic=str(synthetic_dir)), tmp_path / "run")
     assert list(metrics["stages"]) == ["synthetic", "real"]
     assert metrics["stages"]["synthetic"]["num_images"] == 40 and metrics["stages"]["real"]["num_images"] == 50
@@ -65,16 +71,7 @@ def test_bridged_runs_both_stages_and_reinitialises_the_head(tmp_path, synthetic
 
 
 def test_bridged_without_head_reinit_keeps_the_stage1_head(tmp_path, synthetic_dir, monkeypatch):
-    heads = []
-    original = loop_module.train_stage
-
-    def spy(model, *args, **kwargs):
-        heads.append(model.get_classifier().weight.detach().clone())
-        result = original(model, *args, **kwargs)
-        heads.append(model.get_classifier().weight.detach().clone())
-        return result
-
-    monkeypatch.setattr("synthbridge.training.train_stage", spy)
+    heads = record_heads(monkeypatch)
     train(tiny(strategy="bridged", synthetic=str(synthetic_dir), head_reinit=False), tmp_path / "run")
     assert torch.equal(heads[1], heads[2])
 

@@ -191,50 +191,6 @@ def assets_command(parser: argparse.ArgumentParser):
     return run
 
 
-# --- entry point ------------------------------------------------------------------------------------------------
-
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: the problem and where to look, not the whole usage."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    # Import the stages that register subcommands of their own.
-    from synthbridge import commands  # noqa: F401
-
-    parser = Parser(prog="synthbridge", description="Synthetic images for transfer learning.")
-    from synthbridge import __version__
-
-    parser.add_argument("--version", action="version", version=f"synthbridge {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name, (help_text, setup) in COMMANDS.items():
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
-        sub_parser.set_defaults(handler=setup(sub_parser))
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.handler(args) or 0)
-    except UserError as exc:
-        print(f"synthbridge {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"synthbridge {args.command}: interrupted; rerun the same command (with --resume where it has one) to continue",
-              file=sys.stderr)
-        return 130
-
-
 @command("render", "draw synthetic digits from fonts (a procedural baseline in the synthetic-folder layout)")
 def render_command(parser: argparse.ArgumentParser):
     parser.add_argument("--dataset", default="mnist5k", help="dataset whose classes to draw (single characters)")
@@ -338,19 +294,61 @@ def report_command(parser: argparse.ArgumentParser):
     return run
 
 
-@command("demo", "run the embedded showcase end to end and print its table")
+@command("demo", "run the embedded study end to end (generation, style inversion, training grid, report)")
 def demo_command(parser: argparse.ArgumentParser):
-    parser.add_argument("--out", default="demo", help="folder for synthetic images, runs and demo.json")
-    parser.add_argument("--seeds", type=positive_int, default=3)
-    parser.add_argument("--shots", type=positive_int, default=10)
-    parser.add_argument("--quick", action="store_true", help="a short look: one seed, fewer steps")
+    parser.add_argument("--out", default="demo", help="experiment folder (resumable: rerun to finish)")
+    parser.add_argument("--quick", action="store_true", help="a 2-minute look: a small grid")
 
     def run(args: argparse.Namespace) -> int:
         from synthbridge.demo import format_table, run_demo
 
-        summary = run_demo(args.out, seeds=args.seeds, shots=args.shots, quick=args.quick)
-        print(format_table(summary))
-        print(f"results: {args.out}/demo.json")
+        report = run_demo(args.out, quick=args.quick)
+        print(format_table(report))
+        print(f"wall time {report['seconds']:.0f}s; report: {report['report']}")
         return 0
 
     return run
+
+
+# --- entry point ------------------------------------------------------------------------------------------------
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the problem and where to look, not the whole usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Import the stages that register subcommands of their own.
+    from synthbridge import commands  # noqa: F401
+
+    parser = Parser(prog="synthbridge", description="Synthetic images for transfer learning.")
+    from synthbridge import __version__
+
+    parser.add_argument("--version", action="version", version=f"synthbridge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, (help_text, setup) in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        sub_parser.set_defaults(handler=setup(sub_parser))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"synthbridge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"synthbridge {args.command}: interrupted; rerun the same command (with --resume where it has one) to continue",
+              file=sys.stderr)
+        return 130

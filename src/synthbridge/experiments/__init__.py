@@ -82,7 +82,8 @@ def _train_config(cfg: ExperimentConfig, cell: Cell, synthetic_dir: Path | None)
     return replace(base, dataset=cell.dataset, model=cell.model, strategy=arm.strategy, shots=cell.shots,
                    seed=cell.seed, synthetic=str(synthetic_dir) if synthetic_dir else None,
                    synthetic_per_class=cell.volume if arm.uses_synthetic else None, head_reinit=arm.head_reinit,
-                   synthetic_stage=synthetic_stage, data_root=cfg.data_root or base.data_root)
+                   synthetic_stage=synthetic_stage, pretrained=base.pretrained and arm.pretrained,
+                   data_root=cfg.data_root or base.data_root)
 
 
 # --- artefacts shared by cells: style tokens, synthetic sets, analysis -------------------------------------------
@@ -104,9 +105,10 @@ def ensure_style(cfg: ExperimentConfig, exp_dir: Path, dataset: str) -> Path:
                 raise UserError("style inversion needs a diffusion generator; set generator to 'mini' or a Stable Diffusion folder")
             from synthbridge.inversion import InvertConfig, invert
 
-            resume = (style_dir / "checkpoint").exists() or any(style_dir.glob("*.pt")) if style_dir.exists() else False
+            resume = (style_dir / "checkpoint.pt").exists()  # an inversion interrupted earlier: continue it
             invert(InvertConfig.from_dict({**cfg.inversion, "dataset": dataset, "generator": cfg.generator,
-                                           "out": str(style_dir), "data_root": cfg.data_root, "resume": resume}))
+                                           "out": str(style_dir), "data_root": cfg.data_root, "grid": True}),
+                   resume=resume)
     return style_dir
 
 

@@ -17,6 +17,7 @@ class Arm:
     style: bool = False  # use the synthetic set generated with dataset style inversion
     mixup: bool = True  # mixup/cutmix in the synthetic stage
     head_reinit: bool = True  # re-initialise the classifier before the real stage
+    pretrained: bool = True  # start from the pretrained backbone (False: random init, to show what pretraining gives)
     label: str = ""  # name in the report
 
     @property
@@ -27,6 +28,7 @@ class Arm:
 ARMS: Registry[Arm] = Registry("arm")
 for _name, _arm in {
     "real": Arm("real", label="real only"),
+    "real_scratch": Arm("real", pretrained=False, label="real only, from scratch"),
     "synthetic": Arm("synthetic", label="synthetic only"),
     "mixed": Arm("mixed", label="naive mixing"),
     "bridged": Arm("bridged", label="bridged++"),
