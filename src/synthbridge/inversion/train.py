@@ -1,0 +1,364 @@
+"""`invert(config)`: dataset style inversion, one new token learned over a whole real training set.
+
+In: an `InvertConfig` (dataset, generator, token, initializer word, optimisation). Out: the style
+folder described in `synthbridge.inversion.style` (learned_embeds.safetensors, invert.json) and a
+summary dict (the content of invert.json).
+
+Textual inversion as in diffusers' example, over all classes at once: the prompt of every image
+names its class and the token ("a digit 7 photo in the style of <mnist5k-style>"), so what the class
+does not explain -- the look of the real dataset -- is what the token has to carry. The loss is the
+denoising loss of the generator's own noise scheduler; every weight of the generator stays frozen and
+the only trained tensor is the token's embedding vector. It is kept outside the embedding matrix and
+put in place of the token's row by a forward hook, so the other rows cannot move (by construction, not by
+restoring them after each step), and the optimizer state is one vector even for Stable Diffusion's
+49,408-row vocabulary.
+
+Every step is a function of (seed, step): which images (a seeded permutation per epoch), the VAE
+sample, the noise and the timesteps. A run interrupted after a checkpoint and continued with
+`resume=True` ends with the same embedding as a run never interrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from synthbridge.data import DatasetBundle, ImageSet, few_shot, load_dataset
+from synthbridge.errors import UserError
+from synthbridge.inversion.config import INITIALIZER_CANDIDATES, RESUME_KEYS, InvertConfig, resolve
+from synthbridge.inversion.style import CHECKPOINT, GRID, STYLE_EMBEDS, STYLE_INFO, save_embedding
+from synthbridge.io import atomic_path, ensure_writable_dir, environment, read_json, write_json
+from synthbridge.seeding import derive_seed
+
+log = logging.getLogger(__name__)
+
+LOSS_CURVE_POINTS = 20  # points of the loss curve in invert.json (each the mean over its window of steps)
+
+
+def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = False, pipeline=None,
+           bundle: DatasetBundle | None = None) -> dict:
+    """Learn the style token of `config.dataset` into `config.out`; returns the summary (invert.json).
+
+    `pipeline`: an already loaded StableDiffusionPipeline for `config.generator` (its tokenizer and text
+    encoder gain the token, with the learned embedding, in place). `bundle`: the dataset, if loaded.
+    `resume`: continue an interrupted run in `config.out` (or return a finished one with the same config).
+    `overwrite`: delete what `config.out` holds and start afresh.
+    """
+    from synthbridge.inversion.generator import generator_info, open_generator, torch_dtype
+
+    began = time.perf_counter()
+
+    # 1. check inputs: everything a user can get wrong fails here, before a model is loaded
+    config.check()
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite exclude each other: continue the run, or start it afresh")
+    out = ensure_writable_dir(config.out, "style folder")
+    _prepare_folder(out, resume, overwrite)
+    device = _device(config.device)
+    dtype = torch_dtype(config.dtype, device)
+    info = generator_info(config.generator)  # a missing generator fails before the dataset is read
+
+    # 2. the real images: the whole train split (all classes together), or K per class
+    if bundle is None:
+        bundle = load_dataset(config.dataset, data_root=config.data_root, download=config.download)
+    images = few_shot(bundle.train, config.shots, config.seed, bundle.classes) if config.shots else bundle.train
+
+    # 3. the generator, and the config resolved against the world and the generator's size
+    pipe = open_generator(info, config.dtype, device, pipeline)
+    config = resolve(config, bundle.world, info.native_size)
+    if config.initializer_word is None:
+        config = dataclasses.replace(config, initializer_word=default_initializer(pipe.tokenizer))
+    if resume and (out / STYLE_INFO).is_file():
+        return _finished_run(out, config)
+    checkpoint = _read_checkpoint(out / CHECKPOINT, config) if resume else None
+
+    # 4. the new token: added to the tokenizer, a new embedding row initialised from the initializer word
+    token_id, initializer_id = add_token(pipe.tokenizer, pipe.text_encoder, config.token, config.initializer_word)
+    input_ids = class_prompt_ids(pipe.tokenizer, bundle, config.template, config.token, token_id)  # (classes, 77)
+
+    # 5. freeze the whole generator; the one trained tensor is the token's vector, injected by a hook
+    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
+        module.requires_grad_(False)
+        module.eval()  # no dropout: a step depends on (seed, step) only
+    embeddings = pipe.text_encoder.get_input_embeddings()
+    vector = torch.nn.Parameter(embeddings.weight[initializer_id].detach().to(device, torch.float32).clone())
+    hook = embeddings.register_forward_hook(_inject(token_id, vector))
+
+    # 6. optimizer and learning-rate schedule (diffusers' own), restored from the checkpoint if resuming
+    from diffusers import DDPMScheduler
+    from diffusers.optimization import get_scheduler
+
+    optimizer = torch.optim.AdamW([vector], lr=config.lr, weight_decay=0.0)  # no decay: it would shrink the token
+    lr_schedule = get_scheduler(config.lr_schedule, optimizer, num_warmup_steps=config.lr_warmup_steps,
+                                num_training_steps=config.steps)
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # the training noise of this generator
+    start, losses, seconds_before = 0, [], 0.0
+    if checkpoint is not None:
+        with torch.no_grad():
+            vector.copy_(checkpoint["embedding"].to(device))
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        lr_schedule.load_state_dict(checkpoint["scheduler"])
+        start, losses = int(checkpoint["step"]), checkpoint["losses"].tolist()
+        seconds_before = float(checkpoint["seconds"])
+
+    # 7. the loop: batch, noise and timesteps of step s are drawn from derive_seed(seed, "invert", s)
+    from synthbridge.training.loop import StepBatches
+
+    batches = StepBatches([len(images)], [config.batch_size], config.seed, "invert", 0, config.steps)
+    to_pixels = pixel_transform(config.resolution)
+    bar = tqdm(total=config.steps, initial=start, desc="invert", unit="step", disable=not config.show_progress,
+               dynamic_ncols=True)
+    loop_began = time.perf_counter()
+    try:
+        for step in range(start, config.steps):
+            indices = [index for _, index, _ in batches.keys(step)]
+            pixels = torch.stack([to_pixels(images.load(i)) for i in indices]).to(device, dtype)
+            ids = input_ids[[images.targets[i] for i in indices]].to(device)
+            generator = torch.Generator(device="cpu").manual_seed(derive_seed(config.seed, "invert", "step", step))
+            loss = denoising_loss(pipe, noise_scheduler, pixels, ids, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            lr_schedule.step()
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+            done = step + 1
+            if done % config.checkpoint_every == 0 and done < config.steps:
+                _save_checkpoint(out / CHECKPOINT, vector, optimizer, lr_schedule, done, losses, config,
+                                 seconds_before + time.perf_counter() - loop_began)
+    finally:
+        bar.close()
+        hook.remove()
+    train_seconds = seconds_before + time.perf_counter() - loop_began
+
+    # 8. save: the learned row goes into the text encoder (the pipeline now draws the style), the file
+    # in diffusers' format, and invert.json; the checkpoint is no longer needed
+    with torch.no_grad():
+        embeddings.weight[token_id] = vector.detach().to(embeddings.weight.dtype)
+    save_embedding(out / STYLE_EMBEDS, config.token, vector)
+    summary = {
+        "token": config.token, "initializer_word": config.initializer_word, "generator": info.name,
+        "generator_fingerprint": info.fingerprint, "dataset": config.dataset,
+        "template": config.template, "num_images": len(images), "num_classes": bundle.num_classes,
+        "embedding_dim": int(vector.shape[0]), "config": config.to_dict(), "steps": config.steps,
+        "final_loss": _window_mean(losses, len(losses)), "loss_curve": loss_curve(losses),
+        "embedding_norm": {"initializer": float(embeddings.weight[initializer_id].float().norm()),
+                           "learned": float(vector.detach().norm())},
+        "seconds": seconds_before + time.perf_counter() - began, "train_seconds": train_seconds,
+        "resumed_from_step": start,
+        "files": {"embeddings": STYLE_EMBEDS, "grid": GRID if config.grid else None},
+        "environment": environment(),
+    }
+    write_json(out / STYLE_INFO, summary)
+    (out / CHECKPOINT).unlink(missing_ok=True)
+
+    # 9. optionally, a look at the result: real | plain prompt | style prompt, one row per class
+    if config.grid:
+        from synthbridge.inversion.grid import style_grid
+
+        style_grid(out, pipeline=pipe, bundle=bundle, real_images=images, seed=config.seed)
+    return summary
+
+
+# --- the pieces of the steps above -----------------------------------------------------------------------------
+
+def single_token(tokenizer, word: str) -> int | None:
+    """The id of `word` if the tokenizer knows it as one token, else None."""
+    ids = tokenizer.encode(word, add_special_tokens=False)
+    return ids[0] if len(ids) == 1 and ids[0] != tokenizer.unk_token_id else None
+
+
+def default_initializer(tokenizer) -> str:
+    """"style" where the tokenizer knows it (Stable Diffusion's CLIP does), else the first neutral word it knows."""
+    for word in INITIALIZER_CANDIDATES:
+        if single_token(tokenizer, word) is not None:
+            return word
+    raise UserError(f"this generator's tokenizer knows none of {', '.join(INITIALIZER_CANDIDATES)} as one token; "
+                    f"pass --initializer-word with a word it knows")
+
+
+def add_token(tokenizer, text_encoder, token: str, initializer_word: str) -> tuple[int, int]:
+    """Add `token` to the tokenizer and a row for it to the text encoder, initialised from `initializer_word`.
+
+    Returns (token id, initializer id). The token must be new (not an entry, nor a whole word, of the
+    vocabulary: it would change the meaning of prompts that use that word); the initializer must be a
+    single known token.
+    """
+    vocab = tokenizer.get_vocab()
+    if token in vocab or f"{token}</w>" in vocab:
+        raise UserError(f"token {token!r} is already in the generator's vocabulary; choose another --token, "
+                        f"e.g. '<{token.strip('<>')}-style>'")
+    initializer_id = single_token(tokenizer, initializer_word)
+    if initializer_id is None:
+        pieces = len(tokenizer.encode(initializer_word, add_special_tokens=False))
+        known = [w for w in INITIALIZER_CANDIDATES if single_token(tokenizer, w) is not None and w != initializer_word]
+        hint = f", e.g. {', '.join(map(repr, known[:3]))}" if known else ""
+        raise UserError(f"initializer word {initializer_word!r} is {pieces} tokens in this generator's tokenizer, "
+                        f"not one known token; pass --initializer-word with a single-token word{hint}")
+    tokenizer.add_tokens(token)
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    weight = text_encoder.get_input_embeddings().weight
+    if token_id >= weight.shape[0]:
+        # mean_resizing=False: the new row is set from the initializer below, and the mean/covariance
+        # initialisation transformers offers costs seconds over a 49k-row vocabulary.
+        text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    weight = text_encoder.get_input_embeddings().weight
+    with torch.no_grad():
+        weight[token_id] = weight[initializer_id]
+    return token_id, initializer_id
+
+
+def class_prompt_ids(tokenizer, bundle: DatasetBundle, template: str, token: str, token_id: int) -> torch.Tensor:
+    """Token ids (classes, max_length) of each class's prompt, padded as the SD pipeline pads its prompts."""
+    from synthbridge.prompts import build_prompt, resolve_template
+
+    literal = resolve_template(template)
+    if "{style}" not in literal:
+        raise UserError(f"--template {template!r} has no {{style}}: the token would never be seen; "
+                        f"e.g. 'a {{class}} photo in the style of {{style}}'")
+    prompts = [build_prompt(literal, phrase, bundle.superclass, token) for phrase in bundle.phrases]
+    ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids
+    for prompt, row in zip(prompts, ids):
+        # A token the tokenizer splits (capitals CLIP lower-cases) or truncates away would train nothing.
+        if int((row == token_id).sum()) != 1:
+            raise UserError(f"token {token!r} does not come through the tokenizer intact in {prompt!r}; "
+                            f"use a lower-case token without spaces and a shorter template")
+    return ids
+
+
+def pixel_transform(resolution: int):
+    """PIL image -> (3, resolution, resolution) tensor in [-1, 1], the VAE's input range (grey becomes RGB)."""
+    from torchvision import transforms
+
+    steps = transforms.Compose([
+        transforms.Resize(resolution, interpolation=transforms.InterpolationMode.BICUBIC, antialias=True),
+        transforms.CenterCrop(resolution), transforms.ToTensor(), transforms.Normalize([0.5], [0.5])])
+    return lambda image: steps(image.convert("RGB"))
+
+
+def _inject(token_id: int, vector: torch.Tensor):
+    """A forward hook on the token-embedding layer: the token's positions get `vector` (differentiably)."""
+
+    def hook(module, args, output):
+        input_ids = args[0]
+        is_token = (input_ids == token_id).unsqueeze(-1)  # (B, L, 1)
+        return torch.where(is_token, vector.to(output.dtype), output)
+
+    return hook
+
+
+def denoising_loss(pipe, noise_scheduler, pixels: torch.Tensor, input_ids: torch.Tensor,
+                   generator: torch.Generator) -> torch.Tensor:
+    """The diffusion training loss: MSE between the UNet's prediction and its target at random timesteps."""
+    with torch.no_grad():
+        latents = pipe.vae.encode(pixels).latent_dist.sample(generator=generator)
+        latents = latents * pipe.vae.config.scaling_factor
+    noise = torch.randn(latents.shape, generator=generator).to(latents.device, latents.dtype)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],),
+                              generator=generator).to(latents.device)
+    noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+    encoder_hidden_states = pipe.text_encoder(input_ids)[0]
+    prediction = pipe.unet(noisy, timesteps, encoder_hidden_states.to(latents.dtype)).sample
+    prediction_type = noise_scheduler.config.prediction_type
+    if prediction_type == "epsilon":
+        target = noise
+    elif prediction_type == "v_prediction":
+        target = noise_scheduler.get_velocity(latents, noise, timesteps)
+    else:  # "sample"
+        target = latents
+    return F.mse_loss(prediction.float(), target.float())
+
+
+def loss_curve(losses: list[float], points: int = LOSS_CURVE_POINTS) -> list[dict]:
+    """A few points of the (noisy) loss: each the mean of the steps since the previous point."""
+    if not losses:
+        return []
+    width = max(1, math.ceil(len(losses) / points))
+    return [{"step": min(end, len(losses)), "loss": _window_mean(losses, min(end, len(losses)), width)}
+            for end in range(width, len(losses) + width, width)]
+
+
+def _window_mean(losses: list[float], end: int, width: int | None = None) -> float:
+    """Mean loss over the `width` steps ending at `end` (a single step's loss is too noisy to report)."""
+    if not losses:
+        return float("nan")
+    width = width or max(1, math.ceil(len(losses) / LOSS_CURVE_POINTS))
+    window = losses[max(0, end - width):end]
+    return float(sum(window) / len(window))
+
+
+def _device(name: str | None) -> torch.device:
+    if name:
+        return torch.device(name)
+    from accelerate import PartialState
+
+    return PartialState().device
+
+
+# --- the style folder: refuse, replace or continue what is there --------------------------------------------
+
+def _prepare_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    finished = (out / STYLE_INFO).is_file()
+    unfinished = (out / CHECKPOINT).is_file()
+    if overwrite:
+        for name in (STYLE_EMBEDS, STYLE_INFO, CHECKPOINT, GRID):
+            (out / name).unlink(missing_ok=True)
+    elif finished and not resume:
+        raise UserError(f"{str(out)!r} already holds a finished style; pass --overwrite to learn it again, "
+                        f"or choose another --out")
+    elif unfinished and not resume:
+        raise UserError(f"{str(out)!r} holds an unfinished inversion; pass --resume to continue it, "
+                        f"or --overwrite to start afresh")
+
+
+def _resume_config(config: InvertConfig) -> dict:
+    return {key: getattr(config, key) for key in RESUME_KEYS}
+
+
+def _mismatch(saved: dict, config: InvertConfig, out: Path) -> None:
+    current = _resume_config(config)
+    if differ := [key for key in RESUME_KEYS if saved.get(key) != current[key]]:
+        details = ", ".join(f"{key} {saved.get(key)!r} -> {current[key]!r}" for key in differ[:4])
+        raise UserError(f"{str(out)!r} was started with other parameters ({details}); rerun with the same "
+                        f"parameters, or pass --overwrite to start afresh")
+
+
+def _finished_run(out: Path, config: InvertConfig) -> dict:
+    """--resume on a finished folder: nothing to do if it was made with the same parameters."""
+    summary = read_json(out / STYLE_INFO)
+    _mismatch(summary.get("config", {}), config, out)
+    if not (out / STYLE_EMBEDS).is_file():
+        raise UserError(f"{str(out)!r} has {STYLE_INFO} but no {STYLE_EMBEDS}; pass --overwrite to learn it again")
+    return summary
+
+
+def _read_checkpoint(path: Path, config: InvertConfig) -> dict | None:
+    if not path.is_file():
+        return None  # --resume with nothing to resume: a fresh start, as `train --resume` does
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (a damaged file in any way)
+        raise UserError(f"cannot read checkpoint {path} ({type(exc).__name__}); pass --overwrite to start afresh") from None
+    _mismatch(json.loads(state["config"]), config, path.parent)
+    return state
+
+
+def _save_checkpoint(path: Path, vector: torch.Tensor, optimizer, lr_schedule, step: int, losses: list[float],
+                     config: InvertConfig, seconds: float) -> None:
+    """Everything a resumed run needs to continue exactly: the vector, AdamW moments, schedule, step, losses."""
+    state = {"embedding": vector.detach().cpu().clone(), "optimizer": optimizer.state_dict(),
+             "scheduler": lr_schedule.state_dict(), "step": step,
+             "losses": torch.tensor(losses, dtype=torch.float64), "seconds": seconds,
+             "config": json.dumps(_resume_config(config))}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
