@@ -152,3 +152,27 @@ def test_invalid_hyperparameters_are_one_line_errors():
         tiny(real_fraction=1.5).resolve("embedded")
     with pytest.raises(UserError, match="unknown train config keys bogus"):
         TrainConfig.from_dict({"bogus": 1})
+
+
+def test_trackers_are_optional_and_checked(monkeypatch):
+    import importlib.util
+
+    from synthbridge.training import resolve_trackers
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("tensorboard", "tensorboardX", "wandb", "mlflow") else real_find_spec(name, *a))
+    assert resolve_trackers("auto") == [] and resolve_trackers("none") == []
+    with pytest.raises(UserError, match="needs the 'wandb' package"):
+        resolve_trackers("wandb")
+    with pytest.raises(UserError, match="unknown tracker 'comet'"):
+        resolve_trackers("comet")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "tensorboard" else None)
+    assert resolve_trackers("auto") == ["tensorboard"]
+
+
+def test_lr_scaling_follows_the_global_batch():
+    cfg = tiny(lr_scale="linear", lr_base_size=32, real=StageConfig(lr=1e-3, batch_size=64)).resolve("embedded")
+    assert cfg.real.lr == pytest.approx(2e-3)
+    cfg = tiny(lr_scale="sqrt", lr_base_size=16, real=StageConfig(lr=1e-3, batch_size=64)).resolve("embedded")
+    assert cfg.real.lr == pytest.approx(2e-3)

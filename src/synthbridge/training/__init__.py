@@ -30,7 +30,7 @@ from synthbridge.training.config import StageConfig, TrainConfig
 from synthbridge.training.loop import make_transform, train_stage
 from synthbridge.training.strategies import NEEDS_SYNTHETIC, STRATEGIES, plan
 
-__all__ = ["STRATEGIES", "StageConfig", "TrainConfig", "train", "per_class_subset"]
+__all__ = ["STRATEGIES", "StageConfig", "TrainConfig", "per_class_subset", "resolve_trackers", "train"]
 
 
 def per_class_subset(images: ImageSet, per_class: int, classes: list[str]) -> ImageSet:
