@@ -18,10 +18,16 @@ install: $(STAMP)
 test: install
 	$(BIN)/python -m pytest
 
-demo: install
+# The embedded generator ships with the package; a checkout without it builds it first (about 40 min).
+GENERATOR := src/synthbridge/assets/generator/model_index.json
+
+$(GENERATOR): | $(STAMP)
+	$(BIN)/synthbridge build-generator
+
+demo: install $(GENERATOR)
 	$(BIN)/synthbridge demo --out demo
 
-demo-quick: install
+demo-quick: install $(GENERATOR)
 	$(BIN)/synthbridge demo --quick --out demo-quick
 
 clean:
