@@ -105,6 +105,7 @@ def test_only_the_new_embedding_row_changes(make_config, tiny_sd_path, digits):
         assert key in info, key
     assert info["token"] == "<digits-style>" and info["num_images"] == 20 and info["steps"] == 4
     assert info["config"]["resolution"] == 16  # the tiny generator's native size
+    assert info["template"] == "a photo of the {class}, {style}"  # the embedded world's default, as a literal
     assert [point["step"] for point in info["loss_curve"]] == [1, 2, 3, 4]
     assert not (out / "checkpoint.pt").exists()
 

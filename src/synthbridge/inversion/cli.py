@@ -25,9 +25,10 @@ def invert_command(parser: argparse.ArgumentParser):
     parser.add_argument("--initializer-word",
                         help="a single-token word the new embedding starts from (default: 'style', or the first of "
                              "photo, image, picture, ... that the generator's tokenizer knows as one token)")
-    parser.add_argument("--template", default="style",
-                        help="prompt template name or literal with {class} and {style} (default: 'style', "
-                             "'a {class} photo in the style of {style}')")
+    parser.add_argument("--template",
+                        help=f"prompt template name or literal with {{class}} and {{style}} (default: "
+                             f"{embedded['template']!r} / {full['template']!r}, i.e. 'a {{class}} photo in the "
+                             f"style of {{style}}'); generate with the same template")
     parser.add_argument("--shots", type=positive_int, help="learn from K real images per class (default: all)")
     opt = parser.add_argument_group("optimisation (defaults depend on the world: embedded / full)")
     opt.add_argument("--steps", type=positive_int, help=f"optimizer steps ({embedded['steps']} / {full['steps']})")

@@ -21,11 +21,15 @@ INITIALIZER_CANDIDATES = ("style", "photo", "image", "picture", "drawing", "pain
 LR_SCHEDULES = ("constant", "constant_with_warmup", "cosine", "linear")  # names diffusers' get_scheduler knows
 
 # Defaults per world. embedded: the mini generator on 2 CPU cores, the whole 1,000-image mnist5k train
-# split in well under 10 minutes. full: the study's ~20k iterations on Stable Diffusion, with the learning
-# rate of diffusers' textual-inversion example (5e-4) scaled by the batch size as its --scale_lr does.
+# split in about 1.5 minutes. full: the study's ~20k iterations on Stable Diffusion, with the learning rate
+# of diffusers' textual-inversion example (5e-4) scaled by the batch size as its --scale_lr does.
+# Template: the study's wording for Stable Diffusion; for the mini generator, the form of the captions it
+# was trained on ("a photo of the digit 7, handwritten, thin pen, ..."). Its tokenizer splits "in" and
+# "style" into letters, and the study's wording alone moves its images far from mnist5k (FD 22 -> 59 with
+# no token at all), which a learned token only partly recovers; in the caption form the token narrows the gap.
 WORLD_DEFAULTS = {
-    "embedded": {"steps": 1500, "lr": 5e-3, "batch_size": 8},
-    "full": {"steps": 20000, "lr": 2e-3, "batch_size": 4},
+    "embedded": {"steps": 1500, "lr": 5e-3, "batch_size": 8, "template": "a photo of the {class}, {style}"},
+    "full": {"steps": 20000, "lr": 2e-3, "batch_size": 4, "template": "style"},
 }
 
 # The fields that decide the learned embedding: a resumed run must match them. Environment fields
@@ -43,8 +47,8 @@ class InvertConfig:
     token: str | None = None  # the new token; None: "<{dataset}-style>", e.g. "<mnist5k-style>"
     initializer_word: str | None = None  # one known token; the new row starts as its embedding. None: "style",
     # or the first of INITIALIZER_CANDIDATES the tokenizer knows as one token (a tiny generator may lack "style")
-    template: str = "style"  # prompt template name or literal with {class} and {style}: the class is named so
-    # the token learns what the class does not explain (style), not the content
+    template: str | None = None  # prompt template name or literal with {class} and {style}; the class is named so
+    # the token learns what the class does not explain (style), not the content. None: the world's default
     shots: int | None = None  # learn from K real images per class (few-shot); None: the whole train split
     # --- optimisation (None: the world's default, see WORLD_DEFAULTS)
     steps: int | None = None  # optimizer steps
@@ -109,7 +113,7 @@ def default_token(dataset: str) -> str:
     """'<mnist5k-style>' for a registry name; '<{folder name}-style>' for imagefolder:PATH."""
     name = dataset.split(":", 1)[1] if dataset.startswith("imagefolder:") else dataset
     name = Path(name.rstrip("/\\")).name or "dataset"
-    # Lower case: CLIP lower-cases prompts, and a token with capitals could then never be matched.
+    # Lower-case letters, digits and dashes only: the token survives whatever normalisation a tokenizer applies.
     name = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "dataset"
     return f"<{name}-style>"
 

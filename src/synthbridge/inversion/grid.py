@@ -97,7 +97,7 @@ def style_grid(style_dir: str | Path, *, out: str | Path | None = None, per_clas
 
     # 2. prompts: the dataset's plain template and the style template, one seed per cell shared by both
     plain = TEMPLATES.get(default_template(bundle.name))
-    styled = resolve_template(config.get("template", "style"))
+    styled = resolve_template(info.get("template") or config.get("template") or "style")  # the one it learned in
     seeds = [derive_seed(seed, "grid", name, i) for name in bundle.classes for i in range(per_class)]
 
     def draw(template: str, token_or_none: str | None) -> list[list[Image.Image]]:

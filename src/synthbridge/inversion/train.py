@@ -5,8 +5,9 @@ folder described in `synthbridge.inversion.style` (learned_embeds.safetensors, i
 summary dict (the content of invert.json).
 
 Textual inversion as in diffusers' example, over all classes at once: the prompt of every image
-names its class and the token ("a digit 7 photo in the style of <mnist5k-style>"), so what the class
-does not explain -- the look of the real dataset -- is what the token has to carry. The loss is the
+names its class and the token (the study's "a digit 7 photo in the style of <mnist5k-style>"; for the
+mini generator, its caption form "a photo of the digit 7, <mnist5k-style>"), so what the class does not
+explain -- the look of the real dataset -- is what the token has to carry. The loss is the
 denoising loss of the generator's own noise scheduler; every weight of the generator stays frozen and
 the only trained tensor is the token's embedding vector. It is kept outside the embedding matrix and
 put in place of the token's row by a forward hook, so the other rows cannot move (by construction, not by
@@ -31,11 +32,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from synthbridge.data import DatasetBundle, ImageSet, few_shot, load_dataset
+from synthbridge.data import DatasetBundle, few_shot, load_dataset
 from synthbridge.errors import UserError
 from synthbridge.inversion.config import INITIALIZER_CANDIDATES, RESUME_KEYS, InvertConfig, resolve
 from synthbridge.inversion.style import CHECKPOINT, GRID, STYLE_EMBEDS, STYLE_INFO, save_embedding
 from synthbridge.io import atomic_path, ensure_writable_dir, environment, read_json, write_json
+from synthbridge.prompts import build_prompt, resolve_template
 from synthbridge.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -148,7 +150,7 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
     summary = {
         "token": config.token, "initializer_word": config.initializer_word, "generator": info.name,
         "generator_fingerprint": info.fingerprint, "dataset": config.dataset,
-        "template": config.template, "num_images": len(images), "num_classes": bundle.num_classes,
+        "template": resolve_template(config.template), "num_images": len(images), "num_classes": bundle.num_classes,
         "embedding_dim": int(vector.shape[0]), "config": config.to_dict(), "steps": config.steps,
         "final_loss": _window_mean(losses, len(losses)), "loss_curve": loss_curve(losses),
         "embedding_norm": {"initializer": float(embeddings.weight[initializer_id].float().norm()),
@@ -178,7 +180,7 @@ def single_token(tokenizer, word: str) -> int | None:
 
 
 def default_initializer(tokenizer) -> str:
-    """"style" where the tokenizer knows it (Stable Diffusion's CLIP does), else the first neutral word it knows."""
+    """The word "style" where the tokenizer knows it (SD's CLIP does), else the first neutral word it knows."""
     for word in INITIALIZER_CANDIDATES:
         if single_token(tokenizer, word) is not None:
             return word
@@ -219,8 +221,6 @@ def add_token(tokenizer, text_encoder, token: str, initializer_word: str) -> tup
 
 def class_prompt_ids(tokenizer, bundle: DatasetBundle, template: str, token: str, token_id: int) -> torch.Tensor:
     """Token ids (classes, max_length) of each class's prompt, padded as the SD pipeline pads its prompts."""
-    from synthbridge.prompts import build_prompt, resolve_template
-
     literal = resolve_template(template)
     if "{style}" not in literal:
         raise UserError(f"--template {template!r} has no {{style}}: the token would never be seen; "
@@ -229,10 +229,10 @@ def class_prompt_ids(tokenizer, bundle: DatasetBundle, template: str, token: str
     ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                     return_tensors="pt").input_ids
     for prompt, row in zip(prompts, ids):
-        # A token the tokenizer splits (capitals CLIP lower-cases) or truncates away would train nothing.
+        # A token the tokenizer splits or truncates away would train nothing: refuse rather than learn noise.
         if int((row == token_id).sum()) != 1:
             raise UserError(f"token {token!r} does not come through the tokenizer intact in {prompt!r}; "
-                            f"use a lower-case token without spaces and a shorter template")
+                            f"use a short lower-case token and a shorter template")
     return ids
 
 
