@@ -296,7 +296,7 @@ def measure_fidelity(generator: str | os.PathLike = GENERATOR_DIR, cfg: Fidelity
     hand_predictions, _ = classify(real, hand)
     report = {
         "generator": str(generator),
-        "prompt": corpus_lib.digit_prompt("{d}"),
+        "prompt": corpus_lib.digit_prompt(7).replace("7", "{d}"),  # the template, e.g. "a photo of the digit {d}"
         "sampling": {"scheduler": type(pipe.scheduler).__name__, "guidance_scale": guidance,
                      "num_inference_steps": steps, "images_per_class": cfg.per_class},
         "recognition": {
