@@ -1,7 +1,4 @@
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -83,20 +80,27 @@ def test_interrupted_run_finishes_with_every_cell_once(tmp_path, monkeypatch):
     assert {row["arm"] for row in result["rows"]} == {"real", "mixed", "bridged"}
 
 
-def test_two_concurrent_workers_fill_one_store(tmp_path):
+def test_two_concurrent_workers_fill_one_store(tmp_path, monkeypatch):
+    # `synthbridge demo` hands the cells to `synthbridge run --cell i/2` processes sharing one results store
+    from synthbridge.demo import run_workers
+
     config = tmp_path / "grid.yaml"
-    data = tiny_config().to_dict()
-    config.write_text(yaml.safe_dump(json.loads(json.dumps(data))))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    # the synthetic set is made once, under a lock, whichever worker gets there first
-    workers = [subprocess.Popen([sys.executable, "-m", "synthbridge", "run", str(config), "--out", str(tmp_path / "exp"),
-                                 "--cell", f"{i}/2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-               for i in range(2)]
-    for worker in workers:
-        _, err = worker.communicate(timeout=600)
-        assert worker.returncode == 0, err.decode()[-2000:]
+    config.write_text(yaml.safe_dump(json.loads(json.dumps(tiny_config().to_dict()))))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # no set made beforehand: the synthetic set is made once, under a lock, whichever worker gets there first
+    run_workers(config, tmp_path / "exp", 2, total=len(plan_cells(tiny_config())))
     lines = [json.loads(l)["cell"] for l in (tmp_path / "exp" / "results.jsonl").read_text().splitlines()]
     assert sorted(lines) == sorted(c.id for c in plan_cells(tiny_config()))
+    assert sorted(p.name for p in (tmp_path / "exp" / "logs").iterdir()) == ["worker-0.log", "worker-1.log"]
+
+
+def test_a_failed_worker_is_a_one_line_error_naming_its_log(tmp_path):
+    from synthbridge.demo import run_workers
+
+    config = tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump(json.loads(json.dumps(tiny_config(datasets=("nosuchset",)).to_dict()))))
+    with pytest.raises(UserError, match=r"worker failed \(exit 2\).*nosuchset.*worker-\d\.log.*resume"):
+        run_workers(config, tmp_path / "exp", 2, total=10)
 
 
 def test_run_and_report_errors_are_one_line(tmp_path, capsys):

@@ -298,13 +298,15 @@ def report_command(parser: argparse.ArgumentParser):
 def demo_command(parser: argparse.ArgumentParser):
     parser.add_argument("--out", default="demo", help="experiment folder (resumable: rerun to finish)")
     parser.add_argument("--quick", action="store_true", help="a 2-minute look: a small grid")
+    parser.add_argument("--workers", type=positive_int,
+                        help="training processes, one torch thread each (default: one per core, at most 4)")
 
     def run(args: argparse.Namespace) -> int:
         from synthbridge.demo import format_table, run_demo
 
-        report = run_demo(args.out, quick=args.quick)
+        report = run_demo(args.out, quick=args.quick, workers=args.workers)
         print(format_table(report))
-        print(f"wall time {report['seconds']:.0f}s; report: {report['report']}")
+        print(f"wall time {report['seconds']:.0f}s ({report['workers']} workers); report: {report['report']}")
         return 0
 
     return run

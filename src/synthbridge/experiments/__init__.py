@@ -31,7 +31,7 @@ from synthbridge.experiments.config import ExperimentConfig
 from synthbridge.experiments.store import append_result, locked, read_results
 from synthbridge.io import ensure_writable_dir, environment, read_json, write_json
 
-__all__ = ["ARMS", "Cell", "ExperimentConfig", "plan_cells", "read_results", "run_experiment"]
+__all__ = ["ARMS", "Cell", "ExperimentConfig", "plan_cells", "prepare_sets", "read_results", "run_experiment"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,30 @@ def _prepare(cfg: ExperimentConfig, exp_dir: Path) -> None:
                                      "started_at": datetime.now(timezone.utc).isoformat()})
 
 
+def prepare_sets(cfg: ExperimentConfig, exp_dir: str | Path, cells: list[Cell] | None = None
+                 ) -> dict[tuple[str, bool], Path]:
+    """Style inversion, synthetic sets and their gap measures for `cells` (default: the whole grid).
+
+    Each set is made once, at the largest volume any cell of the grid needs; a finished one is reused.
+    Returns {(dataset, style): folder}.
+    """
+    exp_dir = Path(exp_dir)
+    cfg.check()
+    _prepare(cfg, exp_dir)  # the grid's record first: a folder holding another grid is refused before any work
+    grid = plan_cells(cfg)
+    sets: dict[tuple[str, bool], Path] = {}
+    for cell in grid if cells is None else cells:
+        arm = ARMS.get(cell.arm)
+        if arm.uses_synthetic and (cell.dataset, arm.style) not in sets:
+            largest = max(c.volume for c in grid if c.dataset == cell.dataset and c.volume
+                          and ARMS.get(c.arm).style == arm.style)
+            sets[(cell.dataset, arm.style)] = ensure_synthetic(cfg, exp_dir, cell.dataset, arm.style, largest)
+    if cfg.analysis:
+        for (dataset, style), folder in sets.items():
+            analyse_set(cfg, exp_dir, dataset, style, folder)
+    return sets
+
+
 def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tuple[int, int] | None = None,
                    show_progress: bool = True) -> dict:
     """Run (or finish) every cell of the grid that belongs to this worker; returns counts and seconds."""
@@ -187,16 +211,7 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tu
     todo = [cell for cell in mine if cell.id not in done]
 
     # 2. synthetic sets (and style inversion) at the largest volume each dataset needs
-    sets: dict[tuple[str, bool], Path] = {}
-    for cell in todo:
-        arm = ARMS.get(cell.arm)
-        if arm.uses_synthetic and (cell.dataset, arm.style) not in sets:
-            largest = max(c.volume for c in cells if c.dataset == cell.dataset and c.volume
-                          and ARMS.get(c.arm).style == arm.style)
-            sets[(cell.dataset, arm.style)] = ensure_synthetic(cfg, exp_dir, cell.dataset, arm.style, largest)
-    if cfg.analysis:
-        for (dataset, style), folder in sets.items():
-            analyse_set(cfg, exp_dir, dataset, style, folder)
+    sets = prepare_sets(cfg, exp_dir, todo)
 
     # 3. the cells: each one a training run folder and one line in the results store
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="cells", unit="cell", disable=not show_progress)
