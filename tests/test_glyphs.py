@@ -110,6 +110,27 @@ def test_hand_images_are_strokes_that_differ_from_the_font():
         0.8 * G.glyph_alpha("shape:square", filled, 32, rng).sum()
 
 
+def test_written_digit_forms_are_centred_pen_paths_used_by_the_hand_style(monkeypatch):
+    for digit, forms in G._DIGIT_FORMS.items():
+        assert len(forms) >= 2, digit  # writers differ: more than one form per digit
+        for variant in range(len(forms)):
+            skel = G._digit_form(digit, variant)
+            ink = np.concatenate([pts for pts, _, _ in skel.strokes])
+            assert np.allclose((ink.min(axis=0) + ink.max(axis=0)) / 2, 0, atol=0.03), (digit, variant)
+            assert 0.95 < skel.h < 1.1 and 0.0 <= skel.w < 0.7, (digit, variant)
+    # With every hand digit drawn from a form, the form decides the picture: an open "4" is not a closed one.
+    monkeypatch.setattr(G, "HAND_FORM_PROB", 1.0)
+    style = G.hand_digit_style(np.random.default_rng(0))
+    forms = G._DIGIT_FORMS["4"]
+    drawn = []
+    for variant in (0, 1):
+        monkeypatch.setitem(G._DIGIT_FORMS, "4", (forms[variant],))
+        G._digit_form.cache_clear()
+        drawn.append(_arr(G.render("4", style, 32, np.random.default_rng(1))))
+    G._digit_form.cache_clear()
+    assert np.abs(drawn[0] - drawn[1]).mean() > 8
+
+
 def test_every_listed_font_draws_every_letter_and_digit():
     fonts = G.list_fonts()
     names = [p.name for p in fonts]

@@ -630,6 +630,88 @@ def _shape_strokes(name: str) -> _Skeleton:
     return _Skeleton(tuple(strokes), float(w), float(h))
 
 
+# --- Handwritten digit forms -------------------------------------------------------------------------------------
+# Font skeletons give typographic forms only (a closed-top "4", a "1" with a foot and a flag). People also
+# write digits in forms no font has: an open-top "4", a bare stroke "1", a "7" with a bar, a "9" with a
+# straight stem. These are pen paths in the order a hand draws them, written from a description of each
+# form (no images): x right, y down, cap height 1, centred. Each entry is a list of strokes; a stroke is a
+# list of pieces, ("arc", cx, cy, rx, ry, start_deg, end_deg) (y down: 270 is the top, 90 the bottom) or
+# ("line", (x, y), (x, y), ...).
+
+_DIGIT_FORMS: dict[str, tuple[tuple[tuple, ...], ...]] = {
+    "0": (
+        ((("arc", 0.0, 0.0, 0.27, 0.5, 260, 260 - 370),),),  # counter-clockwise from the top, a little overlap
+        ((("arc", 0.0, 0.0, 0.24, 0.5, 280, 280 + 365),),),
+    ),
+    "1": (
+        ((("line", (0.02, -0.5), (-0.02, 0.5)),),),  # one stroke
+        ((("line", (-0.16, -0.33), (0.03, -0.5), (0.0, 0.5)),),),  # with a flag
+    ),
+    "2": (
+        ((("arc", 0.0, -0.24, 0.25, 0.26, 195, 375), ("line", (-0.26, 0.5), (0.28, 0.5))),),
+        ((("arc", 0.0, -0.25, 0.23, 0.25, 200, 370), ("line", (-0.24, 0.46), (-0.12, 0.42), (0.0, 0.5), (0.27, 0.47))),),
+    ),
+    "3": (
+        ((("arc", 0.0, -0.25, 0.23, 0.25, 205, 450), ("arc", 0.0, 0.24, 0.27, 0.26, 270, 520)),),
+        ((("line", (-0.22, -0.5), (0.24, -0.5), (-0.02, -0.05)), ("arc", 0.0, 0.2, 0.26, 0.3, 265, 510)),),
+    ),
+    "4": (
+        ((("line", (-0.06, -0.5), (-0.28, 0.12), (0.3, 0.12)),), (("line", (0.16, -0.3), (0.14, 0.5)),)),  # open
+        ((("line", (0.14, 0.5), (0.14, -0.5), (-0.28, 0.14), (0.3, 0.14)),),),  # closed, one stroke
+        ((("line", (-0.22, -0.5), (-0.24, 0.05), (0.28, 0.05)),), (("line", (0.16, -0.5), (0.16, 0.5)),)),  # square
+    ),
+    "5": (
+        ((("line", (-0.2, -0.5), (-0.23, -0.04)), ("arc", 0.0, 0.2, 0.26, 0.3, 215, 505)),
+         (("line", (-0.2, -0.5), (0.25, -0.5)),)),
+        ((("line", (0.25, -0.5), (-0.19, -0.5), (-0.22, -0.06)), ("arc", 0.0, 0.21, 0.25, 0.29, 210, 500)),),
+    ),
+    "6": (
+        ((("line", (0.2, -0.5), (0.02, -0.4), (-0.16, -0.18), (-0.25, 0.08), (-0.25, 0.22)),
+          ("arc", 0.0, 0.22, 0.25, 0.27, 180, 180 - 355)),),
+        ((("line", (0.12, -0.5), (-0.1, -0.2), (-0.24, 0.18)), ("arc", 0.0, 0.25, 0.24, 0.25, 190, 190 - 350)),),
+    ),
+    "7": (
+        ((("line", (-0.27, -0.5), (0.27, -0.5), (-0.06, 0.5)),),),
+        ((("line", (-0.27, -0.42), (-0.27, -0.5), (0.27, -0.5), (-0.02, 0.5)),),),
+        ((("line", (-0.27, -0.5), (0.27, -0.5), (-0.06, 0.5)),), (("line", (-0.1, 0.0), (0.22, 0.0)),)),  # barred
+    ),
+    "8": (
+        ((("arc", 0.0, -0.26, 0.21, 0.24, 0, -360),), (("arc", 0.0, 0.24, 0.26, 0.26, 270, 270 + 360),)),
+        ((("line", (0.2, -0.38)), ("arc", 0.0, -0.26, 0.21, 0.24, -30, -180), ("line", (0.22, 0.2)),
+          ("arc", 0.0, 0.24, 0.25, 0.26, 0, 180), ("line", (0.2, -0.38))),),  # one stroke, crossing in the middle
+    ),
+    "9": (
+        ((("arc", 0.0, -0.22, 0.24, 0.27, 0, -360), ("line", (0.24, -0.22), (0.2, 0.5))),),  # straight stem
+        ((("arc", 0.0, -0.22, 0.24, 0.27, 0, -360), ("line", (0.24, -0.2), (0.2, 0.2), (0.05, 0.5))),),  # curved
+    ),
+}
+
+HAND_FORM_PROB = 0.7  # share of handwritten digits drawn from _DIGIT_FORMS rather than a font's skeleton
+
+
+def _form_piece(piece: tuple) -> np.ndarray:
+    if piece[0] == "arc":
+        _, cx, cy, rx, ry, start, end = piece
+        t = np.radians(np.linspace(start, end, max(8, int(abs(end - start) / 5))))
+        return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], axis=1)
+    return np.asarray(piece[1:], dtype=np.float64)
+
+
+@lru_cache(maxsize=None)
+def _digit_form(text: str, variant: int) -> _Skeleton:
+    """Pen strokes of one handwritten form of a digit, in the units of `_skeleton` (cap height, centred)."""
+    cap = 40.0
+    raw = [np.concatenate([_form_piece(piece) for piece in stroke]) for stroke in _DIGIT_FORMS[text][variant]]
+    ink = np.concatenate(raw)
+    lo, hi = ink.min(axis=0), ink.max(axis=0)
+    strokes = []
+    for pts in raw:
+        closed = bool(np.abs(pts[0] - pts[-1]).max() < 0.06)
+        pts = _smooth_polyline((pts - (lo + hi) / 2) * cap, 1.5, False) / cap
+        strokes.append((pts.astype(np.float32), not closed, not closed))
+    return _Skeleton(tuple(strokes), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
+
+
 # ---------------------------------------------------------------------------------------------
 # Placement, backgrounds and compositing
 # ---------------------------------------------------------------------------------------------
@@ -862,8 +944,12 @@ def _hand_alpha(text: str, style: GlyphStyle, canvas: int, rng: np.random.Genera
         if not fonts:
             raise UserError(f"no bundled font draws {text!r}")
         # Writers differ in letter forms ("4" open or closed, "7" with a bar, "a" one- or
-        # two-storey): a random font's skeleton supplies the form.
-        skel, unit = _skeleton(fonts[int(rng.integers(len(fonts)))], text), 1.0
+        # two-storey): a random font's skeleton supplies the form, or for a digit, half the time,
+        # one of the written forms no font has.
+        if text in _DIGIT_FORMS and rng.random() < HAND_FORM_PROB:
+            skel, unit = _digit_form(text, int(rng.integers(len(_DIGIT_FORMS[text])))), 1.0
+        else:
+            skel, unit = _skeleton(fonts[int(rng.integers(len(fonts)))], text), 1.0
     aspect = float(np.exp(rng.normal(0.0, 0.1)))  # narrow or wide writers
     mat, centre = _placement(style, canvas, skel.w, skel.h, unit, aspect)
     scale = style.size * canvas
