@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import numpy as np
 import pytest
@@ -113,14 +112,14 @@ def test_tokenizer_roundtrip_from_its_folder(quick_generator):
 
 # --- the built folder ---------------------------------------------------------------------------------------------
 
-def test_quick_build_loads_with_plain_from_pretrained_and_runs_ddim_and_dpm(quick_generator, caplog):
+def test_quick_build_loads_with_plain_from_pretrained_and_runs_ddim_and_dpm(quick_generator, capfd):
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
     folder, record = quick_generator
-    with caplog.at_level(logging.WARNING):
-        pipe = _pipe(folder)
+    capfd.readouterr()
+    pipe = _pipe(folder)
     assert pipe.safety_checker is None and pipe.config.requires_safety_checker is False
-    assert not [r for r in caplog.records if "safety" in r.getMessage().lower()]
+    assert "safety" not in capfd.readouterr().err.lower()  # diffusers warns when a checker is merely missing
     index = json.loads((folder / "model_index.json").read_text())
     assert index["safety_checker"] == [None, None] and index["requires_safety_checker"] is False
     for scheduler_class in (DDIMScheduler, DPMSolverMultistepScheduler):
@@ -128,7 +127,7 @@ def test_quick_build_loads_with_plain_from_pretrained_and_runs_ddim_and_dpm(quic
         images = _draw(pipe)
         assert images.shape == (1, 32, 32, 3) and np.isfinite(images).all()
     assert pipe.vae.config.scaling_factor == pytest.approx(record["build"]["vae"]["scaling_factor"])
-    assert pipe.scheduler.config.clip_sample is False or pipe.scheduler.config.get("clip_sample") in (False, None)
+    assert json.loads((folder / "scheduler" / "scheduler_config.json").read_text())["clip_sample"] is False
     # The build record and the defaults that `synthbridge generate` reads.
     saved = json.loads((folder / RECORD_FILE).read_text())
     assert {"guidance_scale", "num_inference_steps", "scheduler", "height", "width"} <= set(saved["defaults"])
@@ -209,3 +208,24 @@ def test_embedded_generator_loads_and_draws():
     images = _draw(pipe)
     assert images.shape == (1, 32, 32, 3) and np.isfinite(images).all()
     assert build_lib.read_defaults(GENERATOR_DIR)["guidance_scale"] >= 1
+
+
+def test_sigterm_stops_a_build_without_leaving_a_half_written_folder(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "generator"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "synthbridge", "build-generator", "--quick", "--unet-steps", "100000",
+                             "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".generator.building-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    proc.send_signal(signal.SIGTERM)  # what kill, SLURM's time limit or a stopped demo send
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err.decode()
+    assert list(tmp_path.iterdir()) == []  # neither the generator nor its temporary folder

@@ -10,7 +10,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from typing import Callable
 
@@ -345,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    # SIGTERM (kill, SLURM's time limit, a stopped demo worker) unwinds like Ctrl-C: `finally` blocks remove
+    # half-written temporary folders instead of leaving them behind.
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:
@@ -354,3 +359,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"synthbridge {args.command}: interrupted; rerun the same command (with --resume where it has one) to continue",
               file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt

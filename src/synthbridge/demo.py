@@ -74,21 +74,20 @@ def run_workers(config_path: str | Path, out: str | Path, workers: int, total: i
                        "--cell", f"{i}/{workers}"]
                 procs.append((subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env), log))
         done = lambda: len({r["cell"] for r in read_results(out)})  # noqa: E731
+        failed: list[tuple[subprocess.Popen, Path]] = []
         with tqdm(total=total, initial=done(), desc=f"cells ({workers} workers)", unit="cell") as bar:
-            while any(p.poll() is None for p, _ in procs):
+            while not failed and any(p.poll() is None for p, _ in procs):
                 time.sleep(2)
                 bar.update(done() - bar.n)
-                failed = [(p, log) for p, log in procs if p.returncode not in (None, 0)]
-                if failed:
-                    break
+                failed = [(p, log) for p, log in procs if p.poll() not in (None, 0)]
             bar.update(done() - bar.n)
+        failed = failed or [(p, log) for p, log in procs if p.returncode != 0]
     finally:
-        for p, _ in procs:
+        for p, _ in procs:  # on a failure or Ctrl-C the others stop too (SIGTERM: they leave no partial files)
             if p.poll() is None:
                 p.terminate()
         for p, _ in procs:
             p.wait()
-    failed = [(p, log) for p, log in procs if p.returncode != 0]
     if failed:
         p, log = failed[0]
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty log)"]
