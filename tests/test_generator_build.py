@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -119,6 +120,10 @@ def test_quick_build_loads_with_plain_from_pretrained_and_runs_ddim_and_dpm(quic
     capfd.readouterr()
     pipe = _pipe(folder)
     assert pipe.safety_checker is None and pipe.config.requires_safety_checker is False
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.relative_to(folder).as_posix(): p.stat().st_mode & 0o777 for p in [folder, *folder.rglob("*")]}
+    assert modes == {k: (0o777 if k == "." or (folder / k).is_dir() else 0o666) & ~umask for k in modes}  # not 0700/0600
     assert "safety" not in capfd.readouterr().err.lower()  # diffusers warns when a checker is merely missing
     index = json.loads((folder / "model_index.json").read_text())
     assert index["safety_checker"] == [None, None] and index["requires_safety_checker"] is False
@@ -211,7 +216,6 @@ def test_embedded_generator_loads_and_draws():
 
 
 def test_sigterm_stops_a_build_without_leaving_a_half_written_folder(tmp_path):
-    import os
     import signal
     import subprocess
     import sys

@@ -46,6 +46,9 @@ def test_real_strategy_writes_a_complete_run_folder(tmp_path):
     metrics = train(tiny(), tmp_path / "run")
     files = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"config.json", "metrics.json", "model.safetensors"} <= files
+    # as readable as the JSON next to it (safetensors' save_file alone writes 0600)
+    assert (tmp_path / "run" / "model.safetensors").stat().st_mode & 0o777 == \
+        (tmp_path / "run" / "metrics.json").stat().st_mode & 0o777
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["top1"] == metrics["top1"] and 0 <= saved["top1"] <= 100
     assert saved["num_test"] == len(load_dataset("digits").test) == 1438

@@ -25,6 +25,14 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def make_readable(folder: str | os.PathLike) -> None:
+    """Give a folder made in a private temporary place (mkdtemp: 0700) the usual permissions under the umask."""
+    for root, dirs, files in os.walk(folder):
+        os.chmod(root, 0o777 & ~_UMASK)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it is renamed onto `path`."""
@@ -35,6 +43,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results should be as readable as any other file
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # again: some writers (safetensors' save_file) recreate the file as 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -40,7 +40,7 @@ from synthbridge.assets import GENERATOR_DIR
 from synthbridge.cli import command, non_negative_int, positive_float, positive_int
 from synthbridge.errors import UserError
 from synthbridge.generation import corpus as corpus_lib
-from synthbridge.io import environment, read_json, write_json
+from synthbridge.io import environment, make_readable, read_json, write_json
 from synthbridge.seeding import derive_seed
 
 RECORD_FILE = "synthbridge.json"  # generation defaults + build record, next to model_index.json
@@ -453,6 +453,7 @@ def build(cfg: GeneratorBuildConfig, out: str | os.PathLike = GENERATOR_DIR, *, 
         write_json(work / RECORD_FILE, record)
         record["build"]["folder_bytes"] = _folder_bytes(work)
         write_json(work / RECORD_FILE, record)
+        make_readable(work)  # mkdtemp made it 0700 and safetensors writes 0600 files
         _move_into_place(work, out, overwrite)
     finally:
         torch.set_num_threads(threads_before)
