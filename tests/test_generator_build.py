@@ -203,6 +203,8 @@ def test_diversity_measures_behave():
     assert fidelity_lib.vendi_score(same) == pytest.approx(1, abs=1e-6)
     assert fidelity_lib.mean_pairwise_distance(spread) > 1
     assert 1 < fidelity_lib.vendi_score(spread[:5]) < fidelity_lib.vendi_score(spread) <= 8 + 1e-6
+    # all-positive features (post-ReLU): a shared offset must not hide the spread
+    assert fidelity_lib.vendi_score(10 + spread) == pytest.approx(fidelity_lib.vendi_score(spread), rel=1e-6)
 
 
 # --- the real generator (when it has been built) ------------------------------------------------------------------

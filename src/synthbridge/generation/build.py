@@ -356,7 +356,7 @@ def generation_defaults(cfg: GeneratorBuildConfig) -> dict:
     return {"guidance_scale": cfg.guidance_scale, "num_inference_steps": cfg.inference_steps,
             "scheduler": "DPMSolverMultistepScheduler" if cfg.sampler == "dpm++" else "DDIMScheduler",
             "height": cfg.image_size, "width": cfg.image_size, "prompt": "a photo of {phrase}",
-            "digit_prompt": corpus_lib.digit_prompt("{d}")}
+            "digit_prompt": corpus_lib.DIGIT_PROMPT_TEMPLATE}
 
 
 def read_defaults(generator: str | os.PathLike = GENERATOR_DIR) -> dict:

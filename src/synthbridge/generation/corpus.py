@@ -125,6 +125,9 @@ def digit_prompt(digit: int | str) -> str:
     return f"a photo of {class_phrase(str(digit))}"
 
 
+DIGIT_PROMPT_TEMPLATE = digit_prompt(0).replace("0", "{d}")  # "a photo of the digit {d}", for records
+
+
 def _pick(rng: np.random.Generator, shares: dict[str, float]) -> str:
     keys = list(shares)
     p = np.asarray([shares[k] for k in keys], dtype=np.float64)

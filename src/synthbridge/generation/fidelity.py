@@ -8,11 +8,13 @@ In: a generator folder (any StableDiffusionPipeline folder drawing digits from "
   for two judges trained with synthbridge's own `train`: a *real-data* classifier (mini_resnet on the
   real mnist5k train split) and an *in-domain* classifier (mini_resnet on glyph-rendered corpus digits),
   because a real-MNIST classifier misreads many font and pen-stroke digits that a person reads easily.
-* Diversity, per class: the mean pairwise distance between L2-normalised penultimate features of
-  the real-data classifier (a fixed network), and the Vendi score (the effective number of distinct
-  images, which keeps growing with the number of images only while new images add variety), for
-  the generator's images and for the plain `render` baseline (white font digits on black), at
-  each of `diversity_sizes` images per class.
+* Diversity, per class: the mean pairwise distance between L2-normalised pooled features of the
+  pretrained `mini_resnet` backbone (glyph source task, never trained on digits, so its features
+  see style as well as shape), and the Vendi score (the effective number of distinct images, which
+  keeps growing with the number of images only while new images add variety), for the generator's
+  images and for the plain `render` baseline (white font digits on black), at each of
+  `diversity_sizes` images per class. The same figures in the real-data classifier's features
+  (trained to ignore everything but the digit's shape) are reported beside them.
 
 Images go through the pipeline call itself (`pipe(prompt=[...], generator=[...], ...)`), one seeded
 torch.Generator per image, so image (d, i) is the same whatever the batch size. The judges are
@@ -100,6 +102,15 @@ def _train_or_reuse(run_dir: Path, train_cfg, bundle=None) -> Judge:
                                     "test_top1": metrics["top1"], "num_test": metrics["num_test"]})
 
 
+def backbone_judge() -> Judge:
+    """The pretrained embedded backbone as a feature extractor (its head is unused): the diversity features."""
+    from synthbridge.models import create_model, data_config
+    from synthbridge.training.loop import make_transform
+
+    model = create_model("mini_resnet", len(DIGITS), pretrained=True).eval()
+    return Judge(model, make_transform(data_config(model), "none", train=False), {"model": "mini_resnet (pretrained)"})
+
+
 def real_judge(cfg: FidelityConfig) -> Judge:
     """mini_resnet trained from scratch on the real mnist5k train split (1,000 images)."""
     from synthbridge.training import StageConfig, TrainConfig
@@ -165,11 +176,14 @@ def mean_pairwise_distance(features: np.ndarray) -> float:
 
 
 def vendi_score(features: np.ndarray) -> float:
-    """Vendi score (Friedman & Dieng 2023) with a cosine kernel: exp(entropy of the kernel's eigenvalues).
+    """Vendi score (Friedman & Dieng 2023) with a centred cosine kernel: exp(entropy of its eigenvalues).
 
-    1 when all images are the same, n when all are orthogonal; unlike a mean distance it grows with
-    the number of images as long as new images bring something new.
+    1 when all images are the same, up to n (or the feature dimension) when they spread evenly; unlike
+    a mean distance it grows with the number of images as long as new images bring something new. The
+    features are centred first: pooled post-ReLU features are all non-negative, so raw cosine
+    similarities are all high, the mean direction dominates the kernel and the score stays near 2.
     """
+    features = features - features.mean(axis=0, keepdims=True)
     f = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     eigenvalues = np.linalg.eigvalsh((f @ f.T) / len(f))
     eigenvalues = eigenvalues[eigenvalues > 1e-12]
@@ -285,18 +299,20 @@ def measure_fidelity(generator: str | os.PathLike = GENERATOR_DIR, cfg: Fidelity
     baseline, baseline_labels, baseline_order = render_digits(max(sizes), cfg.seed)
     hand, hand_labels, _ = render_digits(min(cfg.per_class, 100), cfg.seed, style="hand")
 
-    # 4. recognition by both judges; diversity in the real judge's feature space
-    predictions, features = {}, None
+    # 4. recognition by both judges; diversity in the pretrained backbone's features (and the real judge's)
+    predictions, judge_features = {}, None
     for name, judge in judges.items():
-        predictions[name], judge_features = classify(judge, images)
+        predictions[name], features = classify(judge, images)
         if name == "real":
-            features = judge_features
+            judge_features = features
     real = judges["real"]
-    baseline_predictions, baseline_features = classify(real, baseline)
+    baseline_predictions, baseline_judge_features = classify(real, baseline)
     hand_predictions, _ = classify(real, hand)
+    backbone = backbone_judge()
+    features, baseline_features = classify(backbone, images)[1], classify(backbone, baseline)[1]
     report = {
         "generator": str(generator),
-        "prompt": corpus_lib.digit_prompt(7).replace("7", "{d}"),  # the template, e.g. "a photo of the digit {d}"
+        "prompt": corpus_lib.DIGIT_PROMPT_TEMPLATE,
         "sampling": {"scheduler": type(pipe.scheduler).__name__, "guidance_scale": guidance,
                      "num_inference_steps": steps, "images_per_class": cfg.per_class},
         "recognition": {
@@ -306,9 +322,13 @@ def measure_fidelity(generator: str | os.PathLike = GENERATOR_DIR, cfg: Fidelity
                     "passed": recognition(predictions["real"], labels)["top1"] >= RECOGNITION_BAR},
         },
         "diversity": {
-            "feature": "penultimate features of the real-data classifier, L2-normalised",
+            "feature": "pooled features of the pretrained mini_resnet backbone (glyph source task, no digits)",
             "generator": diversity(features, labels, order, sizes),
             "render_baseline": diversity(baseline_features, baseline_labels, baseline_order, sizes),
+            "in_real_classifier_features": {
+                "generator": diversity(judge_features, labels, order, sizes),
+                "render_baseline": diversity(baseline_judge_features, baseline_labels, baseline_order, sizes),
+            },
         },
         "reference": {
             "real_classifier": judges["real"].record,
@@ -335,7 +355,7 @@ def summary(report: dict) -> dict:
     """The figures worth keeping next to the weights (synthbridge.json["fidelity"])."""
     diversity_figures = {
         source: {n: {"mean_pairwise_distance": v["mean_pairwise_distance"], "vendi": v["vendi"]} for n, v in figures.items()}
-        for source, figures in report["diversity"].items() if source != "feature"}
+        for source, figures in report["diversity"].items() if source in ("generator", "render_baseline")}
     return {
         "sampling": report["sampling"],
         "real_classifier_top1": report["recognition"]["real_classifier"]["top1"],
