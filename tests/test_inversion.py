@@ -273,3 +273,19 @@ def test_style_grid_shows_real_plain_and_style_rows(make_config, tiny_sd_path, t
     with Image.open(png) as image:
         width, height = image.size
     assert height > 10 * 64 and width > 3 * 64  # ten class rows, three panels
+
+
+def test_the_token_vector_stays_within_the_norm_cap(make_config, tiny_sd_path):
+    # default cap: the largest norm among the vocabulary's embeddings, recorded in the config
+    pipe = fresh_pipeline(tiny_sd_path)
+    largest = float(pipe.text_encoder.get_input_embeddings().weight.norm(dim=1).max())
+    info = invert(make_config(out="default", lr=1.0))
+    assert info["config"]["max_norm"] == pytest.approx(largest, rel=1e-5)
+    assert info["embedding_norm"]["learned"] <= largest * (1 + 1e-5)
+    # an explicit small cap binds (a large learning rate would take the vector far beyond it), 0 lifts it
+    capped = invert(make_config(out="capped", lr=1.0, max_norm=0.05))
+    assert capped["embedding_norm"]["learned"] == pytest.approx(0.05, rel=1e-4)
+    free = invert(make_config(out="free", lr=1.0, max_norm=0.0))
+    assert free["embedding_norm"]["learned"] > 0.05
+    with pytest.raises(UserError, match="--max-norm"):
+        invert(make_config(out="bad", max_norm=-1.0))

@@ -47,7 +47,7 @@ class GapConfig:
     model: str = "mini_resnet"  # feature backbone: an embedded model or a timm name with weights at hand
     checkpoint: str | None = None  # weights for `model` (safetensors or torch file); None: its pretrained weights
     kid_subsets: int = 100  # KID: number of random subsets averaged
-    kid_subset_size: int = 1000  # KID: images per subset (capped by the smaller set)
+    kid_subset_size: int = 1000  # KID: images per subset (capped at half the smaller set)
     cv_folds: int = 5  # real-vs-synthetic classifier: cross-validation folds
     seed: int = 0  # which shots, which subsets, which folds
     # --- outputs and environment
@@ -120,7 +120,8 @@ def measure_gap(config: GapConfig, *, bundle: DatasetBundle | None = None) -> di
 
     # 5. FD and KID (torchmetrics), then the real-vs-synthetic classifier (scikit-learn)
     fd = frechet_distance(real_features, synthetic_features)
-    kid_size = min(config.kid_subset_size, len(real), len(synthetic))
+    # Subsets of at most half the smaller set, so that they differ and the std means something.
+    kid_size = min(config.kid_subset_size, max(2, min(len(real), len(synthetic)) // 2))
     kid_mean, kid_std = kernel_distance(real_features, synthetic_features, config.kid_subsets, kid_size,
                                         derive_seed(config.seed, "gap", "kid"))
     accuracy, accuracy_std, per_side = real_vs_synthetic_accuracy(real_features, synthetic_features, config.cv_folds,

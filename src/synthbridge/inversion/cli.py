@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from synthbridge.cli import command, non_negative_int, positive_float, positive_int
+from synthbridge.cli import command, non_negative_float, non_negative_int, positive_float, positive_int
 
 
 @command("invert", "learn one style token for a whole real dataset (dataset style inversion)")
@@ -38,6 +38,9 @@ def invert_command(parser: argparse.ArgumentParser):
     opt.add_argument("--batch-size", type=positive_int, help=f"images per step ({embedded['batch_size']} / {full['batch_size']})")
     opt.add_argument("--resolution", type=positive_int, help="training pixels (default: the generator's size, mini 32, SD 512)")
     opt.add_argument("--dtype", choices=DTYPES, default="fp32", help="frozen weights' dtype; fp16/bf16 need a GPU")
+    opt.add_argument("--max-norm", type=non_negative_float,
+                     help="cap on the token vector's L2 norm after every step (default: the largest norm of the "
+                          "vocabulary's embeddings; 0: no cap)")
     opt.add_argument("--seed", type=non_negative_int, default=0)
     env = parser.add_argument_group("environment")
     env.add_argument("--checkpoint-every", type=positive_int, help="steps between checkpoints (default: a tenth of the run)")
@@ -57,7 +60,7 @@ def invert_command(parser: argparse.ArgumentParser):
             initializer_word=args.initializer_word, template=args.template, shots=args.shots, steps=args.steps,
             lr=args.lr, lr_schedule=args.lr_schedule, lr_warmup_steps=args.lr_warmup_steps,
             batch_size=args.batch_size, resolution=args.resolution, dtype=args.dtype, seed=args.seed,
-            checkpoint_every=args.checkpoint_every, grid=args.grid, device=args.device, data_root=args.data_root,
+            max_norm=args.max_norm, checkpoint_every=args.checkpoint_every, grid=args.grid, device=args.device, data_root=args.data_root,
             download=args.download, show_progress=not args.no_progress)
         summary = invert(config, resume=args.resume, overwrite=args.overwrite)
         curve = summary["loss_curve"]

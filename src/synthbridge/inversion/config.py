@@ -35,7 +35,7 @@ WORLD_DEFAULTS = {
 # The fields that decide the learned embedding: a resumed run must match them. Environment fields
 # (device, checkpoint interval, grid, progress bar, paths of data) are absent: they change no number.
 RESUME_KEYS = ("dataset", "generator", "token", "initializer_word", "template", "shots", "steps", "lr",
-               "lr_schedule", "lr_warmup_steps", "batch_size", "resolution", "dtype", "seed")
+               "lr_schedule", "lr_warmup_steps", "batch_size", "resolution", "dtype", "seed", "max_norm")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,10 @@ class InvertConfig:
     batch_size: int | None = None  # images per step
     resolution: int | None = None  # training pixels (square); None: the generator's native size (mini 32, SD 512)
     dtype: str = "fp32"  # frozen weights' dtype: fp16/bf16 halve memory on a GPU; the learned row stays fp32
+    # The learned vector is projected back to at most this L2 norm after every step. None: the largest norm
+    # among the vocabulary's embeddings, so the token stays a word-like input; 0: no cap. Uncapped, the
+    # mini generator's token grew to 3x any word's norm and its style swamped the class named in the prompt.
+    max_norm: float | None = None
     seed: int = 0  # every step's images, noise and timesteps are derived from (seed, step)
     # --- environment (never changes the learned embedding)
     checkpoint_every: int | None = None  # steps between checkpoints; None: a tenth of the run (at least 50)
@@ -69,6 +73,8 @@ class InvertConfig:
 
     def check(self) -> None:
         """Values a user can get wrong, as one-line UserErrors (before anything is loaded)."""
+        if self.max_norm is not None and not self.max_norm >= 0:
+            raise UserError(f"--max-norm must be a number >= 0 (0: no cap), got {self.max_norm!r}")
         for name in ("steps", "batch_size", "shots", "checkpoint_every", "resolution"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):

@@ -78,6 +78,9 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
     config = resolve(config, bundle.world, info.native_size)
     if config.initializer_word is None:
         config = dataclasses.replace(config, initializer_word=default_initializer(pipe.tokenizer))
+    if config.max_norm is None:  # the largest norm of any word the text encoder was trained with
+        words = pipe.text_encoder.get_input_embeddings().weight
+        config = dataclasses.replace(config, max_norm=round(float(words.detach().float().norm(dim=1).max()), 6))
     if resume and (out / STYLE_INFO).is_file():
         return _finished_run(out, config)
     checkpoint = _read_checkpoint(out / CHECKPOINT, config) if resume else None
@@ -129,6 +132,9 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if config.max_norm:  # projected step: the token stays within the norm of the words it sits among
+                with torch.no_grad():
+                    vector.mul_(torch.clamp(config.max_norm / vector.norm().clamp_min(1e-12), max=1.0))
             lr_schedule.step()
             losses.append(loss.item())
             bar.update(1)
