@@ -128,7 +128,7 @@ def test_identical_set_is_close_and_a_shifted_set_is_far(digits, tmp_path):
 def test_max_images_caps_both_sides(digits, tmp_path):
     same = copy_as_synthetic(digits, tmp_path / "same", shots=5)
     result = measure_gap(GapConfig(synthetic=str(same), max_images=30, kid_subsets=5), bundle=digits)
-    assert result["num_real"] == 30 and result["num_synthetic"] == 30 and result["kid_subset_size"] == 30
+    assert result["num_real"] == 30 and result["num_synthetic"] == 30 and result["kid_subset_size"] == 15  # half the smaller set
 
 
 def test_cli_prints_a_table_and_bad_input_is_one_line(digits, tmp_path, capsys):
