@@ -18,7 +18,7 @@ install: $(STAMP)
 test: install
 	$(BIN)/python -m pytest
 
-# The embedded generator ships with the package; a checkout without it builds it first (about 40 min).
+# The embedded generator ships with the package; a checkout without it builds it first (about 33 min on 2 cores).
 GENERATOR := src/synthbridge/assets/generator/model_index.json
 
 $(GENERATOR): | $(STAMP)

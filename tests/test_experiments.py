@@ -78,6 +78,12 @@ def test_interrupted_run_finishes_with_every_cell_once(tmp_path, monkeypatch):
     assert (tmp_path / "exp" / "report.md").exists() and (tmp_path / "exp" / "results.csv").exists()
     assert any("Bridged transfer beats real only" in line for line in result["findings"])
     assert {row["arm"] for row in result["rows"]} == {"real", "mixed", "bridged"}
+    # a gap measure in the folder is shown as a percentage of correctly told-apart images
+    (tmp_path / "exp" / "analysis").mkdir(exist_ok=True)
+    (tmp_path / "exp" / "analysis" / "gap-digits.json").write_text(json.dumps(
+        {"dataset": "digits", "style": False, "fd": 19.06, "kid_mean": 0.3188, "real_vs_synthetic_accuracy": 0.916}))
+    build_report(tmp_path / "exp")
+    assert "| digits | plain prompts | 19.06 | 318.80 | 91.6% |" in (tmp_path / "exp" / "report.md").read_text()
 
 
 def test_two_concurrent_workers_fill_one_store(tmp_path, monkeypatch):

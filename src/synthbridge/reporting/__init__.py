@@ -161,6 +161,9 @@ def volume_plot(cfg: dict, table: dict) -> bytes | None:
         if real:
             ax.axhline(np.mean(real), color="gray", linestyle="--", label="real only")
         ax.set_xscale("log")
+        volumes = sorted({v for arm in cfg.get("volume_arms", []) for v in arms.get(arm, {}) if v})
+        ax.set_xticks(volumes, [str(v) for v in volumes])  # the volumes run, not log-scale minor labels
+        ax.minorticks_off()
         ax.set_title(f"{group[0]} / {group[1]} / {group[2]}-shot", fontsize=9)
         ax.set_xlabel("synthetic images per class")
         ax.set_ylabel("top-1 (%)")
@@ -186,6 +189,9 @@ def shots_plot(rows: list[dict]) -> bytes | None:
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{label} ({dataset}, {model})")
     ax.axhline(0, color="gray", linewidth=0.8)
     ax.set_xscale("log", base=2)
+    shots = sorted({p[0] for points in series.values() for p in points})
+    ax.set_xticks(shots, [str(k) for k in shots])
+    ax.minorticks_off()
     ax.set_xlabel("real images per class (shots)")
     ax.set_ylabel("gain over real only (points)")
     ax.legend(fontsize=6)
@@ -300,10 +306,10 @@ def build_report(exp_dir: str | Path) -> dict:
     gaps = [read_json(p) for p in sorted((exp_dir / "analysis").glob("gap-*.json"))]
     if gaps:
         md += ["", "## Synthetic–real gap (features of the pretrained backbone)", "",
-               "| dataset | synthetic set | FD | KID ×1000 | real-vs-synthetic accuracy |", "|---|---|---|---|---|"]
+               "| dataset | synthetic set | FD | KID ×1000 | real-vs-synthetic accuracy (50% = indistinguishable) |", "|---|---|---|---|---|"]
         for g in gaps:
             md.append(f"| {g['dataset']} | {'with style token' if g['style'] else 'plain prompts'} | {g.get('fd', float('nan')):.2f} | "
-                      f"{1000 * g.get('kid_mean', float('nan')):.2f} | {g.get('real_vs_synthetic_accuracy', float('nan')):.1f}% |")
+                      f"{1000 * g.get('kid_mean', float('nan')):.2f} | {100 * g.get('real_vs_synthetic_accuracy', float('nan')):.1f}% |")
     leeps = defaultdict(lambda: {"pretrained": None, "after": []})
     for r in records:
         if r.get("leep") and r["key"]["volume"] == cfg["volumes"][0] and r["key"]["synthetic_steps"] is None:
