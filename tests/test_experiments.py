@@ -115,3 +115,19 @@ def test_run_and_report_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["run", "x.yaml", "--out", str(tmp_path), "--cell", "2/2"])
     assert "0 <= i < n" in capsys.readouterr().err
+
+
+def test_volume_finding_needs_a_significant_gain_not_just_rising_means():
+    from synthbridge.reporting import findings
+
+    cfg = {"volumes": [100, 25, 500], "arms": ["real", "bridged"], "volume_arms": ["bridged"]}
+
+    def table(by_volume):
+        return {("mnist5k", "mini_resnet", 2): {"bridged": {v: {None: seeds} for v, seeds in by_volume.items()}}}
+
+    noisy = {25: {0: 70.0, 1: 80.0, 2: 74.0}, 100: {0: 75.0, 1: 72.0, 2: 77.0}, 500: {0: 69.0, 1: 86.0, 2: 76.0}}
+    steady = {25: {0: 70.0, 1: 80.0, 2: 74.0}, 100: {0: 71.0, 1: 81.2, 2: 75.1}, 500: {0: 72.0, 1: 82.1, 2: 76.2}}
+    [noisy_line] = [line for line in findings([], table(noisy), cfg) if line.startswith("Gains keep growing")]
+    [steady_line] = [line for line in findings([], table(steady), cfg) if line.startswith("Gains keep growing")]
+    assert "DOES NOT HOLD" in noisy_line and "in 0 of 1 settings" in noisy_line  # means rise, seeds disagree
+    assert "HOLDS" in steady_line and "DOES NOT" not in steady_line

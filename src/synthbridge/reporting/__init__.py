@@ -114,17 +114,21 @@ def findings(rows: list[dict], table: dict, cfg: dict) -> list[str]:
     trends = []
     for group, arms in table.items():
         for arm in cfg.get("volume_arms", []):
-            points = sorted((v, statistics.mean(runs[None].values())) for v, runs in arms.get(arm, {}).items()
-                            if v is not None and None in runs and runs[None])
+            by_volume = {v: runs[None] for v, runs in arms.get(arm, {}).items() if v is not None and runs.get(None)}
+            points = sorted((v, statistics.mean(seeds.values())) for v, seeds in by_volume.items())
             if len(points) >= 3:
                 from scipy import stats
 
                 rho = stats.spearmanr([p[0] for p in points], [p[1] for p in points]).statistic
-                trends.append((group, arm, rho, points[-1][1] >= max(p[1] for p in points)))
+                # a trend in the means is not enough: the largest volume must beat the smallest, paired over seeds
+                gain = paired_gain(by_volume[points[-1][0]], by_volume[points[0][0]])
+                trends.append((group, arm, rho, points[-1][1] >= max(p[1] for p in points),
+                               bool(gain and gain["gain"] > 0 and gain["significant"])))
     if trends:
-        rising = sum(1 for t in trends if t[2] > 0.5 and t[3])
+        rising = sum(1 for t in trends if t[2] > 0.5 and t[3] and t[4])
         lines.append(f"Gains keep growing with synthetic volume: {'HOLDS' if rising > len(trends) / 2 else 'DOES NOT HOLD'} here "
-                     f"(accuracy rises with volume up to the largest one, Spearman rho > 0.5, in {rising} of {len(trends)} settings).")
+                     f"(accuracy rises with volume up to the largest one, Spearman rho > 0.5, and the largest volume beats "
+                     f"the smallest, paired t-test over seeds, p < {SIGNIFICANCE}, in {rising} of {len(trends)} settings).")
     return lines
 
 
