@@ -24,14 +24,6 @@ from synthbridge.gap import GapConfig, frechet_distance, kernel_distance, measur
 from synthbridge.io import safe_name
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("mnist5k")

@@ -31,16 +31,6 @@ from synthbridge.prompts import (TEMPLATES, build_prompt, default_template, read
 CLASSES = ("1", "3", "7")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from threads, and on a shared 2-core machine OpenMP threads that spin while
-    # other jobs run make each call ~100x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits")

@@ -18,17 +18,8 @@ from synthbridge.generation import fidelity as fidelity_lib  # noqa: F401  (regi
 from synthbridge.generation.build import RECORD_FILE, GeneratorBuildConfig, build
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from more threads, and on a shared 2-core machine lose a lot."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
-def quick_generator(tmp_path_factory, one_thread):
+def quick_generator(tmp_path_factory):
     """A --quick build (untrained weights, real architecture and files), shared by the tests below."""
     out = tmp_path_factory.mktemp("gen") / "generator"
     record = build(GeneratorBuildConfig.quick(seed=1), out, progress=False)

@@ -28,15 +28,6 @@ from synthbridge.io import read_json
 INITIALIZER = "photo"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from threads; on a shared 2-core machine spinning OpenMP threads slow every job.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits")
