@@ -269,7 +269,7 @@ def test_style_grid_shows_real_plain_and_style_rows(make_config, tiny_sd_path, t
 def test_the_token_vector_stays_within_the_norm_cap(make_config, tiny_sd_path):
     # default cap: the largest norm among the vocabulary's embeddings, recorded in the config
     pipe = fresh_pipeline(tiny_sd_path)
-    largest = float(pipe.text_encoder.get_input_embeddings().weight.norm(dim=1).max())
+    largest = float(pipe.text_encoder.get_input_embeddings().weight.detach().norm(dim=1).max())
     info = invert(make_config(out="default", lr=1.0))
     assert info["config"]["max_norm"] == pytest.approx(largest, rel=1e-5)
     assert info["embedding_norm"]["learned"] <= largest * (1 + 1e-5)
