@@ -19,6 +19,14 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's 8x8 digits as a DatasetBundle (read-only: shared by the whole session)."""
+    from synthbridge.data import load_dataset
+
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
 def tiny_sd_path(tmp_path_factory) -> Path:
     """A randomly initialised Stable Diffusion folder in the full SD layout, written with save_pretrained:
     model_index.json, unet/, vae/, text_encoder/, tokenizer/ (CLIP BPE: vocab.json, merges.txt,

@@ -25,7 +25,7 @@ from synthbridge.io import safe_name
 
 
 @pytest.fixture(scope="module")
-def digits():
+def mnist5k():
     return load_dataset("mnist5k")
 
 
@@ -94,14 +94,14 @@ def test_classifier_is_at_chance_on_one_distribution_and_not_on_two():
 
 # --- end to end on the embedded backbone ----------------------------------------------------------------------------
 
-def test_identical_set_is_close_and_a_shifted_set_is_far(digits, tmp_path):
-    same = copy_as_synthetic(digits, tmp_path / "same", shots=20)
-    moved = copy_as_synthetic(digits, tmp_path / "moved", shots=20, change=shifted)
+def test_identical_set_is_close_and_a_shifted_set_is_far(mnist5k, tmp_path):
+    same = copy_as_synthetic(mnist5k, tmp_path / "same", shots=20)
+    moved = copy_as_synthetic(mnist5k, tmp_path / "moved", shots=20, change=shifted)
     common = dict(dataset="mnist5k", shots=20, kid_subset_size=100, kid_subsets=20)
 
     result = measure_gap(GapConfig(synthetic=str(same), out=str(tmp_path / "gap.json"), grid=str(tmp_path / "grid.png"),
-                                   grid_per_class=2, **common), bundle=digits)
-    far = measure_gap(GapConfig(synthetic=str(moved), **common), bundle=digits)
+                                   grid_per_class=2, **common), bundle=mnist5k)
+    far = measure_gap(GapConfig(synthetic=str(moved), **common), bundle=mnist5k)
 
     assert result["num_real"] == result["num_synthetic"] == 200 and result["feature_dim"] == 128
     assert result["fd"] < 1e-6 * max(1.0, far["fd"])
@@ -117,14 +117,14 @@ def test_identical_set_is_close_and_a_shifted_set_is_far(digits, tmp_path):
         assert grid.size[1] > 10 * 32  # one row per class
 
 
-def test_max_images_caps_both_sides(digits, tmp_path):
-    same = copy_as_synthetic(digits, tmp_path / "same", shots=5)
-    result = measure_gap(GapConfig(synthetic=str(same), max_images=30, kid_subsets=5), bundle=digits)
+def test_max_images_caps_both_sides(mnist5k, tmp_path):
+    same = copy_as_synthetic(mnist5k, tmp_path / "same", shots=5)
+    result = measure_gap(GapConfig(synthetic=str(same), max_images=30, kid_subsets=5), bundle=mnist5k)
     assert result["num_real"] == 30 and result["num_synthetic"] == 30 and result["kid_subset_size"] == 15  # half the smaller set
 
 
-def test_cli_prints_a_table_and_bad_input_is_one_line(digits, tmp_path, capsys):
-    same = copy_as_synthetic(digits, tmp_path / "same", shots=5)
+def test_cli_prints_a_table_and_bad_input_is_one_line(mnist5k, tmp_path, capsys):
+    same = copy_as_synthetic(mnist5k, tmp_path / "same", shots=5)
     code = main(["gap", "--synthetic", str(same), "--shots", "5", "--kid-subsets", "5", "--out", str(tmp_path / "g.json")])
     out = capsys.readouterr().out
     assert code == 0 and "FD" in out and "real-vs-synthetic accuracy" in out and (tmp_path / "g.json").is_file()

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from synthbridge.cli import main
-from synthbridge.data import load_dataset, load_synthetic
+from synthbridge.data import load_synthetic
 from synthbridge.errors import UserError
 from synthbridge.generation import SCHEDULERS, GenerateConfig, generate, image_seed, regenerate_image
 from synthbridge.generation import folder as store
@@ -29,11 +29,6 @@ from synthbridge.prompts import (TEMPLATES, build_prompt, default_template, read
                                  resolve_templates)
 
 CLASSES = ("1", "3", "7")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture

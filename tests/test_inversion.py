@@ -28,11 +28,6 @@ from synthbridge.io import read_json
 INITIALIZER = "photo"
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
 @pytest.fixture
 def make_config(tiny_sd_path, tmp_path):
     def make(out="style", **overrides) -> InvertConfig:

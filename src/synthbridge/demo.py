@@ -6,8 +6,8 @@ measures, using every core) -> the training cells (`run_experiment`; with severa
 `synthbridge run --cell i/n` process each, one torch thread each, sharing the results store) ->
 `build_report` -> print the headline table and the report's path. Rerunning resumes.
 
-The cells are small models on small images: one thread per process and one process per core trains
-about twice as many cells per minute on 2 cores as one process with 2 threads.
+The cells are small models on small images, which one process cannot spread over several threads
+well: one single-thread process per core keeps every core busy.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import argparse
 import dataclasses
 import time
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ import torch
 
 from synthbridge.cli import command, non_negative_int, positive_int
 from synthbridge.data import DatasetBundle, ImageSet, few_shot, load_dataset, load_synthetic
-from synthbridge.errors import UserError
+from synthbridge.errors import UserError, reject_unknown_keys
 from synthbridge.io import ensure_writable_dir, environment, write_json
 from synthbridge.seeding import derive_seed
 
@@ -81,9 +81,7 @@ class GapConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "GapConfig":
         """Build from a plain dict (YAML, an experiment grid); unknown keys are errors that list the valid ones."""
-        valid = {f.name for f in fields(cls)}
-        if unknown := sorted(set(data) - valid):
-            raise UserError(f"unknown gap config keys {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}")
+        reject_unknown_keys(data, cls, "gap config")
         return cls(**data)
 
 

@@ -182,8 +182,13 @@ def prepare_sets(cfg: ExperimentConfig, exp_dir: str | Path, cells: list[Cell] |
     cfg.check()
     _prepare(cfg, exp_dir)  # the grid's record first: a folder holding another grid is refused before any work
     grid = plan_cells(cfg)
+    return _make_sets(cfg, exp_dir, grid, grid if cells is None else cells)
+
+
+def _make_sets(cfg: ExperimentConfig, exp_dir: Path, grid: list[Cell], cells: list[Cell]) -> dict[tuple[str, bool], Path]:
+    """The sets `cells` need, each at the largest volume of the whole `grid` (after `_prepare`)."""
     sets: dict[tuple[str, bool], Path] = {}
-    for cell in grid if cells is None else cells:
+    for cell in cells:
         arm = ARMS.get(cell.arm)
         if arm.uses_synthetic and (cell.dataset, arm.style) not in sets:
             largest = max(c.volume for c in grid if c.dataset == cell.dataset and c.volume
@@ -211,7 +216,7 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tu
     todo = [cell for cell in mine if cell.id not in done]
 
     # 2. synthetic sets (and style inversion) at the largest volume each dataset needs
-    sets = prepare_sets(cfg, exp_dir, todo)
+    sets = _make_sets(cfg, exp_dir, cells, todo)
 
     # 3. the cells: each one a training run folder and one line in the results store
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="cells", unit="cell", disable=not show_progress)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from synthbridge.errors import UserError
+from synthbridge.errors import UserError, reject_unknown_keys
 
 GRID_KEYS = ("datasets", "models", "arms", "volumes", "volume_arms", "synthetic_steps", "shots", "seeds")
 
@@ -71,9 +71,7 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ExperimentConfig":
-        valid = {f.name for f in fields(cls)}
-        if unknown := sorted(set(data) - valid):
-            raise UserError(f"unknown experiment config keys {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}")
+        reject_unknown_keys(data, cls, "experiment config")
         values = {}
         for f in fields(cls):
             if f.name in data:

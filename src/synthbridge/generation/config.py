@@ -8,9 +8,9 @@ The resolved values are what `generation.json` records and what a rerun is compa
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from synthbridge.errors import UserError
+from synthbridge.errors import UserError, reject_unknown_keys
 
 SCHEDULERS = ("ddim", "dpm++", "euler", "pndm")
 DTYPES = ("fp32", "fp16", "bf16")
@@ -113,9 +113,7 @@ class GenerateConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "GenerateConfig":
         """Build from a plain dict (YAML, an experiment grid); unknown keys are errors that list the valid ones."""
-        valid = {f.name for f in fields(cls)}
-        if unknown := sorted(set(data) - valid):
-            raise UserError(f"unknown generate config keys {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}")
+        reject_unknown_keys(data, cls, "generate config")
         data = dict(data)
         for key in ("classes", "templates"):
             if isinstance(data.get(key), list):

@@ -310,16 +310,17 @@ def measure_fidelity(generator: str | os.PathLike = GENERATOR_DIR, cfg: Fidelity
     hand_predictions, _ = classify(real, hand)
     backbone = backbone_judge()
     features, baseline_features = classify(backbone, images)[1], classify(backbone, baseline)[1]
+    real_recognition = recognition(predictions["real"], labels)
     report = {
         "generator": str(generator),
         "prompt": corpus_lib.DIGIT_PROMPT_TEMPLATE,
         "sampling": {"scheduler": type(pipe.scheduler).__name__, "guidance_scale": guidance,
                      "num_inference_steps": steps, "images_per_class": cfg.per_class},
         "recognition": {
-            "real_classifier": recognition(predictions["real"], labels),
+            "real_classifier": real_recognition,
             "in_domain_classifier": recognition(predictions["domain"], labels),
             "bar": {"real_classifier_min_top1": RECOGNITION_BAR,
-                    "passed": recognition(predictions["real"], labels)["top1"] >= RECOGNITION_BAR},
+                    "passed": real_recognition["top1"] >= RECOGNITION_BAR},
         },
         "diversity": {
             "feature": "pooled features of the pretrained mini_resnet backbone (glyph source task, no digits)",

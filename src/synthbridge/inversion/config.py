@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
-from synthbridge.errors import UserError
+from synthbridge.errors import UserError, reject_unknown_keys
 
 DTYPES = ("fp32", "fp16", "bf16")
 # Neutral words to start the style token from, in order of preference, when no --initializer-word is given.
@@ -103,9 +103,7 @@ class InvertConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "InvertConfig":
         """Build from a plain dict (YAML, an experiment grid); unknown keys are errors that list the valid ones."""
-        valid = {f.name for f in fields(cls)}
-        if unknown := sorted(set(data) - valid):
-            raise UserError(f"unknown invert config keys {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}")
+        reject_unknown_keys(data, cls, "invert config")
         return cls(**data)
 
 

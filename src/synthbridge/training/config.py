@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, fields, replace
 
-from synthbridge.errors import UserError
+from synthbridge.errors import UserError, reject_unknown_keys
 
 AUGMENTS = ("none", "light", "timm")
 
@@ -128,14 +128,10 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         """Build from a plain dict (config.json, YAML); unknown keys are errors that list the valid ones."""
         data = dict(data)
-        valid = {f.name for f in fields(cls)}
-        if unknown := sorted(set(data) - valid):
-            raise UserError(f"unknown train config keys {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}")
+        reject_unknown_keys(data, cls, "train config")
         for key in ("real", "synthetic_stage"):
             if key in data and isinstance(data[key], dict):
-                stage_valid = {f.name for f in fields(StageConfig)}
-                if bad := sorted(set(data[key]) - stage_valid):
-                    raise UserError(f"unknown {key} keys {', '.join(bad)}; valid keys: {', '.join(sorted(stage_valid))}")
+                reject_unknown_keys(data[key], StageConfig, key)
                 data[key] = StageConfig(**data[key])
         return cls(**data)
 
