@@ -362,6 +362,19 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        _close_process_group()
+
+
+def _close_process_group() -> None:
+    """Under torchrun / accelerate launch, end the process group before the interpreter exits.
+
+    A process that exits with its gloo group alive can abort while its worker threads are torn down
+    ("terminate called without an active exception", SIGABRT), which fails the whole launch after the
+    work itself succeeded.
+    """
+    dist = sys.modules.get("torch.distributed")  # no torch imported: no group to end (and no import to pay)
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _terminate(signum, frame):
