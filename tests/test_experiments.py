@@ -131,3 +131,19 @@ def test_volume_finding_needs_a_significant_gain_not_just_rising_means():
     [steady_line] = [line for line in findings([], table(steady), cfg) if line.startswith("Gains keep growing")]
     assert "DOES NOT HOLD" in noisy_line and "in 0 of 1 settings" in noisy_line  # means rise, seeds disagree
     assert "HOLDS" in steady_line and "DOES NOT" not in steady_line
+
+
+def test_paired_gain_says_how_large_a_gain_its_seeds_resolve():
+    from scipy import stats
+
+    from synthbridge.reporting import paired_gain
+
+    real = {seed: 70.0 + seed for seed in range(10)}
+    arm = {seed: real[seed] + (1.0 if seed % 2 else 3.0) for seed in range(10)}  # gains 3, 1, 3, 1, ...: mean 2
+    gain = paired_gain(arm, real)
+    sd = stats.tstd([3.0, 1.0] * 5)
+    assert gain["gain"] == pytest.approx(2.0) and gain["n"] == 10 and gain["significant"]
+    assert gain["resolves"] == pytest.approx(stats.t.ppf(0.975, 9) * sd / 10 ** 0.5)
+    three = paired_gain({s: arm[s] for s in range(3)}, real)
+    assert three["resolves"] > gain["resolves"]  # fewer seeds resolve only larger gains
+    assert paired_gain({0: 71.0}, {0: 70.0})["resolves"] is None

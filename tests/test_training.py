@@ -179,3 +179,27 @@ def test_lr_scaling_follows_the_global_batch():
     assert cfg.real.lr == pytest.approx(2e-3)
     cfg = tiny(lr_scale="sqrt", lr_base_size=16, real=StageConfig(lr=1e-3, batch_size=64)).resolve("embedded")
     assert cfg.real.lr == pytest.approx(2e-3)
+
+
+def test_a_batch_never_exceeds_the_stage_images(tmp_path, synthetic_dir):
+    # 2 shots x 10 classes = 20 images: batches of 20 (as a DataLoader without drop_last), not 64 with repeats;
+    # under mixup an even size; stages drawing fixed counts from two sources keep their counts
+    from synthbridge.data import load_synthetic
+    from synthbridge.training.strategies import plan
+
+    real = load_dataset("digits", shots=2).train
+    synthetic = load_synthetic(synthetic_dir, DIGITS)  # 40 images
+    cfg = tiny(strategy="bridged", real=StageConfig(steps=6, batch_size=64, warmup_steps=1),
+               synthetic_stage=StageConfig(steps=4, batch_size=64, mixup=True, warmup_steps=1)).resolve("embedded")
+    stages = plan(cfg, real, synthetic)
+    assert [(s.name, s.per_batch, s.config.batch_size) for s in stages] == [("synthetic", [40], 40), ("real", [20], 20)]
+    from synthbridge.training.strategies import Stage, fit_batch
+
+    mixup = StageConfig(steps=6, batch_size=64, mixup=True)
+    assert fit_batch(Stage("synthetic", [list(range(29))], [64], mixup)).per_batch == [28]  # mixup pairs images
+    assert fit_batch(Stage("synthetic", [list(range(100))], [64], mixup)).per_batch == [64]  # large sets unchanged
+    fixed = plan(tiny(strategy="mixed", real_fraction=0.25, real=StageConfig(steps=6, batch_size=64, warmup_steps=1))
+                 .resolve("embedded"), real, synthetic)
+    assert fixed[0].per_batch == [16, 48]
+    metrics = train(tiny(strategy="real", shots=2, real=StageConfig(steps=3, batch_size=64, warmup_steps=1)), tmp_path / "run")
+    assert metrics["stages"]["real"]["batch_size"] == 20 and metrics["stages"]["real"]["num_images"] == 20

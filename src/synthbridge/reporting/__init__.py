@@ -36,19 +36,25 @@ def summarise(values: list[float]) -> dict:
 
 
 def paired_gain(arm: dict[int, float], real: dict[int, float]) -> dict | None:
-    """Mean gain over `real` on the seeds both have, with a paired t-test (one-sided direction in the sign)."""
+    """Mean gain over `real` on the seeds both have, with a paired t-test (one-sided direction in the sign).
+
+    `resolves`: the half-width of the 95% confidence interval of the paired gain (t quantile x std / sqrt(n)):
+    a true difference this large or larger is what these seeds can tell from zero; None below 2 seeds.
+    """
     seeds = sorted(set(arm) & set(real))
     if not seeds:
         return None
     diffs = [arm[s] - real[s] for s in seeds]
-    p_value = None
-    if len(diffs) > 1 and statistics.stdev(diffs) > 0:
+    p_value = resolves = None
+    if len(diffs) > 1:
         from scipy import stats
 
-        p_value = float(stats.ttest_1samp(diffs, 0.0).pvalue)
-    elif len(diffs) > 1:
-        p_value = 0.0 if diffs[0] != 0 else 1.0
-    return {"gain": statistics.mean(diffs), "p": p_value, "n": len(diffs),
+        resolves = float(stats.t.ppf(1 - SIGNIFICANCE / 2, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5)
+        if statistics.stdev(diffs) > 0:
+            p_value = float(stats.ttest_1samp(diffs, 0.0).pvalue)
+        else:
+            p_value = 0.0 if diffs[0] != 0 else 1.0
+    return {"gain": statistics.mean(diffs), "p": p_value, "n": len(diffs), "resolves": resolves,
             "significant": p_value is not None and p_value < SIGNIFICANCE}
 
 
@@ -287,10 +293,15 @@ def build_report(exp_dir: str | Path) -> dict:
     md = [f"# synthbridge report: {cfg['name']}", "", f"{len(records)} finished cells.", "", "## Findings", ""]
     md += [f"- {line}" for line in statements] or ["- not enough cells for the study's comparisons yet"]
     md += ["", f"## Top-1 on the real test split (mean ± std over seeds; headline volume {cfg['volumes'][0]} per class)", "",
-           "| dataset | model | shots | strategy | top-1 | seeds | gain vs real (* p<0.05) |", "|---|---|---|---|---|---|---|"]
+           "Resolves: half-width of the 95% confidence interval of the paired gain; smaller gains cannot be told from "
+           "zero with these seeds.", "",
+           "| dataset | model | shots | strategy | top-1 | seeds | gain vs real (* p<0.05) | resolves ± |",
+           "|---|---|---|---|---|---|---|---|"]
     for row in rows:
+        resolves = (row.get("vs_real") or {}).get("resolves")
         md.append(f"| {row['dataset']} | {row['model']} | {row['shots'] or 'all'} | {row['label']} | "
-                  f"{row['mean']:.2f} ± {row['std']:.2f} | {row['n']} | {_fmt_gain(row.get('vs_real'))} |")
+                  f"{row['mean']:.2f} ± {row['std']:.2f} | {row['n']} | {_fmt_gain(row.get('vs_real'))} | "
+                  f"{'' if resolves is None else f'{resolves:.2f}'} |")
     volume_md = ["", "## Accuracy against synthetic volume", "", "| dataset | model | shots | strategy | volume | top-1 | seeds |",
                  "|---|---|---|---|---|---|---|"]
     for group, arms in table.items():

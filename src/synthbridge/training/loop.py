@@ -104,6 +104,7 @@ class StageResult:
     seconds: float
     final_loss: float
     num_images: int
+    batch_size: int | None = None  # global images per step (capped at the stage's images: see strategies.fit_batch)
     resumed_from_step: int = 0
 
 
@@ -175,7 +176,7 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
             save_checkpoint(accelerator, model, optimizer, done, checkpoint_path)
     bar.close()
     return StageResult(name=name, steps=total, seconds=time.perf_counter() - began, final_loss=loss_value,
-                       num_images=num_images, resumed_from_step=start)
+                       num_images=num_images, batch_size=stage.batch_size, resumed_from_step=start)
 
 
 def save_checkpoint(accelerator: Accelerator, model, optimizer, step: int, path: Path) -> None:

@@ -6,7 +6,7 @@ Each strategy lists its stages; a stage names the images it trains on and the St
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from synthbridge.data import ConcatImages, ImageSet
@@ -67,4 +67,18 @@ def plan(cfg: TrainConfig, real_images: ImageSet, synthetic_images: ImageSet | N
     make = STRATEGIES.get(cfg.strategy)
     if cfg.strategy in NEEDS_SYNTHETIC and synthetic_images is None:
         raise UserError(f"strategy {cfg.strategy!r} needs --synthetic DIR (make one with `synthbridge render` or `generate`)")
-    return make(cfg, real_images, synthetic_images)
+    return [fit_batch(stage) for stage in make(cfg, real_images, synthetic_images)]
+
+
+def fit_batch(stage: Stage) -> Stage:
+    """A batch no larger than the stage's images, as a DataLoader without drop_last gives (2 shots x 10
+    classes: batches of 20, not 64 with every image three times); even under mixup, which pairs images.
+    Stages that draw fixed counts from several sources keep their counts."""
+    if len(stage.sources) != 1 or stage.config.batch_size is None:
+        return stage
+    size = min(stage.config.batch_size, len(stage.sources[0]))
+    if stage.config.mixup and size % 2:
+        size -= 1
+    if size == stage.config.batch_size or size < 1:
+        return stage
+    return replace(stage, per_batch=[size], config=replace(stage.config, batch_size=size))
