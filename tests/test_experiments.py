@@ -147,3 +147,23 @@ def test_paired_gain_says_how_large_a_gain_its_seeds_resolve():
     three = paired_gain({s: arm[s] for s in range(3)}, real)
     assert three["resolves"] > gain["resolves"]  # fewer seeds resolve only larger gains
     assert paired_gain({0: 71.0}, {0: 70.0})["resolves"] is None
+
+
+def test_worker_shares_cover_the_grid_once_and_balance_its_cost():
+    from synthbridge.data import load_dataset
+    from synthbridge.experiments import cell_cost, share
+
+    cfg = ExperimentConfig.from_yaml(Path(__file__).resolve().parents[1] / "configs" / "embedded.yaml")
+    cells = plan_cells(cfg)
+    bundles = {name: load_dataset(name) for name in cfg.datasets}
+    cost = {cell: cell_cost(cfg, cell, bundles[cell.dataset]) for cell in cells}
+    real2 = next(c for c in cells if c.arm == "real" and c.shots == 2)
+    mixed2 = next(c for c in cells if c.arm == "mixed" and c.shots == 2)
+    assert cost[real2] == 80 * 20 and cost[mixed2] == 80 * 64  # 2 shots x 10 classes: a batch of 20 real images
+    for n in (2, 3):
+        shares = [share(cfg, cells, i, n) for i in range(n)]
+        assert sorted(c.id for s in shares for c in s) == sorted(c.id for c in cells)  # each cell exactly once
+        loads = [sum(cost[c] for c in s) for s in shares]
+        assert max(loads) - min(loads) <= max(cost.values())
+        assert all(s == [c for c in cells if c in s] for s in shares)  # grid order kept within a share
+    assert share(cfg, cells, 0, 1) == cells

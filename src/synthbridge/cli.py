@@ -261,7 +261,7 @@ def parse_slice(text: str) -> tuple[int, int]:
 def run_command(parser: argparse.ArgumentParser):
     parser.add_argument("config", help="YAML file (see configs/)")
     parser.add_argument("--out", required=True, help="experiment folder")
-    parser.add_argument("--cell", type=parse_slice, help="i/n: run every n-th cell starting at i (SLURM array tasks)")
+    parser.add_argument("--cell", type=parse_slice, help="i/n: run worker i's share of n, the grid split evenly by estimated cost (SLURM array tasks, demo workers)")
     parser.add_argument("--report", action="store_true", help="write the report when the grid is done")
 
     def run(args: argparse.Namespace) -> int:

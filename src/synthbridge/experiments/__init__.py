@@ -9,8 +9,8 @@ EXP_DIR/
   runs/<cell id>/            one `synthbridge train` run folder per cell
   results.jsonl              one line per finished cell (the results store)
 
-Rerunning skips finished cells and resumes an interrupted one. `cell_slice=(i, n)` runs every n-th
-cell, so separate processes or SLURM array tasks share one EXP_DIR without losing or duplicating
+Rerunning skips finished cells and resumes an interrupted one. `cell_slice=(i, n)` runs worker i's
+share of n (see `share`: split by estimated cost), so separate processes or SLURM array tasks share one EXP_DIR without losing or duplicating
 a record.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -84,6 +85,46 @@ def _train_config(cfg: ExperimentConfig, cell: Cell, synthetic_dir: Path | None)
                    synthetic_per_class=cell.volume if arm.uses_synthetic else None, head_reinit=arm.head_reinit,
                    synthetic_stage=synthetic_stage, pretrained=base.pretrained and arm.pretrained,
                    data_root=cfg.data_root or base.data_root)
+
+
+def cell_cost(cfg: ExperimentConfig, cell: Cell, bundle) -> int:
+    """The images a cell's training steps process (steps x images per step, summed over its stages): the
+    estimate `share` balances. Backbones differ in cost per image; cells of one backbone are spread evenly."""
+    from synthbridge.training.config import StageConfig
+
+    train_cfg = _train_config(cfg, cell, None).resolve(bundle.world)
+    num_real = cell.shots * bundle.num_classes if cell.shots else len(bundle.train)
+    num_synthetic = (cell.volume or 0) * bundle.num_classes
+
+    def stage(config: StageConfig, images: int) -> int:
+        batch = min(config.batch_size, images) if images else config.batch_size  # as strategies.fit_batch
+        steps = config.steps if config.steps is not None else math.ceil(config.epochs * images / batch)
+        return steps * batch
+
+    return {"real": lambda: stage(train_cfg.real, num_real),
+            "mixed": lambda: stage(train_cfg.real, num_real + num_synthetic),
+            "synthetic": lambda: stage(train_cfg.synthetic_stage, num_synthetic),
+            "bridged": lambda: stage(train_cfg.synthetic_stage, num_synthetic) + stage(train_cfg.real, num_real),
+            }[ARMS.get(cell.arm).strategy]()
+
+
+def share(cfg: ExperimentConfig, cells: list[Cell], index: int, count: int) -> list[Cell]:
+    """Worker `index` of `count`'s cells (in grid order): the grid split by estimated cost, longest cells
+    first, each to the least loaded worker. Every worker computes the same split, so the shares cover the
+    grid once; a round-robin split of a grid whose arms alternate cheap and dear left one of two demo
+    workers with 25% more work."""
+    from synthbridge.data import load_dataset
+
+    if count == 1:
+        return list(cells)
+    bundles = {name: load_dataset(name, data_root=cfg.data_root) for name in dict.fromkeys(c.dataset for c in cells)}
+    costs = [cell_cost(cfg, cell, bundles[cell.dataset]) for cell in cells]
+    loads, owner = [0] * count, [0] * len(cells)
+    for k in sorted(range(len(cells)), key=lambda k: (-costs[k], k)):
+        worker = min(range(count), key=lambda w: (loads[w], w))
+        owner[k] = worker
+        loads[worker] += costs[k]
+    return [cell for cell, worker in zip(cells, owner) if worker == index]
 
 
 # --- artefacts shared by cells: style tokens, synthetic sets, analysis -------------------------------------------
@@ -211,7 +252,7 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tu
     # 1. the record of the grid, and this worker's cells
     _prepare(cfg, exp_dir)
     cells = plan_cells(cfg)
-    mine = cells[cell_slice[0]::cell_slice[1]] if cell_slice else cells
+    mine = share(cfg, cells, *cell_slice) if cell_slice else cells
     done = {record["cell"] for record in read_results(exp_dir)}
     todo = [cell for cell in mine if cell.id not in done]
 
