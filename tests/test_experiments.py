@@ -167,3 +167,12 @@ def test_worker_shares_cover_the_grid_once_and_balance_its_cost():
         assert max(loads) - min(loads) <= max(cost.values())
         assert all(s == [c for c in cells if c in s] for s in shares)  # grid order kept within a share
     assert share(cfg, cells, 0, 1) == cells
+
+
+def test_volume_comparisons_use_the_seeds_every_volume_has():
+    from synthbridge.reporting import volume_runs
+
+    arms = {"bridged": {25: {None: {0: 70.0, 1: 72.0}}, 100: {None: {s: 80.0 + s for s in range(10)}},
+                        500: {None: {0: 74.0, 1: 76.0}, 400: {0: 1.0}}}}
+    assert volume_runs(arms, "bridged") == {25: {0: 70.0, 1: 72.0}, 100: {0: 80.0, 1: 81.0}, 500: {0: 74.0, 1: 76.0}}
+    assert volume_runs(arms, "mixed") == {}
