@@ -10,15 +10,14 @@ EXP_DIR/
   results.jsonl              one line per finished cell (the results store)
 
 Rerunning skips finished cells and resumes an interrupted one. `cell_slice=(i, n)` runs worker i's
-share of n (see `share`: split by estimated cost), so separate processes or SLURM array tasks share one EXP_DIR without losing or duplicating
-a record.
+share of n (see `share`: split by estimated cost), so separate processes or SLURM array tasks share
+one EXP_DIR without losing or duplicating a record.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -90,22 +89,21 @@ def _train_config(cfg: ExperimentConfig, cell: Cell, synthetic_dir: Path | None)
 def cell_cost(cfg: ExperimentConfig, cell: Cell, bundle) -> int:
     """The images a cell's training steps process (steps x images per step, summed over its stages): the
     estimate `share` balances. Backbones differ in cost per image; cells of one backbone are spread evenly."""
-    from synthbridge.training.config import StageConfig
+    from synthbridge.training.loop import stage_length
+    from synthbridge.training.strategies import fitted_batch_size
 
     train_cfg = _train_config(cfg, cell, None).resolve(bundle.world)
+    real, synthetic = train_cfg.real, train_cfg.synthetic_stage
     num_real = cell.shots * bundle.num_classes if cell.shots else len(bundle.train)
     num_synthetic = (cell.volume or 0) * bundle.num_classes
-
-    def stage(config: StageConfig, images: int) -> int:
-        batch = min(config.batch_size, images) if images else config.batch_size  # as strategies.fit_batch
-        steps = config.steps if config.steps is not None else math.ceil(config.epochs * images / batch)
-        return steps * batch
-
-    return {"real": lambda: stage(train_cfg.real, num_real),
-            "mixed": lambda: stage(train_cfg.real, num_real + num_synthetic),
-            "synthetic": lambda: stage(train_cfg.synthetic_stage, num_synthetic),
-            "bridged": lambda: stage(train_cfg.synthetic_stage, num_synthetic) + stage(train_cfg.real, num_real),
-            }[ARMS.get(cell.arm).strategy]()
+    stages = {"real": [(real, num_real)], "mixed": [(real, num_real + num_synthetic)],
+              "synthetic": [(synthetic, num_synthetic)],
+              "bridged": [(synthetic, num_synthetic), (real, num_real)]}[ARMS.get(cell.arm).strategy]
+    cost = 0
+    for stage, images in stages:
+        stage = replace(stage, batch_size=fitted_batch_size(stage, images))  # as training will run it
+        cost += stage_length(stage, images) * stage.batch_size
+    return cost
 
 
 def share(cfg: ExperimentConfig, cells: list[Cell], index: int, count: int) -> list[Cell]:

@@ -49,8 +49,9 @@ def paired_gain(arm: dict[int, float], real: dict[int, float]) -> dict | None:
     if len(diffs) > 1:
         from scipy import stats
 
-        resolves = float(stats.t.ppf(1 - SIGNIFICANCE / 2, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5)
-        if statistics.stdev(diffs) > 0:
+        sd = statistics.stdev(diffs)
+        resolves = float(stats.t.ppf(1 - SIGNIFICANCE / 2, len(diffs) - 1) * sd / len(diffs) ** 0.5)
+        if sd > 0:
             p_value = float(stats.ttest_1samp(diffs, 0.0).pvalue)
         else:
             p_value = 0.0 if diffs[0] != 0 else 1.0
@@ -62,10 +63,10 @@ def volume_runs(arms: dict, arm: str) -> dict[int, dict[int, float]]:
     """{volume: {seed: top1}} of `arm` (default-length synthetic stage), on the seeds every volume has: a
     headline volume run with more seeds than the others would mix the spread of the shots drawn into the trend."""
     by_volume = {v: runs[None] for v, runs in arms.get(arm, {}).items() if v is not None and runs.get(None)}
-    if not by_volume:
+    seeds = set.intersection(*(set(runs) for runs in by_volume.values())) if by_volume else set()
+    if not seeds:
         return {}
-    seeds = set.intersection(*(set(runs) for runs in by_volume.values()))
-    return {v: {s: t for s, t in runs.items() if s in seeds} for v, runs in sorted(by_volume.items()) if seeds}
+    return {v: {s: t for s, t in runs.items() if s in seeds} for v, runs in sorted(by_volume.items())}
 
 
 def collect(exp_dir: Path) -> dict:
@@ -173,8 +174,9 @@ def volume_plot(cfg: dict, table: dict) -> bytes | None:
         arms = table[group]
         seeds = set()
         for arm in cfg.get("volume_arms", []):
-            points = sorted((v, list(runs.values())) for v, runs in volume_runs(arms, arm).items())
-            seeds |= {s for runs in volume_runs(arms, arm).values() for s in runs}
+            by_volume = volume_runs(arms, arm)
+            points = [(v, list(runs.values())) for v, runs in by_volume.items()]
+            seeds |= {s for runs in by_volume.values() for s in runs}
             if points:
                 xs = [p[0] for p in points]
                 ax.errorbar(xs, [np.mean(p[1]) for p in points], yerr=[np.std(p[1]) for p in points], marker="o",
@@ -319,10 +321,9 @@ def build_report(exp_dir: str | Path) -> dict:
     for group, arms in table.items():
         for arm in cfg.get("volume_arms", []):
             for volume, runs in volume_runs(arms, arm).items():
-                if runs:
-                    s = summarise(list(runs.values()))
-                    volume_md.append(f"| {group[0]} | {group[1]} | {group[2] or 'all'} | {ARMS.get(arm).label} | {volume} | "
-                                     f"{s['mean']:.2f} ± {s['std']:.2f} | {s['n']} |")
+                s = summarise(list(runs.values()))
+                volume_md.append(f"| {group[0]} | {group[1]} | {group[2] or 'all'} | {ARMS.get(arm).label} | {volume} | "
+                                 f"{s['mean']:.2f} ± {s['std']:.2f} | {s['n']} |")
     md += volume_md
     steps_rows = [(g, steps, summarise(list(runs.values()))) for g, arms in table.items()
                   for steps, runs in arms.get("bridged", {}).get(cfg["volumes"][0], {}).items() if steps is not None]

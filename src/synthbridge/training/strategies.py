@@ -70,15 +70,21 @@ def plan(cfg: TrainConfig, real_images: ImageSet, synthetic_images: ImageSet | N
     return [fit_batch(stage) for stage in make(cfg, real_images, synthetic_images)]
 
 
-def fit_batch(stage: Stage) -> Stage:
+def fitted_batch_size(config: StageConfig, images: int) -> int:
     """A batch no larger than the stage's images, as a DataLoader without drop_last gives (2 shots x 10
-    classes: batches of 20, not 64 with every image three times); even under mixup, which pairs images.
-    Stages that draw fixed counts from several sources keep their counts."""
+    classes: batches of 20, not 64 with every image three times); even under mixup, which pairs images."""
+    size = min(config.batch_size, images)
+    if config.mixup and size % 2:
+        size -= 1
+    return size if size >= 1 else config.batch_size
+
+
+def fit_batch(stage: Stage) -> Stage:
+    """`stage` with its batch fitted to its images (`fitted_batch_size`). Stages that draw fixed counts from
+    several sources keep their counts."""
     if len(stage.sources) != 1 or stage.config.batch_size is None:
         return stage
-    size = min(stage.config.batch_size, len(stage.sources[0]))
-    if stage.config.mixup and size % 2:
-        size -= 1
-    if size == stage.config.batch_size or size < 1:
+    size = fitted_batch_size(stage.config, len(stage.sources[0]))
+    if size == stage.config.batch_size:
         return stage
     return replace(stage, per_batch=[size], config=replace(stage.config, batch_size=size))
