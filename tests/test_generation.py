@@ -83,6 +83,10 @@ def test_prompt_registry_and_defaults():
     assert resolve_templates("digits") == ["a photo of the {class}"]
     assert resolve_templates("aircraft") == ["a good photo of the {class}"]
     assert resolve_templates("digits", style_token="<s*>") == [TEMPLATES.get("style")]
+    # a style learned in another template is used in that one (a user's --template still wins)
+    learned = "a photo of the {class}, {style}"
+    assert resolve_templates("digits", style_token="<s*>", style_template=learned) == [learned]
+    assert resolve_templates("digits", ["style"], style_token="<s*>", style_template=learned) == [TEMPLATES.get("style")]
 
 
 @pytest.mark.parametrize("template, message", [
@@ -411,13 +415,13 @@ def test_clip_zero_shot_filter(make_config, digits, tmp_path):
 
 # --- style --------------------------------------------------------------------------------------------------------
 
-def _style_folder(path: Path, token: str, dim: int) -> Path:
+def _style_folder(path: Path, token: str, dim: int, template: str | None = None) -> Path:
     from safetensors.torch import save_file
 
     path.mkdir(parents=True)
     embedding = torch.randn(dim, generator=torch.Generator().manual_seed(0))
     save_file({token: embedding}, str(path / "learned_embeds.safetensors"))
-    (path / "invert.json").write_text(json.dumps({"token": token}))
+    (path / "invert.json").write_text(json.dumps({"token": token} | ({"template": template} if template else {})))
     return path
 
 
@@ -438,8 +442,13 @@ def test_style_token_is_loaded_and_recorded(make_config, digits, tiny_sd_path, t
         generate(make_config(out=name, style=str(style)), pipeline=pipe, bundle=digits)
     assert png_bytes(tmp_path / "again1") == png_bytes(Path(config.out))
 
+    # a style whose invert.json records the template it was learned in is generated in that template
+    learned = _style_folder(tmp_path / "learned", "<digit-style>", 16, template="a photo of the {class}, {style}")
+    generate(make_config(out="learned-out", style=str(learned)), pipeline=pipe, bundle=digits)
+    assert manifest(tmp_path / "learned-out")[0]["prompt"] == "a photo of the digit 1, <digit-style>"
+
     wrong = _style_folder(tmp_path / "wrong", "<wrong>", 8)  # learned for a text encoder of another width
-    with pytest.raises(UserError, match="cannot load style"):
+    with pytest.raises(UserError, match="learned for a text encoder of width 8"):
         generate(make_config(out="wrong-out", style=str(wrong)), bundle=digits)
 
 

@@ -81,17 +81,21 @@ def read_templates_file(path: str | Path) -> list[str]:
 
 
 def resolve_templates(dataset: str, templates: Sequence[str] = (), templates_file: str | Path | None = None,
-                      style_token: str | None = None) -> list[str]:
+                      style_token: str | None = None, style_template: str | None = None) -> list[str]:
     """The literal templates of a generation run, in cycling order.
 
     User templates (`--template` first, then `--templates-file`) win; with none, the dataset's default is
-    used, or the `style` template when a style token is given. With a style, every template must place
+    used, or, when a style token is given, `style_template`: the template the token was learned in
+    (invert.json records it). A token is only what it learned in the context it learned in: the mini
+    generator's token, learned in "a photo of the digit 7, <tok>", drew images far from the real set when
+    put in the study's "a digit 7 photo in the style of <tok>". Without a recorded template, the `style`
+    template. With a style, every template must place
     {style}: a template without it would silently drop the style from some images. Without a style,
     {style} has nothing to stand for.
     """
     given = list(templates) + (read_templates_file(templates_file) if templates_file is not None else [])
     if not given:
-        given = ["style" if style_token else default_template(dataset)]
+        given = [(style_template or "style") if style_token else default_template(dataset)]
     resolved = [resolve_template(t) for t in given]
     if style_token:
         if lacking := [t for t in resolved if "{style}" not in t]:

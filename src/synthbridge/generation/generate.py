@@ -29,8 +29,9 @@ from synthbridge.data import DatasetBundle, load_dataset
 from synthbridge.errors import UserError
 from synthbridge.generation import folder as store
 from synthbridge.generation.config import SET_KEYS, GenerateConfig
-from synthbridge.generation.pipeline import (GeneratorInfo, describe_generator, is_blank, load_generator, load_style,
-                                             locate_generator, read_style, render, set_scheduler, torch_dtype)
+from synthbridge.generation.pipeline import (GeneratorInfo, describe_generator, file_sha256, is_blank, load_generator,
+                                             locate_generator, render, set_scheduler, torch_dtype)
+from synthbridge.inversion.style import load_style, read_style
 from synthbridge.io import append_jsonl, atomic_path, ensure_writable_dir, environment
 from synthbridge.prompts import build_prompt, resolve_templates, template_for
 from synthbridge.seeding import derive_seed
@@ -67,8 +68,13 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
     # 1. check inputs: everything a user can get wrong fails here, before a model is loaded
     config.check()
     out = ensure_writable_dir(config.out)
-    style_token, _, style_sha256 = read_style(config.style) if config.style else (None, None, None)
-    templates = resolve_templates(config.dataset, config.templates, config.templates_file, style_token)
+    style_token = style_sha256 = style_template = None
+    if config.style:
+        style_token, embeds, style_info = read_style(config.style)
+        style_sha256 = file_sha256(embeds)
+        style_template = style_info.get("template")  # the prompt form the token was learned in
+    templates = resolve_templates(config.dataset, config.templates, config.templates_file, style_token,
+                                  style_template)
     # Without a GPU, accelerate only recognises torchrun's processes when told it runs on the CPU.
     no_accelerator = not (torch.cuda.is_available() or torch.backends.mps.is_available())
     state = PartialState(cpu=no_accelerator or (config.device or "").startswith("cpu"))

@@ -1,7 +1,7 @@
 """The text-to-image model: load it, configure it, and draw images from seeds.
 
 In: a generator name (`mini`, a local diffusers folder, or a hub id already in the local cache), a
-dtype and device, a scheduler name, optionally a learned style (textual inversion). Out: what
+dtype and device, a scheduler name. Out: what
 identifies the generator and its defaults (`GeneratorInfo`, read from config files before any weights
 are loaded), a diffusers `StableDiffusionPipeline` ready to call, and `render()`, which turns
 (prompt, seed) pairs into PIL images.
@@ -36,8 +36,6 @@ from synthbridge.generation.config import GENERATOR_DEFAULTS, SCHEDULERS
 log = logging.getLogger(__name__)
 
 GENERATOR_SETTINGS = "synthbridge.json"  # optional defaults stored in a generator folder
-STYLE_EMBEDS = "learned_embeds.safetensors"
-STYLE_INFO = "invert.json"
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 SCHEDULER_NAMES = {"DDIMScheduler": "ddim", "DPMSolverMultistepScheduler": "dpm++", "EulerDiscreteScheduler": "euler",
                    "PNDMScheduler": "pndm"}  # diffusers class -> `--scheduler` name
@@ -237,61 +235,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def read_style(style_dir: str | Path) -> tuple[str, Path, str]:
-    """(token, embeddings file, its sha256) of a style folder; anything missing is an error, never a fallback."""
-    folder = Path(style_dir)
-    if not folder.is_dir():
-        raise UserError(f"style folder {str(folder)!r} does not exist; pass the folder written by `synthbridge invert`")
-    embeds, info_file = folder / STYLE_EMBEDS, folder / STYLE_INFO
-    if not embeds.is_file():
-        raise UserError(f"style folder {str(folder)!r} has no {STYLE_EMBEDS}; pass a finished inversion folder "
-                        f"(refusing to fall back to plain prompts)")
-    try:
-        token = json.loads(info_file.read_text(encoding="utf-8")).get("token")
-    except FileNotFoundError:
-        raise UserError(f"style folder {str(folder)!r} has no {STYLE_INFO} (it names the token); "
-                        f"pass a finished inversion folder") from None
-    except (OSError, json.JSONDecodeError, AttributeError) as exc:
-        raise UserError(f"cannot read {info_file} ({exc}); it must hold {{\"token\": \"<...>\"}}") from None
-    if not isinstance(token, str) or not token.strip():
-        raise UserError(f"{info_file} has no \"token\"; it must hold {{\"token\": \"<...>\"}}")
-    return token, embeds, file_sha256(embeds)
-
-
-def load_style(pipe, style_dir: str | Path) -> tuple[str, str]:
-    """Add a learned style token to the pipeline with diffusers' own textual-inversion loader.
-
-    Returns (token, sha256 of the embeddings). A pipeline that already holds the token (reused across
-    calls, e.g. in an experiment grid) is accepted only if its embedding equals the file's.
-    """
-    from safetensors.torch import load_file
-
-    token, embeds, sha256 = read_style(style_dir)
-    if token in pipe.tokenizer.get_vocab():
-        _check_loaded_style(pipe, token, load_file(str(embeds)), embeds)
-        return token, sha256
-    try:
-        pipe.load_textual_inversion(str(embeds), token=token)
-    except (ValueError, KeyError, RuntimeError, OSError) as exc:
-        raise UserError(f"cannot load style {str(embeds)!r} into the generator ({_first_line(exc)}); "
-                        f"was it learned for this generator?") from None
-    return token, sha256
-
-
-def _check_loaded_style(pipe, token: str, state: dict, embeds: Path) -> None:
-    tensor = next(iter(state.values())) if len(state) == 1 else None
-    if tensor is None:
-        raise UserError(f"{embeds} must hold exactly one tensor (the token's embedding)")
-    rows = tensor.reshape(-1, tensor.shape[-1])
-    names = [token] + [f"{token}_{i}" for i in range(1, rows.shape[0])]
-    weight = pipe.text_encoder.get_input_embeddings().weight
-    for name, row in zip(names, rows):
-        token_id = pipe.tokenizer.convert_tokens_to_ids(name)
-        if not torch.equal(weight[token_id].detach().cpu().float(), row.float()):
-            raise UserError(f"the generator already has a different embedding for {token!r}; "
-                            f"load the generator afresh or use another token")
 
 
 def render(pipe, prompts: Sequence[str], seeds: Sequence[int], *, negative_prompt: str | None, steps: int,

@@ -88,9 +88,9 @@ def load_style(pipe, style_dir: str | Path) -> str:
     vector = read_embedding(embeds, token)
     width = pipe.text_encoder.get_input_embeddings().weight.shape[1]
     if vector.shape[0] != width:
-        raise UserError(f"style {str(style_dir)!r} was learned for a text encoder of width {vector.shape[0]} "
-                        f"(generator {info.get('generator')!r}), but this generator's is {width}; "
-                        f"invert again with this generator")
+        learned_for = f" (generator {info['generator']!r})" if info.get("generator") else ""
+        raise UserError(f"style {str(style_dir)!r} was learned for a text encoder of width {vector.shape[0]}"
+                        f"{learned_for}, but this generator's is {width}; invert again with this generator")
     if token in pipe.tokenizer.get_vocab():
         row = pipe.text_encoder.get_input_embeddings().weight[pipe.tokenizer.convert_tokens_to_ids(token)]
         if not torch.equal(row.detach().to("cpu", torch.float32), vector.float()):
