@@ -133,6 +133,23 @@ def test_volume_finding_needs_a_significant_gain_not_just_rising_means():
     assert "HOLDS" in steady_line and "DOES NOT" not in steady_line
 
 
+def test_findings_say_how_the_settings_that_resolve_two_points_came_out():
+    from synthbridge.reporting import findings
+
+    cfg = {"volumes": [100], "arms": ["real", "bridged"], "volume_arms": []}
+    many = range(16)
+    steady = {"real": {None: {None: {s: 70.0 + s % 4 for s in many}}},  # bridged +3 +- 1: resolves < 1 point
+              "bridged": {100: {None: {s: 73.0 + s % 4 + (s % 2) for s in many}}}}
+    noisy = {"real": {None: {None: {0: 60.0, 1: 70.0, 2: 65.0}}},  # 3 seeds, gains -9..+7: resolves ~20 points
+             "bridged": {100: {None: {0: 51.0, 1: 77.0, 2: 64.0}}}}
+    table = {("digits", "mini_resnet", 2): steady, ("digits", "mini_vit", 2): noisy}
+    [line] = [line for line in findings([], table, cfg) if line.startswith("Bridged transfer")]
+    assert "significantly better in 1, significantly worse in 0 of 2 settings" in line
+    assert "of the 1 settings whose seeds resolve 2 points, bridged was significantly better in 1" in line
+    [alone] = [line for line in findings([], {("digits", "mini_resnet", 2): steady}, cfg) if line.startswith("Bridged")]
+    assert "HOLDS" in alone and "whose seeds resolve" not in alone  # every setting resolves: nothing to add
+
+
 def test_paired_gain_says_how_large_a_gain_its_seeds_resolve():
     from scipy import stats
 

@@ -23,6 +23,10 @@ from synthbridge.experiments.store import read_results
 from synthbridge.io import read_json, write_text
 
 SIGNIFICANCE = 0.05
+# The gain a setting's seeds should resolve (95% CI half-width of the paired gain) for its verdict to count as an
+# answer rather than noise: the 2 points the embedded study is sized for. The findings say, next to the count over
+# all settings, how the settings that resolve it came out; the verdict itself is over all settings.
+RESOLUTION_POINTS = 2.0
 
 
 # 1. numbers ------------------------------------------------------------------------------------------------------
@@ -98,8 +102,9 @@ def headline_rows(cfg: dict, table: dict) -> list[dict]:
 
 def findings(rows: list[dict], table: dict, cfg: dict) -> list[str]:
     """Plain statements of which of the study's findings hold in this run (computed, never tuned)."""
-    def compare(arm: str, base: str) -> tuple[int, int, int]:
-        better = worse = total = 0
+    def compare(arm: str, base: str) -> tuple[int, int, int, int, int]:
+        """(better, worse, settings) over all settings, then (better, settings) over those resolving 2 points."""
+        better = worse = total = resolved = resolved_better = 0
         for group, arms in table.items():
             volume = cfg["volumes"][0]
             a = arms.get(arm, {}).get(volume, {}).get(None, {})
@@ -109,15 +114,19 @@ def findings(rows: list[dict], table: dict, cfg: dict) -> list[str]:
             if gain is None:
                 continue
             total += 1
-            better += gain["gain"] > 0 and gain["significant"]
+            is_better = gain["gain"] > 0 and gain["significant"]
+            better += is_better
             worse += gain["gain"] < 0 and gain["significant"]
-        return better, worse, total
+            if gain["resolves"] is not None and gain["resolves"] <= RESOLUTION_POINTS:
+                resolved += 1
+                resolved_better += is_better
+        return better, worse, total, resolved_better, resolved
 
     lines = []
     for arm, base, claim in (("mixed", "real", "Naive mixing is not reliably better than real only"),
                              ("bridged", "real", "Bridged transfer beats real only"),
                              ("bridged_dsi", "bridged", "Dataset style inversion adds to bridged transfer")):
-        better, worse, total = compare(arm, base)
+        better, worse, total, resolved_better, resolved = compare(arm, base)
         if not total:
             continue
         if arm == "mixed":
@@ -126,6 +135,12 @@ def findings(rows: list[dict], table: dict, cfg: dict) -> list[str]:
         else:
             holds = better > total / 2
             detail = f"significantly better in {better}, significantly worse in {worse} of {total} settings"
+        if not resolved:  # too few seeds anywhere to tell a 2-point difference from zero
+            detail += f"; no setting's seeds resolve {RESOLUTION_POINTS:g} points"
+        elif resolved < total:
+            detail += (f"; of the {resolved} settings whose seeds resolve {RESOLUTION_POINTS:g} points, "
+                       f"{'mixing' if arm == 'mixed' else arm.replace('_dsi', ' + DSI')} was significantly better in "
+                       f"{resolved_better}")
         lines.append(f"{claim}: {'HOLDS' if holds else 'DOES NOT HOLD'} here ({detail}; paired t-test over seeds, p < {SIGNIFICANCE}).")
     # volume: does accuracy keep growing with the number of synthetic images?
     trends = []
