@@ -89,9 +89,8 @@ def resolve_templates(dataset: str, templates: Sequence[str] = (), templates_fil
     (invert.json records it). A token is only what it learned in the context it learned in: the mini
     generator's token, learned in "a photo of the digit 7, <tok>", drew images far from the real set when
     put in the study's "a digit 7 photo in the style of <tok>". Without a recorded template, the `style`
-    template. With a style, every template must place
-    {style}: a template without it would silently drop the style from some images. Without a style,
-    {style} has nothing to stand for.
+    template. With a style, every template must place {style}: a template without it would silently drop
+    the style from some images. Without a style, {style} has nothing to stand for.
     """
     given = list(templates) + (read_templates_file(templates_file) if templates_file is not None else [])
     if not given:

@@ -1,10 +1,10 @@
 """The text-to-image model: load it, configure it, and draw images from seeds.
 
 In: a generator name (`mini`, a local diffusers folder, or a hub id already in the local cache), a
-dtype and device, a scheduler name. Out: what
-identifies the generator and its defaults (`GeneratorInfo`, read from config files before any weights
-are loaded), a diffusers `StableDiffusionPipeline` ready to call, and `render()`, which turns
-(prompt, seed) pairs into PIL images.
+dtype and device, a scheduler name. Out: what identifies the generator and its defaults
+(`GeneratorInfo`, read from config files before any weights are loaded), a diffusers
+`StableDiffusionPipeline` ready to call, and `render()`, which turns (prompt, seed) pairs into PIL
+images. A learned style is loaded by `synthbridge.inversion.style.load_style`.
 
 Each image gets its own CPU `torch.Generator` seeded with its own seed, and every pipeline call has
 the same batch shape (see `render`), so an image depends on its seed, its prompt and the batch size,

@@ -22,8 +22,9 @@ LR_SCHEDULES = ("constant", "constant_with_warmup", "cosine", "linear")  # names
 
 # Defaults per world. embedded: the mini generator on 2 CPU cores, the whole 1,000-image mnist5k train
 # split (3 epochs) in about 25 seconds; longer runs fit the loss better but drew farther from the real set
-# (seed 0, guidance 4: 1,500 steps FD 20.0 / KID x1000 614 against 19.3 / 452 at 400). full: the study's ~20k iterations on Stable Diffusion, with the learning rate
-# of diffusers' textual-inversion example (5e-4) scaled by the batch size as its --scale_lr does.
+# (seed 0, guidance 4: 1,500 steps FD 20.0 / KID x1000 614 against 19.3 / 452 at 400). full: the study's
+# ~20k iterations on Stable Diffusion, with the learning rate of diffusers' textual-inversion example (5e-4)
+# scaled by the batch size as its --scale_lr does.
 # Template: the study's wording for Stable Diffusion; for the mini generator, the form of the captions it
 # was trained on ("a photo of the digit 7, handwritten, thin pen, ..."). Its tokenizer splits "in" and
 # "style" into letters, and the study's wording alone moves its images far from mnist5k (FD 22 -> 59 with
