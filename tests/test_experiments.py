@@ -145,7 +145,7 @@ def test_findings_say_how_the_settings_that_resolve_two_points_came_out():
     table = {("digits", "mini_resnet", 2): steady, ("digits", "mini_vit", 2): noisy}
     [line] = [line for line in findings([], table, cfg) if line.startswith("Bridged transfer")]
     assert "significantly better in 1, significantly worse in 0 of 2 settings" in line
-    assert "of the 1 settings whose seeds resolve 2 points, bridged was significantly better in 1" in line
+    assert "of the 1 settings whose seeds resolve 2 points, bridged++ was significantly better in 1" in line
     [alone] = [line for line in findings([], {("digits", "mini_resnet", 2): steady}, cfg) if line.startswith("Bridged")]
     assert "HOLDS" in alone and "whose seeds resolve" not in alone  # every setting resolves: nothing to add
 

@@ -139,8 +139,7 @@ def findings(rows: list[dict], table: dict, cfg: dict) -> list[str]:
             detail += f"; no setting's seeds resolve {RESOLUTION_POINTS:g} points"
         elif resolved < total:
             detail += (f"; of the {resolved} settings whose seeds resolve {RESOLUTION_POINTS:g} points, "
-                       f"{'mixing' if arm == 'mixed' else arm.replace('_dsi', ' + DSI')} was significantly better in "
-                       f"{resolved_better}")
+                       f"{ARMS.get(arm).label} was significantly better in {resolved_better}")
         lines.append(f"{claim}: {'HOLDS' if holds else 'DOES NOT HOLD'} here ({detail}; paired t-test over seeds, p < {SIGNIFICANCE}).")
     # volume: does accuracy keep growing with the number of synthetic images?
     trends = []
