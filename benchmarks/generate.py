@@ -8,7 +8,7 @@ Run (from the repository root; a few seconds on 2 CPU cores):
 
 In: a generator (default: the embedded `mini` generator when it has been built, else a tiny random SD
 pipeline built in code: 32x32 images, ~0.56 M parameter UNet). Both ways make the same images (same
-prompts, same seeds) through `synthbridge.generation.pipeline.render`, the call `generate` uses, in the
+prompts, same seeds) through `synthbridge.diffusion.pipeline.render`, the call `generate` uses, in the
 same process on the same generator. Out: both rates and their ratio, printed (and as JSON with --json).
 """
 
@@ -23,9 +23,9 @@ import torch
 
 def build_pipeline(generator: str | None, dtype: str, device: torch.device):
     """(pipeline, description): the named generator, or `mini` if built, or the tiny random one."""
-    from synthbridge.assets import GENERATOR_DIR
-    from synthbridge.generation.pipeline import describe_generator, load_generator, locate_generator
-    from synthbridge.generation.tiny import tiny_pipeline
+    from synthbridge.diffusion.pipeline import describe_generator, load_generator, locate_generator
+    from synthbridge.embedded.assets import GENERATOR_DIR
+    from synthbridge.embedded.tiny import tiny_pipeline
 
     if generator is None and not (GENERATOR_DIR / "model_index.json").is_file():
         pipe = tiny_pipeline("bench").to(device)
@@ -38,7 +38,7 @@ def build_pipeline(generator: str | None, dtype: str, device: torch.device):
 
 
 def images_per_second(pipe, prompts: list[str], seeds: list[int], batch_size: int, **sampling) -> float:
-    from synthbridge.generation.pipeline import render
+    from synthbridge.diffusion.pipeline import render
 
     began = time.perf_counter()
     for start in range(0, len(prompts), batch_size):

@@ -34,6 +34,6 @@ def tiny_sd_path(tmp_path_factory) -> Path:
     (latents 4x8x8), text width 16, in milliseconds on a CPU. Load it with
     `StableDiffusionPipeline.from_pretrained(path, safety_checker=None, requires_safety_checker=False)`.
     Treat it as read-only: it is shared by the whole session."""
-    from synthbridge.generation.tiny import save_tiny_pipeline
+    from synthbridge.embedded.tiny import save_tiny_pipeline
 
     return save_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd") / "pipeline", size="test", seed=0)

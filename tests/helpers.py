@@ -42,3 +42,12 @@ def write_imagefolder(root: Path, classes: list[str], per_class: int = 3, size: 
             for index in range(per_class):
                 Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder / f"{index}.png")
     return root
+
+
+def point_mini_at(monkeypatch, folder: Path) -> None:
+    """Make the generator name 'mini' (the embedded plugin's) refer to `folder` for one test."""
+    from synthbridge.diffusion.pipeline import GENERATORS, NamedGenerator
+
+    GENERATORS.names()  # plugins registered first, so the entry replaced below stays replaced
+    monkeypatch.setitem(GENERATORS._entries, "mini", NamedGenerator(Path(folder), "synthbridge build-generator",
+                                                                     GENERATORS.get("mini").defaults))

@@ -16,7 +16,6 @@ import pytest
 import torch
 from PIL import Image
 
-import synthbridge.gap  # noqa: F401  (registers `synthbridge gap`)
 from synthbridge.cli import main
 from synthbridge.data import few_shot, load_dataset
 from synthbridge.errors import UserError

@@ -6,7 +6,7 @@ padding of the last batch, so every test image is counted exactly once.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from accelerate import Accelerator

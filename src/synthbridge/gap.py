@@ -19,7 +19,6 @@ Both sets pass through the backbone's own evaluation transform, so only the imag
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 import warnings
@@ -29,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthbridge.cli import command, non_negative_int, positive_int
 from synthbridge.data import DatasetBundle, ImageSet, few_shot, load_dataset, load_synthetic
 from synthbridge.errors import UserError, reject_unknown_keys
 from synthbridge.io import ensure_writable_dir, environment, write_json
@@ -79,7 +77,7 @@ class GapConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "GapConfig":
+    def from_dict(cls, data: dict) -> GapConfig:
         """Build from a plain dict (YAML, an experiment grid); unknown keys are errors that list the valid ones."""
         reject_unknown_keys(data, cls, "gap config")
         return cls(**data)
@@ -135,11 +133,11 @@ def measure_gap(config: GapConfig, *, bundle: DatasetBundle | None = None) -> di
         "config": config.to_dict(), "seconds": time.perf_counter() - began, "environment": environment(),
     }
     if config.grid:
-        from synthbridge.inversion.grid import image_grid, pick_per_class, save_png
+        from synthbridge.grids import labelled_grid, pick_per_class, save_png
 
         panels = [(name, pick_per_class(images, bundle.num_classes, config.grid_per_class, config.seed))
                   for name, images in (("real", real), ("synthetic", synthetic))]
-        result["grid"] = str(save_png(image_grid(panels, bundle.phrases), config.grid))
+        result["grid"] = str(save_png(labelled_grid(panels, bundle.phrases), config.grid))
     if config.out:
         write_json(config.out, result)
     return result
@@ -256,44 +254,6 @@ def format_gap(result: dict) -> str:
     head = (f"{result['dataset']} train ({result['num_real']} real) vs {result['synthetic']} "
             f"({result['num_synthetic']} synthetic); features: {result['model']} ({result['feature_dim']}-d)")
     return "\n".join([head] + [f"  {name:28s} {value}" for name, value in rows])
-
-
-# --- command line ---------------------------------------------------------------------------------------------
-
-@command("gap", "measure how far a synthetic image set is from the real training set (FD, KID, classifier)")
-def gap_command(parser: argparse.ArgumentParser):
-    parser.add_argument("--dataset", default="mnist5k", help="registry name (see `synthbridge datasets`) or imagefolder:PATH")
-    parser.add_argument("--synthetic", required=True, help="synthetic folder (from `render` or `generate`)")
-    parser.add_argument("--model", default="mini_resnet", help="feature backbone: mini_resnet, mini_vit or a timm name")
-    parser.add_argument("--checkpoint", help="weights for --model (default: its pretrained weights)")
-    parser.add_argument("--shots", type=positive_int, help="real side: K training images per class (default: all)")
-    parser.add_argument("--max-images", type=positive_int, help="at most N images per side (a seeded subset)")
-    parser.add_argument("--seed", type=non_negative_int, default=0)
-    parser.add_argument("--out", help="write the result as JSON to this file")
-    parser.add_argument("--grid", metavar="FILE.png", help="write real | synthetic images, one row per class")
-    parser.add_argument("--kid-subsets", type=positive_int, default=100)
-    parser.add_argument("--kid-subset-size", type=positive_int, default=1000)
-    parser.add_argument("--cv-folds", type=positive_int, default=5)
-    env = parser.add_argument_group("environment")
-    env.add_argument("--batch-size", type=positive_int, default=128)
-    env.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: accelerate's device)")
-    env.add_argument("--data-root", help="folder of full-scale datasets")
-    env.add_argument("--download", action="store_true", help="let torchvision download a missing dataset")
-
-    def run(args: argparse.Namespace) -> int:
-        config = GapConfig(
-            synthetic=args.synthetic, dataset=args.dataset, shots=args.shots, max_images=args.max_images,
-            model=args.model, checkpoint=args.checkpoint, kid_subsets=args.kid_subsets,
-            kid_subset_size=args.kid_subset_size, cv_folds=args.cv_folds, seed=args.seed, out=args.out, grid=args.grid,
-            batch_size=args.batch_size, device=args.device, data_root=args.data_root, download=args.download)
-        result = measure_gap(config)
-        print(format_gap(result))
-        for key, label in (("out", "result"), ("grid", "grid")):
-            if getattr(args, key):
-                print(f"{label}: {getattr(args, key)}")
-        return 0
-
-    return run
 
 
 __all__ = ["GapConfig", "extract_features", "format_gap", "frechet_distance", "kernel_distance", "measure_gap",

@@ -15,11 +15,11 @@ import subprocess
 import sys
 import tempfile
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from synthbridge.errors import UserError
-
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

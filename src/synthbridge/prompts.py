@@ -17,8 +17,8 @@ template i mod T:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from synthbridge.errors import UserError
 from synthbridge.registry import Registry

@@ -14,17 +14,15 @@ from accelerate import Accelerator
 
 from synthbridge.data import load_dataset
 from synthbridge.evaluation import leep_of_model
-from synthbridge.models import create_model, data_config
+from synthbridge.models import create_model, data_config, source_classes
 from synthbridge.training.loop import make_transform
 
 
 def pretrained_leep(dataset: str, model: str, data_root=None) -> float | None:
-    """LEEP of the pretrained model with its source head (embedded: 88 glyph classes; timm: ImageNet-1k)."""
-    from synthbridge.models.embedded import EMBEDDED_MODELS, NUM_SOURCE_CLASSES
-
+    """LEEP of the pretrained model with its source head (its pretrained classes: ImageNet-1k for timm's
+    ImageNet weights, the 88 glyph classes of the embedded backbones)."""
     bundle = load_dataset(dataset, data_root=data_root)
-    source_classes = NUM_SOURCE_CLASSES if model in EMBEDDED_MODELS else 1000
-    network = create_model(model, source_classes, pretrained=True)
+    network = create_model(model, source_classes(model), pretrained=True)
     transform = make_transform(data_config(network), "none", train=False)
     return round(leep_of_model(network, bundle.train, transform, bundle.num_classes, Accelerator()), 4)
 

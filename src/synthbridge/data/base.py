@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ class ImageSet(torch.utils.data.Dataset):
             image = self.transform(image)
         return image, self.targets[index]
 
-    def subset(self, indices: Sequence[int]) -> "SubsetImages":
+    def subset(self, indices: Sequence[int]) -> SubsetImages:
         return SubsetImages(self, indices)
 
 
@@ -149,7 +149,7 @@ class DatasetBundle:
     superclass: str  # what all classes are ("aircraft", "handwritten digit")
     train: ImageSet
     test: ImageSet
-    world: str = "full"  # "embedded" (tiny, CPU) or "full": picks training defaults
+    image_size: int | None = None  # the images' side in pixels where known (small images pick the small training profile)
     info: dict = field(default_factory=dict)  # source, split rule, sizes
 
     def __post_init__(self) -> None:

@@ -8,8 +8,8 @@ the real dataset by name, never by position.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from synthbridge.data.base import DatasetBundle, FileImages
 from synthbridge.errors import UserError
@@ -25,7 +25,25 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _class_folders(split_dir: Path) -> list[Path]:
-    return sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """The class folders torchvision's ImageFolder finds (every sub-folder, a leading dot included)."""
+    from torchvision.datasets.folder import find_classes
+
+    try:
+        names, _ = find_classes(str(split_dir))
+    except FileNotFoundError:
+        return []
+    return [split_dir / name for name in names]
+
+
+def _image_size(path: Path) -> int | None:
+    """The smaller side of an image file in pixels (read from its header), or None if it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return min(image.size)
+    except OSError:
+        return None
 
 
 def phrase_from_folder(name: str) -> str:
@@ -65,7 +83,8 @@ def load_imagefolder(path: str | Path) -> DatasetBundle:
         splits[split_dir.name] = FileImages(paths, targets)
     return DatasetBundle(
         name=f"imagefolder:{root}", classes=classes, phrases=[phrase_from_folder(c) for c in classes],
-        superclass="object", train=splits["train"], test=splits[test_dir.name], world="full",
+        superclass="object", train=splits["train"], test=splits[test_dir.name],
+        image_size=_image_size(splits["train"].paths[0]),
         info={"source": str(root), "split": f"train/ and {test_dir.name}/ folders"},
     )
 
@@ -74,7 +93,8 @@ def load_synthetic(path: str | Path, classes: Sequence[str]) -> FileImages:
     """A synthetic image folder as an ImageSet labelled with the real dataset's class indices."""
     root = Path(path)
     if not root.is_dir():
-        raise UserError(f"synthetic folder {str(root)!r} does not exist; make one with `synthbridge render` or `synthbridge generate`")
+        raise UserError(f"synthetic folder {str(root)!r} does not exist; make one with `synthbridge generate` "
+                        f"(or `synthbridge render`)")
     label_of = {name: i for i, name in enumerate(classes)}
     manifest = root / MANIFEST
     paths, targets = [], []

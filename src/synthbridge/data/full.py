@@ -8,10 +8,7 @@ Nothing is downloaded unless the user passes --download.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
-
-import numpy as np
 
 from synthbridge.data.base import DatasetBundle, FileImages, WrappedImages, stratified_split
 from synthbridge.data.folders import phrase_from_folder
@@ -93,7 +90,7 @@ def _register_torchvision(name: str, cls_name: str, superclass: str, train_kwarg
             split = f"stratified {train_fraction:.0%} train, seed {SPLIT_SEED}"
         classes = list(fixed_classes or getattr(train_ds, classes_attr))
         return DatasetBundle(name=name, classes=classes, phrases=[_phrase(c) for c in classes], superclass=superclass,
-                             train=train, test=test, world="full",
+                             train=train, test=test,
                              info={"source": f"torchvision.datasets.{cls_name}", "split": split})
 
 
@@ -131,7 +128,7 @@ def stanford_dogs(data_root=None, download: bool = False) -> DatasetBundle:
 
     classes = [phrase_from_folder(f) for f in folders]
     return DatasetBundle(name="stanford_dogs", classes=classes, phrases=[c.replace("_", " ") for c in classes],
-                         superclass="dog", train=split("train_list.mat"), test=split("test_list.mat"), world="full",
+                         superclass="dog", train=split("train_list.mat"), test=split("test_list.mat"),
                          info={"source": str(root), "split": "official lists"})
 
 
@@ -155,5 +152,5 @@ def cub200(data_root=None, download: bool = False) -> DatasetBundle:
     make = lambda chosen: FileImages([root / "images" / paths[i] for i in chosen], [int(labels[i]) - 1 for i in chosen])
     classes = [phrase_from_folder(f) for f in folders]
     return DatasetBundle(name="cub200", classes=classes, phrases=classes, superclass="bird",
-                         train=make(parts["1"]), test=make(parts["0"]), world="full",
+                         train=make(parts["1"]), test=make(parts["0"]),
                          info={"source": str(root), "split": "official train_test_split.txt"})

@@ -1,7 +1,7 @@
 """Arms: the strategies the study compares, as registry entries on top of `synthbridge train`.
 
-An arm names a training strategy, the synthetic set it reads (plain prompts, or prompts with the
-dataset's style token) and the switches of the ablations.
+An arm names a training strategy (a registered `Strategy`), the synthetic set it reads (plain
+prompts, or prompts with the dataset's style token) and the switches of the ablations.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from synthbridge.registry import Registry
+from synthbridge.training.strategies import STRATEGIES, Strategy
 
 
 @dataclass(frozen=True)
 class Arm:
-    strategy: str  # real, synthetic, mixed, bridged
+    strategy: str  # a name in training.STRATEGIES: real, synthetic, mixed, bridged
     style: bool = False  # use the synthetic set generated with dataset style inversion
     mixup: bool = True  # mixup/cutmix in the synthetic stage
     head_reinit: bool = True  # re-initialise the classifier before the real stage
@@ -21,8 +22,12 @@ class Arm:
     label: str = ""  # name in the report
 
     @property
+    def training(self) -> Strategy:
+        return STRATEGIES.get(self.strategy)
+
+    @property
     def uses_synthetic(self) -> bool:
-        return self.strategy != "real"
+        return self.training.needs_synthetic
 
 
 ARMS: Registry[Arm] = Registry("arm")

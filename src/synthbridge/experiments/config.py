@@ -6,7 +6,10 @@ has a default and a comment; unknown keys are errors that list the valid ones.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -27,7 +30,7 @@ class ExperimentConfig:
     synthetic_steps: tuple[int, ...] = ()  # extra lengths of the synthetic stage to try with bridged (headline cells)
     shots: tuple[int | None, ...] = (10,)  # real images per class; null = the whole train split
     seeds: tuple[int, ...] = (0, 1, 2)
-    generator: str = "mini"  # "mini", a diffusers folder, a hub id, or "render" (font baseline)
+    generator: str = "mini"  # a generator name ("mini"), a diffusers folder, a hub id, or a synthetic source ("render")
     generation: dict = field(default_factory=dict)  # GenerateConfig fields (guidance_scale, steps, templates, ...)
     inversion: dict = field(default_factory=dict)  # InvertConfig fields (steps, lr, ...)
     train: dict = field(default_factory=dict)  # TrainConfig fields shared by all cells (real: {...}, synthetic_stage: {...})
@@ -35,7 +38,7 @@ class ExperimentConfig:
     analysis: bool = True  # gap measures per synthetic set and LEEP before/after the synthetic stage
     data_root: str | None = None  # where full-scale datasets live
 
-    def sub_grids(self) -> list["ExperimentConfig"]:
+    def sub_grids(self) -> list[ExperimentConfig]:
         """The grids to run: each sub-grid is this config with some grid keys replaced."""
         if not self.grids:
             return [self]
@@ -70,7 +73,7 @@ class ExperimentConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ExperimentConfig":
+    def from_dict(cls, data: dict) -> ExperimentConfig:
         reject_unknown_keys(data, cls, "experiment config")
         values = {}
         for f in fields(cls):
@@ -84,15 +87,41 @@ class ExperimentConfig:
         return cfg
 
     @classmethod
-    def from_yaml(cls, path: str | Path, overrides: dict | None = None) -> "ExperimentConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"experiment config {str(path)!r} does not exist; see configs/ for presets")
+    def from_yaml(cls, path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
+        """Read a YAML grid: a file, or the name of a shipped preset (`smoke`, `embedded`, `study-full`, ...)."""
+        file = Path(path)
+        if file.is_file():
+            text = file.read_text(encoding="utf-8")
+        elif str(path) in preset_names():
+            text = _preset(str(path)).read_text(encoding="utf-8")
+        else:
+            raise UserError(f"experiment config {str(path)!r} does not exist; pass a YAML file or a preset name "
+                            f"({', '.join(preset_names())})")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise UserError(f"{str(path)!r} is not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(data, dict):
             raise UserError(f"{str(path)!r} must hold a mapping of config keys")
         data.pop("expected_compute", None)  # documentation only
         return cls.from_dict({**data, **(overrides or {})})
+
+
+def _preset(name: str):
+    return resources.files("synthbridge").joinpath("configs", f"{name}.yaml")
+
+
+def preset_names() -> list[str]:
+    """The presets shipped as package data (synthbridge/configs/*.yaml)."""
+    folder = resources.files("synthbridge").joinpath("configs")
+    return sorted(entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+
+
+@contextmanager
+def preset_path(name: str) -> Iterator[Path]:
+    """A real file path for a shipped preset, for the duration of the block (importlib.resources)."""
+    if name not in preset_names():
+        raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(preset_names())}")
+    with resources.as_file(_preset(name)) as path:
+        yield path
+

@@ -1,33 +1,31 @@
 """The results store: one JSON line per finished cell in EXP_DIR/results.jsonl.
 
 Several workers (processes, SLURM array tasks) may append at once: each append holds an exclusive
-`fcntl` lock on the file, so lines never interleave, and a cell already present is not appended
-again. Readers keep the first record of each cell id.
+lock (`filelock`), so lines never interleave, and a cell already present is not appended again.
+Readers keep the first record of each cell id.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from filelock import FileLock
+
 from synthbridge.io import read_jsonl
 
 RESULTS = "results.jsonl"
+RESULTS_LOCK = ".results.lock"
 
 
 @contextmanager
 def locked(path: Path):
-    """An exclusive lock on `path` (created if needed) for the duration of the block."""
+    """An exclusive lock file at `path` (created, with its folder, if needed), held for the block."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+", encoding="utf-8") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield handle
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with FileLock(path):
+        yield
 
 
 def read_results(exp_dir: str | Path) -> list[dict]:
@@ -45,7 +43,7 @@ def read_results(exp_dir: str | Path) -> list[dict]:
 def append_result(exp_dir: str | Path, record: dict) -> bool:
     """Append `record` unless its cell is already stored; returns whether it was written."""
     path = Path(exp_dir) / RESULTS
-    with locked(path) as handle:
+    with locked(Path(exp_dir) / RESULTS_LOCK), open(path, "a+", encoding="utf-8") as handle:
         handle.seek(0)
         for line in handle:
             try:

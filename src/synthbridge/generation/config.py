@@ -1,7 +1,7 @@
 """The typed config of `synthbridge generate`: one frozen dataclass, and which of its fields define a set.
 
 Fields left `None` (guidance scale, steps, scheduler, image size) are filled from the generator:
-its folder's `synthbridge.json` when it has one, else built-in defaults (`GENERATOR_DEFAULTS`).
+its folder's `synthbridge.json` when it has one, else built-in defaults (`diffusion.pipeline`).
 The resolved values are what `generation.json` records and what a rerun is compared against.
 """
 
@@ -10,24 +10,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from synthbridge.diffusion.pipeline import DTYPES, SCHEDULERS
 from synthbridge.errors import UserError, reject_unknown_keys
-
-SCHEDULERS = ("ddim", "dpm++", "euler", "pndm")
-DTYPES = ("fp32", "fp16", "bf16")
-
-# Built-in sampler defaults. Stable Diffusion: diffusers' own defaults (guidance 7.5, 50 steps) with a
-# deterministic scheduler. The embedded `mini` generator is trained for low guidance; its folder's
-# synthbridge.json, when present, wins over these.
-GENERATOR_DEFAULTS = {
-    "sd": {"guidance_scale": 7.5, "steps": 50, "scheduler": "ddim"},
-    "mini": {"guidance_scale": 3.0, "steps": 50, "scheduler": "ddim"},
-}
 
 # The parameters that decide what the images in a folder are. A rerun into the same folder must match
 # them (or pass --overwrite). `per_class` is deliberately absent: a larger value extends the set (the
 # volume sweeps of the study), a smaller one leaves it as it is. Shard, process count and environment
 # are absent because they do not change any image. Batch size and device are absent too: they change
-# images only by float rounding (at most one 8-bit level in a few pixels; see pipeline.render), and
+# images only by float rounding (at most one 8-bit level in a few pixels; see diffusion.sampling.render), and
 # each manifest line records the batch size that reproduces it bit for bit.
 SET_KEYS = ("dataset", "classes", "generator", "generator_fingerprint", "templates", "negative_prompt",
             "style_token", "style_sha256", "guidance_scale", "steps", "scheduler", "height", "width", "dtype",
@@ -111,7 +101,7 @@ class GenerateConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "GenerateConfig":
+    def from_dict(cls, data: dict) -> GenerateConfig:
         """Build from a plain dict (YAML, an experiment grid); unknown keys are errors that list the valid ones."""
         reject_unknown_keys(data, cls, "generate config")
         data = dict(data)

@@ -15,8 +15,9 @@ where score is the classifier's probability of the prompted class. Two kinds of 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import torch
 from PIL import Image

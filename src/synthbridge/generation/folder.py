@@ -26,9 +26,11 @@ import contextlib
 import json
 import re
 import shutil
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+
+from filelock import FileLock, Timeout
 
 from synthbridge.data.folders import MANIFEST
 from synthbridge.errors import UserError
@@ -38,11 +40,6 @@ GENERATION_JSON = "generation.json"
 REJECTED = "rejected.jsonl"
 LOCK = ".generation.lock"
 _PART = re.compile(r"^manifest\.(.+)\.jsonl$")
-
-try:  # POSIX; elsewhere processes must not share a folder at the same time
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None
 
 
 @dataclass(frozen=True)
@@ -78,35 +75,21 @@ def split(items: Sequence[WorkItem], index: int, count: int) -> list[WorkItem]:
 
 @contextlib.contextmanager
 def folder_lock(out: Path) -> Iterator[None]:
-    """An exclusive lock on the folder (fcntl), held while generation.json or manifest.jsonl is rewritten."""
-    if fcntl is None:  # pragma: no cover
+    """An exclusive lock on the folder, held while generation.json or manifest.jsonl is rewritten."""
+    with FileLock(out / LOCK):
         yield
-        return
-    with open(out / LOCK, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
 def claim_worker(out: Path, worker: str) -> Iterator[None]:
     """Hold `worker`'s share of the folder for this process; a second process claiming the same share (the
     same command started twice, or a launcher that did not set up its processes) fails at once."""
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    with open(out / f".worker.{worker}.lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"another process is already generating share {worker} of {str(out)!r}; wait for it, "
-                            f"or give each process its own --shard i/n") from None
-        try:
+    try:
+        with FileLock(out / f".worker.{worker}.lock", blocking=False):
             yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    except Timeout:
+        raise UserError(f"another process is already generating share {worker} of {str(out)!r}; wait for it, "
+                        f"or give each process its own --shard i/n") from None
 
 
 def part_files(out: Path) -> list[Path]:

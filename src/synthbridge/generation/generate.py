@@ -26,12 +26,20 @@ import torch
 from PIL import Image
 
 from synthbridge.data import DatasetBundle, load_dataset
+from synthbridge.diffusion.pipeline import (
+    GeneratorInfo,
+    describe_generator,
+    file_sha256,
+    load_generator,
+    locate_generator,
+    set_scheduler,
+    torch_dtype,
+)
+from synthbridge.diffusion.sampling import is_blank, render
+from synthbridge.diffusion.styles import load_style, read_style
 from synthbridge.errors import UserError
 from synthbridge.generation import folder as store
 from synthbridge.generation.config import SET_KEYS, GenerateConfig
-from synthbridge.generation.pipeline import (GeneratorInfo, describe_generator, file_sha256, is_blank, load_generator,
-                                             locate_generator, render, set_scheduler, torch_dtype)
-from synthbridge.inversion.style import load_style, read_style
 from synthbridge.io import append_jsonl, atomic_path, ensure_writable_dir, environment
 from synthbridge.prompts import build_prompt, resolve_templates, template_for
 from synthbridge.seeding import derive_seed

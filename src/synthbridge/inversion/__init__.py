@@ -1,24 +1,20 @@
-"""Stage of the flow between prompts and generation: dataset style inversion.
+"""Stage of the flow: dataset style inversion (before generation, which uses the learned token).
 
 One new token learned by textual inversion over the whole real training set (all classes together),
 then used in every generation prompt ("a {class} photo in the style of <mnist5k-style>").
 
-    from synthbridge.inversion import InvertConfig, invert, load_style
+    from synthbridge.inversion import InvertConfig, invert
     summary = invert(InvertConfig(out="STYLE/", dataset="mnist5k", generator="mini"))
-    token = load_style(pipe, "STYLE/")   # any StableDiffusionPipeline of the same generator
+    token = synthbridge.diffusion.load_style(pipe, "STYLE/")   # any pipeline of the same generator
 
 In: a dataset and a Stable Diffusion generator. Out: a style folder (learned_embeds.safetensors in
 diffusers' textual-inversion format, invert.json). Modules: `config` (InvertConfig), `train` (the
-numbered steps of `invert`), `style` (the folder on disk, `load_style`), `grid` (real | plain | style
-image grids), `cli` (`synthbridge invert`).
+numbered steps of `invert`), `grid` (real | plain | style image grids). The folder's format and
+`load_style` are `synthbridge.diffusion.styles`.
 """
 
-from __future__ import annotations
-
-from synthbridge.inversion.config import WORLD_DEFAULTS, InvertConfig, default_token
-from synthbridge.inversion.grid import image_grid, style_grid
-from synthbridge.inversion.style import STYLE_EMBEDS, STYLE_INFO, load_style, read_style
+from synthbridge.inversion.config import PROFILES, InvertConfig, default_token
+from synthbridge.inversion.grid import style_grid
 from synthbridge.inversion.train import add_token, invert
 
-__all__ = ["InvertConfig", "STYLE_EMBEDS", "STYLE_INFO", "WORLD_DEFAULTS", "add_token", "default_token", "image_grid",
-           "invert", "load_style", "read_style", "style_grid"]
+__all__ = ["InvertConfig", "PROFILES", "add_token", "default_token", "invert", "style_grid"]

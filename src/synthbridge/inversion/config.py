@@ -1,9 +1,9 @@
 """The typed config of `synthbridge invert`: one frozen dataclass, resolved against the dataset and generator.
 
 Fields left `None` (steps, learning rate, batch size, resolution, token) are filled in by `resolve()`:
-from the dataset's world (embedded: minutes on a CPU; full: the study's scale on a GPU) and from the
-generator (its native image size). The resolved config is what invert.json records and what a
-`--resume` is compared against.
+from the profile (`synthbridge.profiles`: `embedded`, minutes on a CPU, for a generator of small
+images; `full`, the study's scale on a GPU) and from the generator (its native image size). The
+resolved config is what invert.json records and what a `--resume` is compared against.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from synthbridge.diffusion.pipeline import DTYPES
 from synthbridge.errors import UserError, reject_unknown_keys
+from synthbridge.profiles import choose_profile
 
-DTYPES = ("fp32", "fp16", "bf16")
 # Neutral words to start the style token from, in order of preference, when no --initializer-word is given.
 INITIALIZER_CANDIDATES = ("style", "photo", "image", "picture", "drawing", "painting", "art")
 LR_SCHEDULES = ("constant", "constant_with_warmup", "cosine", "linear")  # names diffusers' get_scheduler knows
 
-# Defaults per world. embedded: the mini generator on 2 CPU cores, the whole 1,000-image mnist5k train
+# Defaults per profile. embedded: the mini generator on 2 CPU cores, the whole 1,000-image mnist5k train
 # split (3 epochs) in about 25 seconds; longer runs fit the loss better but drew farther from the real set
 # (seed 0, guidance 4: 1,500 steps FD 20.0 / KID x1000 614 against 19.3 / 452 at 400). full: the study's
 # ~20k iterations on Stable Diffusion, with the learning rate of diffusers' textual-inversion example (5e-4)
@@ -29,7 +30,7 @@ LR_SCHEDULES = ("constant", "constant_with_warmup", "cosine", "linear")  # names
 # was trained on ("a photo of the digit 7, handwritten, thin pen, ..."). Its tokenizer splits "in" and
 # "style" into letters, and the study's wording alone moves its images far from mnist5k (FD 22 -> 59 with
 # no token at all); `generate --style` therefore uses the template recorded in invert.json.
-WORLD_DEFAULTS = {
+PROFILES = {
     "embedded": {"steps": 400, "lr": 5e-3, "batch_size": 8, "template": "a photo of the {class}, {style}"},
     "full": {"steps": 20000, "lr": 2e-3, "batch_size": 4, "template": "style"},
 }
@@ -50,9 +51,10 @@ class InvertConfig:
     initializer_word: str | None = None  # one known token; the new row starts as its embedding. None: "style",
     # or the first of INITIALIZER_CANDIDATES the tokenizer knows as one token (a tiny generator may lack "style")
     template: str | None = None  # prompt template name or literal with {class} and {style}; the class is named so
-    # the token learns what the class does not explain (style), not the content. None: the world's default
+    # the token learns what the class does not explain (style), not the content. None: the profile's default
     shots: int | None = None  # learn from K real images per class (few-shot); None: the whole train split
-    # --- optimisation (None: the world's default, see WORLD_DEFAULTS)
+    # --- optimisation (None: the profile's default, see PROFILES)
+    profile: str | None = None  # embedded or full; None: embedded for a generator of at most 64 px, else full
     steps: int | None = None  # optimizer steps
     lr: float | None = None  # AdamW learning rate of the one embedding row
     lr_schedule: str = "constant"  # diffusers' get_scheduler name; constant as in diffusers' example
@@ -95,6 +97,7 @@ class InvertConfig:
             raise UserError(f"--seed must be a whole number >= 0, got {self.seed!r}")
         if self.token is not None:
             check_token(self.token)
+        choose_profile(self.profile)
         word = self.initializer_word
         if word is not None and (not isinstance(word, str) or not word.strip() or len(word.split()) != 1):
             raise UserError(f"--initializer-word must be one word, got {word!r}")
@@ -103,7 +106,7 @@ class InvertConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "InvertConfig":
+    def from_dict(cls, data: dict) -> InvertConfig:
         """Build from a plain dict (YAML, an experiment grid); unknown keys are errors that list the valid ones."""
         reject_unknown_keys(data, cls, "invert config")
         return cls(**data)
@@ -124,10 +127,11 @@ def default_token(dataset: str) -> str:
     return f"<{name}-style>"
 
 
-def resolve(config: InvertConfig, world: str, native_size: int) -> InvertConfig:
-    """Fill every `None` default: the world's optimisation defaults, the generator's size, the token."""
-    defaults = WORLD_DEFAULTS["embedded" if world == "embedded" else "full"]
-    values = {key: value for key, value in defaults.items() if getattr(config, key) is None}
+def resolve(config: InvertConfig, native_size: int) -> InvertConfig:
+    """Fill every `None` default: the profile's optimisation defaults, the generator's size, the token."""
+    profile = choose_profile(config.profile, native_size)
+    values = {key: value for key, value in PROFILES[profile].items() if getattr(config, key) is None}
+    values["profile"] = profile
     if config.resolution is None:
         values["resolution"] = native_size
     if config.token is None:

@@ -1,69 +1,17 @@
-"""Side-by-side image grids, to look at what a style token changes.
+"""`style_grid`: real | plain prompt | style prompt, one row per class, to look at what a style token changes.
 
-In: labelled panels of images, one row per class. Out: one PIL image (or a PNG file) with the panels
-next to each other: e.g. real | plain prompt | style prompt. `style_grid` makes that comparison for a
-style folder: the plain and the style prompt of each cell use the same seed, so the two images differ
-only by the prompt.
+The plain and the style prompt of each cell use the same seed, so the two images differ only by the prompt.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
-import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from synthbridge.data import DatasetBundle, ImageSet
-from synthbridge.io import atomic_path
+from synthbridge.grids import labelled_grid, pick_per_class, save_png
 from synthbridge.seeding import derive_seed
-
-CELL = 64  # pixels per image in the grid: 32px images are upscaled (nearest) so strokes stay visible
-GAP = 8  # pixels between panels
-PAD = 2  # pixels between images, so neighbouring cells do not merge
-LABEL_WIDTH = 70
-HEADER_HEIGHT = 16
-
-
-def image_grid(panels: Sequence[tuple[str, Sequence[Sequence[Image.Image]]]], row_labels: Sequence[str],
-               cell: int = CELL) -> Image.Image:
-    """Panels left to right (title, rows of images), one row per label; short rows leave blank cells."""
-    columns = [max((len(row) for row in rows), default=0) for _, rows in panels]
-    step = cell + PAD
-    width = LABEL_WIDTH + sum(n * step for n in columns) + GAP * (len(panels) - 1)
-    height = HEADER_HEIGHT + step * len(row_labels)
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    for r, label in enumerate(row_labels):
-        draw.text((4, HEADER_HEIGHT + r * step + cell // 2 - 6), str(label)[:11], fill="black")
-    x = LABEL_WIDTH
-    for (title, rows), count in zip(panels, columns):
-        draw.text((x + 2, 2), title, fill="black")
-        for r, row in enumerate(rows):
-            for c, image in enumerate(row):
-                tile = image.convert("RGB").resize((cell, cell), Image.Resampling.NEAREST)
-                canvas.paste(tile, (x + c * step, HEADER_HEIGHT + r * step))
-        x += count * step + GAP
-    return canvas
-
-
-def save_png(image: Image.Image, path: str | Path) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
-    return path
-
-
-def pick_per_class(images: ImageSet, num_classes: int, per_class: int, seed: int) -> list[list[Image.Image]]:
-    """`per_class` images of each class (seeded choice), as rows."""
-    targets = np.asarray(images.targets)
-    rng = np.random.default_rng(derive_seed(seed, "grid", "real") % 2**32)
-    rows = []
-    for label in range(num_classes):
-        members = np.flatnonzero(targets == label)
-        chosen = rng.choice(members, size=min(per_class, len(members)), replace=False) if len(members) else []
-        rows.append([images.load(int(i)).convert("RGB") for i in sorted(chosen)])
-    return rows
 
 
 def style_grid(style_dir: str | Path, *, out: str | Path | None = None, per_class: int = 4, seed: int = 0,
@@ -77,8 +25,9 @@ def style_grid(style_dir: str | Path, *, out: str | Path | None = None, per_clas
     import torch
 
     from synthbridge.data import load_dataset
-    from synthbridge.inversion.generator import generator_info, open_generator, render, set_scheduler
-    from synthbridge.inversion.style import GRID, load_style, read_style
+    from synthbridge.diffusion.pipeline import generator_info, open_generator, set_scheduler
+    from synthbridge.diffusion.sampling import render
+    from synthbridge.diffusion.styles import GRID, load_style, read_style
     from synthbridge.prompts import TEMPLATES, build_prompt, default_template, resolve_template
 
     # 1. the style folder, the dataset and the generator with the style loaded
@@ -113,6 +62,6 @@ def style_grid(style_dir: str | Path, *, out: str | Path | None = None, per_clas
 
     # 3. compose and write
     real = pick_per_class(real_images if real_images is not None else bundle.train, bundle.num_classes, per_class, seed)
-    grid = image_grid([("real", real), ("plain prompt", draw(plain, None)), (f"style {token}", draw(styled, token))],
+    grid = labelled_grid([("real", real), ("plain prompt", draw(plain, None)), (f"style {token}", draw(styled, token))],
                       bundle.phrases)
     return save_png(grid, out if out is not None else Path(style_dir) / GRID)

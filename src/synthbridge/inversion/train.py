@@ -1,7 +1,7 @@
 """`invert(config)`: dataset style inversion, one new token learned over a whole real training set.
 
 In: an `InvertConfig` (dataset, generator, token, initializer word, optimisation). Out: the style
-folder described in `synthbridge.inversion.style` (learned_embeds.safetensors, invert.json) and a
+folder described in `synthbridge.diffusion.styles` (learned_embeds.safetensors, invert.json) and a
 summary dict (the content of invert.json).
 
 Textual inversion as in diffusers' example, over all classes at once: the prompt of every image
@@ -33,9 +33,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from synthbridge.data import DatasetBundle, few_shot, load_dataset
+from synthbridge.diffusion.styles import CHECKPOINT, GRID, STYLE_EMBEDS, STYLE_INFO, save_embedding
 from synthbridge.errors import UserError
 from synthbridge.inversion.config import INITIALIZER_CANDIDATES, RESUME_KEYS, InvertConfig, resolve
-from synthbridge.inversion.style import CHECKPOINT, GRID, STYLE_EMBEDS, STYLE_INFO, save_embedding
 from synthbridge.io import atomic_path, ensure_writable_dir, environment, read_json, write_json
 from synthbridge.prompts import build_prompt, resolve_template
 from synthbridge.seeding import derive_seed
@@ -54,7 +54,7 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
     `resume`: continue an interrupted run in `config.out` (or return a finished one with the same config).
     `overwrite`: delete what `config.out` holds and start afresh.
     """
-    from synthbridge.inversion.generator import generator_info, open_generator, torch_dtype
+    from synthbridge.diffusion.pipeline import generator_info, open_generator, torch_dtype
 
     began = time.perf_counter()
 
@@ -73,9 +73,9 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
         bundle = load_dataset(config.dataset, data_root=config.data_root, download=config.download)
     images = few_shot(bundle.train, config.shots, config.seed, bundle.classes) if config.shots else bundle.train
 
-    # 3. the generator, and the config resolved against the world and the generator's size
+    # 3. the generator, and the config resolved against the profile and the generator's size
     pipe = open_generator(info, config.dtype, device, pipeline)
-    config = resolve(config, bundle.world, info.native_size)
+    config = resolve(config, info.native_size)
     if config.initializer_word is None:
         config = dataclasses.replace(config, initializer_word=default_initializer(pipe.tokenizer))
     if config.max_norm is None:  # the largest norm of any word the text encoder was trained with

@@ -1,8 +1,10 @@
-"""The typed config of `synthbridge train`: one frozen dataclass, defaults per world.
+"""The typed config of `synthbridge train`: one frozen dataclass, defaults per profile.
 
-Hyperparameters that are left `None` are filled in by `resolve()` from the dataset's world:
-the embedded world (tiny backbones, a few hundred images, 2 CPU cores) and the full world
-(ImageNet-pretrained timm models on a GPU). The resolved config is what config.json records.
+Hyperparameters that are left `None` are filled in by `resolve()` from a profile (`synthbridge.profiles`):
+`embedded` (small images and tiny backbones, a few hundred images, 2 CPU cores) or `full`
+(ImageNet-pretrained timm models on photos, on a GPU), chosen from the model's input size and the
+dataset's image size unless `profile` names one. The resolved config, profile included, is what
+config.json records.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields, replace
 
 from synthbridge.errors import UserError, reject_unknown_keys
+from synthbridge.profiles import choose_profile
 
 AUGMENTS = ("none", "light", "timm")
 
@@ -30,8 +33,8 @@ class StageConfig:
     warmup_steps: int | None = None
 
 
-# Defaults per world. Embedded numbers follow a measured trial (200 AdamW steps x batch 64 on 2 cores).
-WORLD_DEFAULTS = {
+# Defaults per profile. Embedded numbers follow a measured trial (200 AdamW steps x batch 64 on 2 cores).
+PROFILES = {
     "embedded": {
         "real": StageConfig(steps=200, lr=1e-3, batch_size=64, weight_decay=0.05, augment="light", mixup=False,
                             label_smoothing=0.1, warmup_steps=10),
@@ -68,7 +71,8 @@ class TrainConfig:
     # --- environment (not hyperparameters)
     data_root: str | None = None  # where full-scale datasets live
     download: bool = False  # let torchvision download a missing dataset
-    num_workers: int | None = None  # data loader processes; None: 0 in the embedded world, 4 otherwise
+    profile: str | None = None  # defaults profile: embedded or full; None: chosen from the input and image sizes
+    num_workers: int | None = None  # data loader processes; None: 0 in the embedded profile, 4 otherwise
     mixed_precision: str = "no"  # "no", "fp16", "bf16" (through accelerate)
     report_to: str = "auto"  # trackers through accelerate: auto (TensorBoard if installed), none, tensorboard, wandb, mlflow
     lr_scale: str = "none"  # scale each stage's lr with its global batch size: none, linear, sqrt (timm's --lr-base rule)
@@ -76,17 +80,19 @@ class TrainConfig:
     eval_batch_size: int = 256
     checkpoint_every: int | None = None  # steps between checkpoints; None: every epoch, at least 25 steps apart
 
-    def resolve(self, world: str) -> "TrainConfig":
-        """Fill every None hyperparameter from the world's defaults and check the values."""
-        defaults = WORLD_DEFAULTS[world]
+    def resolve(self, *, input_size: int | None = None, image_size: int | None = None) -> TrainConfig:
+        """Fill every None hyperparameter from the profile's defaults and check the values. The profile is
+        `self.profile`, or `embedded` when the model's input or the dataset's images are small (`choose_profile`)."""
+        profile = choose_profile(self.profile, input_size, image_size)
+        defaults = PROFILES[profile]
         real = _fill(self.real, defaults["real"])
         synthetic_stage = _fill(self.synthetic_stage, defaults["synthetic"])
-        workers = self.num_workers if self.num_workers is not None else (0 if world == "embedded" else 4)
+        workers = self.num_workers if self.num_workers is not None else (0 if profile == "embedded" else 4)
         if self.lr_scale != "none":  # lr = lr * (global batch / lr_base_size) ** (1 or 0.5)
             power = 1.0 if self.lr_scale == "linear" else 0.5
-            real = replace(real, lr=real.lr * (real.batch_size / self.lr_base_size) ** power)
-            synthetic_stage = replace(synthetic_stage, lr=synthetic_stage.lr * (synthetic_stage.batch_size / self.lr_base_size) ** power)
-        resolved = replace(self, real=real, synthetic_stage=synthetic_stage, num_workers=workers)
+            scaled = lambda stage: replace(stage, lr=stage.lr * (stage.batch_size / self.lr_base_size) ** power)
+            real, synthetic_stage = scaled(real), scaled(synthetic_stage)
+        resolved = replace(self, real=real, synthetic_stage=synthetic_stage, num_workers=workers, profile=profile)
         resolved.check()
         return resolved
 
@@ -125,7 +131,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_dict(cls, data: dict) -> TrainConfig:
         """Build from a plain dict (config.json, YAML); unknown keys are errors that list the valid ones."""
         data = dict(data)
         reject_unknown_keys(data, cls, "train config")

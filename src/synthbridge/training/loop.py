@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -31,7 +30,6 @@ from synthbridge.data import ImageSet
 from synthbridge.io import atomic_path
 from synthbridge.seeding import derive_seed, seed_everything
 from synthbridge.training.config import StageConfig
-
 
 # 1. data: transforms and a deterministic stream of batches -------------------------------------------------
 
@@ -70,13 +68,19 @@ class StepBatches(torch.utils.data.Sampler):
     """
 
     def __init__(self, sizes: Sequence[int], per_batch: Sequence[int], seed: int, stage: str, start: int, total: int,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, replicas: int = 1):
         self.sizes, self.per_batch, self.seed, self.stage = list(sizes), list(per_batch), seed, stage
-        self.start, self.total, self.rank, self.world = start, total, rank, world
+        self.start, self.total, self.rank, self.replicas = start, total, rank, replicas
+        self._perms: dict[tuple[int, int], np.ndarray] = {}  # the few epochs' orders in use, per source
 
-    @lru_cache(maxsize=8)
     def _perm(self, source: int, epoch: int) -> np.ndarray:
-        return np.random.default_rng(derive_seed(self.seed, self.stage, "order", source, epoch)).permutation(self.sizes[source])
+        key = (source, epoch)
+        if key not in self._perms:
+            if len(self._perms) >= 8:
+                self._perms.pop(next(iter(self._perms)))  # the oldest: steps only move forward
+            rng = np.random.default_rng(derive_seed(self.seed, self.stage, "order", source, epoch))
+            self._perms[key] = rng.permutation(self.sizes[source])
+        return self._perms[key]
 
     def keys(self, step: int) -> list[tuple[int, int, int]]:
         keys = []
@@ -85,7 +89,7 @@ class StepBatches(torch.utils.data.Sampler):
                 position = step * count + j
                 index = int(self._perm(source, position // size)[position % size])
                 keys.append((source, index, derive_seed(self.seed, self.stage, "sample", step, source, j)))
-        return keys[self.rank::self.world]
+        return keys[self.rank::self.replicas]
 
     def __iter__(self):
         for step in range(self.start, self.total):
@@ -123,8 +127,9 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
     total = stage_length(stage, num_images)
     optimizer = create_optimizer_v2(model, opt="adamw", lr=stage.lr, weight_decay=stage.weight_decay)
     optimizer = accelerator.prepare_optimizer(optimizer)
-    scheduler = CosineLRScheduler(optimizer, t_initial=total, lr_min=stage.lr * 0.01, warmup_t=min(stage.warmup_steps, total // 4),
-                                  warmup_lr_init=stage.lr * 0.01, t_in_epochs=False)
+    scheduler = CosineLRScheduler(optimizer, t_initial=total, lr_min=stage.lr * 0.01,
+                                  warmup_t=min(stage.warmup_steps, total // 4), warmup_lr_init=stage.lr * 0.01,
+                                  t_in_epochs=False)
     steps_per_epoch = max(1, math.ceil(num_images / stage.batch_size))
     every = checkpoint_every or max(steps_per_epoch, 25)
 

@@ -1,4 +1,4 @@
-"""The strategies the study compares, as a registry of short functions.
+"""The strategies the study compares, as a registry of `Strategy` objects.
 
 Each strategy lists its stages; a stage names the images it trains on and the StageConfig it uses.
 `bridged` is two stages with the classifier re-initialised between them.
@@ -6,8 +6,8 @@ Each strategy lists its stages; a stage names the images it trains on and the St
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from synthbridge.data import ConcatImages, ImageSet
 from synthbridge.errors import UserError
@@ -24,23 +24,73 @@ class Stage:
     reinit_head_before: bool = False  # re-initialise the classifier before this stage
 
 
-STRATEGIES: Registry[Callable[..., list[Stage]]] = Registry("strategy")
-NEEDS_SYNTHETIC = {"synthetic", "mixed", "bridged"}
+@dataclass(frozen=True)
+class Strategy:
+    """A way of training with real and synthetic images: its name, whether it needs synthetic images, and
+    its stages (`stages(cfg, real_images, synthetic_images) -> [Stage]`). Training, the CLI, the
+    experiment arms and the runner's cost estimate all ask this object; nothing restates it."""
+
+    name: str
+    needs_synthetic: bool
+    stages: Callable[[TrainConfig, ImageSet, ImageSet | None], list[Stage]]
+    summary: str = ""  # one line, for --help and the README
+
+    def check(self, has_synthetic: bool) -> None:
+        """A strategy that needs synthetic images and got none is a one-line error."""
+        if self.needs_synthetic and not has_synthetic:
+            raise UserError(f"strategy {self.name!r} needs --synthetic DIR (make one with `synthbridge generate`, "
+                            f"or `synthbridge render` in the embedded world)")
+
+    def plan(self, cfg: TrainConfig, real_images: ImageSet, synthetic_images: ImageSet | None) -> list[Stage]:
+        """The stages to run, each batch fitted to its images."""
+        self.check(synthetic_images is not None)
+        return [fit_batch(stage) for stage in self.stages(cfg, real_images, synthetic_images)]
+
+    def cost(self, cfg: TrainConfig, num_real: int, num_synthetic: int) -> int:
+        """Images its training steps process (steps x global batch, summed over stages), from set sizes alone:
+        the estimate experiment workers are balanced by."""
+        from synthbridge.training.loop import stage_length
+
+        synthetic = _Sized(num_synthetic) if self.needs_synthetic else None
+        return sum(stage_length(stage.config, sum(len(s) for s in stage.sources)) * stage.config.batch_size
+                   for stage in self.plan(cfg, _Sized(num_real), synthetic))
 
 
-@STRATEGIES.register("real")
+class _Sized(ImageSet):
+    """A stand-in with only a length (and class 0 everywhere), for planning without images."""
+
+    def __init__(self, count: int):
+        super().__init__()
+        self.targets = [0] * count
+
+
+STRATEGIES: Registry[Strategy] = Registry("strategy")
+
+
+def strategy(name: str, needs_synthetic: bool):
+    """Register a stages function as the strategy `name` (its docstring's first line is the summary)."""
+
+    def add(stages):
+        summary = (stages.__doc__ or "").strip().splitlines()[0] if stages.__doc__ else ""
+        STRATEGIES.register(name)(Strategy(name, needs_synthetic, stages, summary))
+        return stages
+
+    return add
+
+
+@strategy("real", needs_synthetic=False)
 def real(cfg: TrainConfig, real_images: ImageSet, synthetic_images: ImageSet | None) -> list[Stage]:
     """Fine-tune on the real training split only."""
     return [Stage("real", [real_images], [cfg.real.batch_size], cfg.real)]
 
 
-@STRATEGIES.register("synthetic")
+@strategy("synthetic", needs_synthetic=True)
 def synthetic(cfg: TrainConfig, real_images: ImageSet, synthetic_images: ImageSet) -> list[Stage]:
     """Fine-tune on synthetic images only (the real split is used for testing alone)."""
     return [Stage("synthetic", [synthetic_images], [cfg.synthetic_stage.batch_size], cfg.synthetic_stage)]
 
 
-@STRATEGIES.register("mixed")
+@strategy("mixed", needs_synthetic=True)
 def mixed(cfg: TrainConfig, real_images: ImageSet, synthetic_images: ImageSet) -> list[Stage]:
     """Real and synthetic images in one training set, with the real stage's hyperparameters.
 
@@ -54,20 +104,13 @@ def mixed(cfg: TrainConfig, real_images: ImageSet, synthetic_images: ImageSet) -
     return [Stage("mixed", [real_images, synthetic_images], [real_count, batch - real_count], cfg.real)]
 
 
-@STRATEGIES.register("bridged")
+@strategy("bridged", needs_synthetic=True)
 def bridged(cfg: TrainConfig, real_images: ImageSet, synthetic_images: ImageSet) -> list[Stage]:
     """Stage 1 on synthetic images (mixup on by default), new classifier head, stage 2 on real images."""
     return [
         Stage("synthetic", [synthetic_images], [cfg.synthetic_stage.batch_size], cfg.synthetic_stage),
         Stage("real", [real_images], [cfg.real.batch_size], cfg.real, reinit_head_before=cfg.head_reinit),
     ]
-
-
-def plan(cfg: TrainConfig, real_images: ImageSet, synthetic_images: ImageSet | None) -> list[Stage]:
-    make = STRATEGIES.get(cfg.strategy)
-    if cfg.strategy in NEEDS_SYNTHETIC and synthetic_images is None:
-        raise UserError(f"strategy {cfg.strategy!r} needs --synthetic DIR (make one with `synthbridge render` or `generate`)")
-    return [fit_batch(stage) for stage in make(cfg, real_images, synthetic_images)]
 
 
 def fitted_batch_size(config: StageConfig, images: int) -> int:

@@ -1,0 +1,114 @@
+"""What every command shares: argument types, the one-line-error parser, and building a config from arguments.
+
+Argument types turn bad numbers into one-line argparse errors (exit 2). `config_from_args` builds a
+command's typed config from its parsed arguments by field name, so no command copies fields one by one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+Command = Callable[[argparse.ArgumentParser], Callable[[argparse.Namespace], int]]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the problem and where to look, not the whole usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def config_from_args(config: Any, args: argparse.Namespace, *, prefix: str = "", **overrides):
+    """A dataclass config from `args`: every field whose name (with `prefix`) is an argument that was given
+    (not None) takes its value, lists become tuples; `overrides` set fields directly. `config` is a dataclass
+    (its defaults fill the rest) or an instance (its values fill the rest)."""
+    fields = dataclasses.fields(config)
+    values = {}
+    for field in fields:
+        if field.name in overrides:
+            values[field.name] = overrides[field.name]
+            continue
+        value = getattr(args, prefix + field.name, None)
+        if value is not None:
+            values[field.name] = tuple(value) if isinstance(value, list) else value
+    if unknown := set(overrides) - {f.name for f in fields}:
+        raise TypeError(f"{config!r} has no fields {sorted(unknown)}")
+    return dataclasses.replace(config, **values) if not isinstance(config, type) else config(**values)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number > 0, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number > 0, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = positive_float(text)
+    if not value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def parse_slice(text: str) -> tuple[int, int]:
+    """'i/n' with 0 <= i < n."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must look like i/n (for example 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"needs 0 <= i < n, got {text!r}")
+    return index, count
+
+
+def sizes(text: str) -> tuple[int, ...]:
+    """Comma-separated whole numbers >= 2, e.g. '100,500'."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated whole numbers, got {text!r}") from None
+    if not values or any(n < 2 for n in values):
+        raise argparse.ArgumentTypeError(f"each size must be >= 2, got {text!r}")
+    return values
+
+
+def add_data_args(group) -> None:
+    """--data-root and --download, which every command that reads a dataset takes."""
+    group.add_argument("--data-root", help="folder of full-scale datasets")
+    group.add_argument("--download", action="store_true", help="let torchvision download a missing dataset")

@@ -1,0 +1,60 @@
+"""`synthbridge run` and `synthbridge report`: experiment grids and their reports."""
+
+from __future__ import annotations
+
+import argparse
+
+from synthbridge.cli.args import parse_slice
+
+
+def run(parser: argparse.ArgumentParser):
+    """run an experiment grid from a YAML config (resumable; results in EXP_DIR/results.jsonl)"""
+    parser.add_argument("config", help="YAML file, or the name of a shipped preset (see `synthbridge presets`)")
+    parser.add_argument("--out", required=True, help="experiment folder")
+    parser.add_argument("--cell", type=parse_slice,
+                        help="i/n: run worker i's share of n, the grid split evenly by estimated cost "
+                             "(SLURM array tasks, demo workers)")
+    parser.add_argument("--report", action="store_true", help="write the report when the grid is done")
+
+    def handle(args: argparse.Namespace) -> int:
+        from synthbridge.experiments import ExperimentConfig
+        from synthbridge.study import run_study
+
+        summary = run_study(ExperimentConfig.from_yaml(args.config), args.out, cell_slice=args.cell, report=args.report)
+        print(f"{summary['ran']} cells run, {summary['mine'] - summary['ran']} already done "
+              f"({summary['mine']} of {summary['cells']} in this worker) in {summary['seconds']:.0f}s -> {args.out}")
+        if args.report:
+            print(f"report: {summary['report']['report']}")
+        return 0
+
+    return handle
+
+
+def report(parser: argparse.ArgumentParser):
+    """write report.html and report.md for an experiment folder"""
+    parser.add_argument("exp_dir", help="experiment folder made by `synthbridge run`")
+
+    def handle(args: argparse.Namespace) -> int:
+        from synthbridge.reporting import build_report
+
+        result = build_report(args.exp_dir)
+        for line in result["findings"]:
+            print(line)
+        print(f"report: {result['report']}")
+        return 0
+
+    return handle
+
+
+def presets(parser: argparse.ArgumentParser):
+    """list the experiment presets shipped with synthbridge (for `synthbridge run NAME`)"""
+
+    def handle(args: argparse.Namespace) -> int:
+        from synthbridge.experiments.config import preset_names, preset_path
+
+        for name in preset_names():
+            with preset_path(name) as path:
+                print(f"{name:16s} {path}")
+        return 0
+
+    return handle

@@ -1,0 +1,90 @@
+"""`synthbridge generate`: the command line of `generate(GenerateConfig)`.
+
+    synthbridge generate --dataset mnist5k --generator mini --per-class 100 --out S/
+    synthbridge generate ... --shard 0/4          # one of four independent jobs into the same S/
+    accelerate launch -m synthbridge generate ... # the same split over the launched processes
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from synthbridge.cli.args import add_data_args, config_from_args, non_negative_float, non_negative_int, positive_int
+
+
+def _shard(text: str) -> tuple[int, int]:
+    from synthbridge.errors import UserError
+    from synthbridge.generation.config import parse_shard
+
+    try:
+        return parse_shard(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--shard ")) from None
+
+
+def generate(parser: argparse.ArgumentParser):
+    """make synthetic images with a text-to-image model (resumable, shardable)"""
+    from synthbridge.diffusion.pipeline import DTYPES, SCHEDULERS
+
+    parser.add_argument("--dataset", default="mnist5k",
+                        help="registry name (see `synthbridge datasets`) or imagefolder:PATH")
+    parser.add_argument("--generator", default="mini",
+                        help="'mini' (embedded), a local diffusers folder, or a hub id in the local cache "
+                             "(e.g. runwayml/stable-diffusion-v1-5)")
+    parser.add_argument("--per-class", type=positive_int, required=True,
+                        help="images per class; rerunning with a larger value extends the folder")
+    parser.add_argument("--out", required=True, help="output folder (class folders, manifest.jsonl, generation.json)")
+    parser.add_argument("--classes", nargs="+", metavar="NAME", help="only these classes (names as the dataset has them)")
+    prompts = parser.add_argument_group("prompts")
+    prompts.add_argument("--template", action="append", default=[], dest="templates", metavar="TEMPLATE",
+                         help="a registered name (study, photo, superclass, style) or a literal with {class}; "
+                              "repeat to cycle several over the images")
+    prompts.add_argument("--templates-file", help="a text file with one template per line")
+    prompts.add_argument("--negative-prompt")
+    prompts.add_argument("--style", metavar="STYLE_DIR",
+                         help="learned dataset style: a folder with learned_embeds.safetensors and invert.json")
+    sampling = parser.add_argument_group("sampling (defaults come from the generator)")
+    sampling.add_argument("--guidance-scale", type=non_negative_float,
+                          help="classifier-free guidance (default: SD 7.5; mini: its recorded 4.0)")
+    sampling.add_argument("--steps", type=positive_int, help="denoising steps (num_inference_steps)")
+    sampling.add_argument("--scheduler", choices=SCHEDULERS, help="all are deterministic given the seed")
+    sampling.add_argument("--height", type=positive_int, help="pixels, a multiple of 8 (default: the generator's size)")
+    sampling.add_argument("--width", type=positive_int, help="pixels, a multiple of 8 (default: the generator's size)")
+    sampling.add_argument("--dtype", choices=DTYPES, default="fp32", help="fp16/bf16 need a GPU")
+    sampling.add_argument("--seed", type=non_negative_int, default=0, help="global seed; each image derives its own")
+    quality = parser.add_argument_group("quality control")
+    quality.add_argument("--filter", action="store_true",
+                         help="keep only images the --filter-model classifies as their class")
+    quality.add_argument("--filter-model",
+                         help="a local CLIP folder, a `synthbridge train` run folder, or a classifier .safetensors")
+    quality.add_argument("--filter-arch", help="timm model name of a bare --filter-model .safetensors")
+    quality.add_argument("--max-retries", type=non_negative_int, default=3,
+                         help="new seeds tried for a blank, NSFW-blacked or filtered-out image")
+    quality.add_argument("--blank-threshold", type=non_negative_float, default=2.0,
+                         help="pixel standard deviation (0..255) below which an image counts as blank")
+    env = parser.add_argument_group("environment (changes no image beyond float rounding)")
+    env.add_argument("--batch-size", type=positive_int, default=8, help="images per pipeline call")
+    env.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: accelerate's device for this process)")
+    env.add_argument("--shard", type=_shard, metavar="I/N", help="make every N-th image starting at I (0 <= I < N)")
+    env.add_argument("--overwrite", action="store_true", help="replace a set made with other parameters")
+    add_data_args(env)
+    env.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def run(args: argparse.Namespace) -> int:
+        from synthbridge.generation import GenerateConfig, generate
+
+        config = config_from_args(GenerateConfig, args, show_progress=not args.no_progress)
+        from accelerate import PartialState
+
+        summary = generate(config)
+
+        if not PartialState().is_main_process:  # one report per launch, from the process that merged
+            return 0
+        run = summary["run"]
+        counts = summary.get("counts", {})
+        rate = f"{run['images_per_second']:.2f} img/s" if run.get("images_per_second") else "nothing to make"
+        print(f"{counts.get('images', 0)} images ({run['generated']} new, {counts.get('given_up', 0)} given up) "
+              f"in {summary['out']} [{summary.get('status', 'running')}], {rate}")
+        return 0  # classes where most images failed were already reported as warnings by generate()
+
+    return run

@@ -1,0 +1,270 @@
+"""The text-to-image model: find it, describe it, load it, and configure its scheduler.
+
+In: a generator name (one a plugin registered, such as the embedded `mini`; a local diffusers folder;
+or a hub id already in the local cache), a dtype and device, a scheduler name. Out: what identifies the
+generator and its defaults (`GeneratorInfo`, read from config files before any weights are loaded) and
+a diffusers `StableDiffusionPipeline` ready to call. Drawing images from seeds is `diffusion.sampling`;
+learned styles are `diffusion.styles`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from synthbridge.errors import UserError
+from synthbridge.registry import Registry
+
+log = logging.getLogger(__name__)
+
+SCHEDULERS = ("ddim", "dpm++", "euler", "pndm")
+DTYPES = ("fp32", "fp16", "bf16")
+# Built-in sampler defaults: diffusers' own for Stable Diffusion (guidance 7.5, 50 steps) with a
+# deterministic scheduler. A named generator brings its own (`NamedGenerator.defaults`), and a folder's
+# synthbridge.json, when present, wins over both.
+SD_DEFAULTS = {"guidance_scale": 7.5, "steps": 50, "scheduler": "ddim"}
+GENERATOR_SETTINGS = "synthbridge.json"  # optional defaults stored in a generator folder
+TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+SCHEDULER_NAMES = {"DDIMScheduler": "ddim", "DPMSolverMultistepScheduler": "dpm++", "EulerDiscreteScheduler": "euler",
+                   "PNDMScheduler": "pndm"}  # diffusers class -> `--scheduler` name
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class NamedGenerator:
+    """A generator a plugin ships under a short name (`--generator mini`)."""
+
+    folder: Path  # the diffusers folder
+    rebuild: str  # the command that makes the folder when it is missing
+    defaults: dict  # sampler defaults when the folder records none
+
+
+GENERATORS: Registry[NamedGenerator] = Registry("generator", plugins=True)
+
+
+@dataclass
+class GeneratorInfo:
+    """What identifies a generator and what it defaults to, read from its folder's files (no weights)."""
+
+    name: str  # a registered name ("mini"), the folder's absolute path, or the hub id
+    folder: str  # the local folder it loads from (for a hub id: its snapshot in the local cache)
+    fingerprint: str  # hash of the folder's file names, sizes and configs: changes when it is rebuilt
+    defaults: dict  # guidance_scale, steps, scheduler (+ height/width) when the user gives none
+    native_size: int  # the pixel size the UNet was trained for (sample_size x VAE scale factor)
+    vae_scale_factor: int  # image pixels per latent pixel
+    safety_checker: bool  # whether the pipeline blacks out images it flags as NSFW
+
+
+def torch_dtype(name: str, device: torch.device) -> torch.dtype:
+    """fp16/bf16 halve memory on a GPU; on the CPU they are slow or unsupported, so they are refused there."""
+    if name not in TORCH_DTYPES:
+        raise UserError(f"unknown dtype {name!r}; choose one of: {', '.join(TORCH_DTYPES)}")
+    if name != "fp32" and device.type == "cpu":
+        raise UserError(f"--dtype {name} needs a GPU, but this process runs on the CPU; use --dtype fp32 "
+                        f"(or --device cuda on a machine with a GPU)")
+    return TORCH_DTYPES[name]
+
+
+def resolve_generator(name: str) -> tuple[Path | None, str | None]:
+    """(local folder, hub id): exactly one is set. Missing folders are errors with the fix."""
+    if name in GENERATORS:
+        named = GENERATORS.get(name)
+        if not (named.folder / "model_index.json").is_file():
+            raise UserError(f"generator {name!r} is missing ({named.folder}); run `{named.rebuild}` "
+                            f"first, or pass --generator FOLDER or a hub id")
+        return named.folder, None
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "model_index.json").is_file():
+            raise UserError(f"generator {name!r} is not a diffusers pipeline folder (no model_index.json); "
+                            f"pass a folder saved with save_pretrained, a generator name, or a hub id")
+        return path.resolve(), None
+    if _HUB_ID.match(name) and not name.startswith((".", "~")):
+        return None, name
+    named = "".join(f"'{n}', " for n in GENERATORS.names())
+    raise UserError(f"generator folder {name!r} does not exist; pass an existing diffusers folder, {named}"
+                    f"or a hub id such as runwayml/stable-diffusion-v1-5")
+
+
+def locate_generator(name: str) -> tuple[Path, str]:
+    """(local folder, id recorded for it). A hub id is fetched into (or found in) the local cache with
+    diffusers' own downloader, so that everything after this works on a folder, offline."""
+    folder, hub_id = resolve_generator(name)
+    if folder is not None:
+        return folder, name if name in GENERATORS else str(folder)
+    from diffusers import DiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
+
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # its "offline, trying the cache" notice would break the one-line error
+    try:
+        return Path(DiffusionPipeline.download(hub_id)), hub_id
+    except Exception as exc:  # noqa: BLE001  (offline, unknown id, gated model: the generator cannot be used)
+        raise UserError(f"cannot load generator {hub_id!r} from the local cache ({_first_line(exc)}); on a machine "
+                        f"with network run `huggingface-cli download {hub_id}`, or pass a local diffusers folder") from None
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
+
+
+def describe_generator(name: str, folder: Path) -> GeneratorInfo:
+    """Identity and sampler defaults of the generator in `folder`, from its config files only."""
+    settings: dict = {}
+    if (folder / GENERATOR_SETTINGS).is_file():
+        try:
+            settings = json.loads((folder / GENERATOR_SETTINGS).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"cannot read {folder / GENERATOR_SETTINGS} ({exc}); fix or remove the file") from None
+    defaults = dict(GENERATORS.get(name).defaults if name in GENERATORS else SD_DEFAULTS)
+    # synthbridge.json (written by `synthbridge build-generator`) holds the sampler settings the generator
+    # was tuned for under "defaults", with diffusers' names (num_inference_steps, scheduler class names).
+    stored = settings.get("defaults", settings)
+    for key, alias in (("guidance_scale", None), ("steps", "num_inference_steps"), ("scheduler", None),
+                       ("height", None), ("width", None)):
+        value = stored.get(key, stored.get(alias) if alias else None)
+        if value is not None:
+            defaults[key] = SCHEDULER_NAMES.get(value, value) if key == "scheduler" else value
+    if defaults["scheduler"] not in SCHEDULERS:
+        log.warning("generator default scheduler %r is not one of %s; using ddim", defaults["scheduler"], SCHEDULERS)
+        defaults["scheduler"] = "ddim"
+    try:
+        model_index = _read_config(folder / "model_index.json")
+        sample_size = int(_read_config(folder / "unet" / "config.json")["sample_size"])
+        # as diffusers computes it: one factor of 2 per VAE block after the first
+        vae_scale_factor = 2 ** (len(_read_config(folder / "vae" / "config.json")["block_out_channels"]) - 1)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"generator folder {str(folder)!r} lacks a readable unet/vae config ({_first_line(exc)}); "
+                        f"pass a Stable Diffusion folder") from None
+    return GeneratorInfo(name=name, folder=str(folder), fingerprint=folder_fingerprint(folder), defaults=defaults,
+                         native_size=sample_size * vae_scale_factor, vae_scale_factor=vae_scale_factor,
+                         safety_checker=_has_component(model_index, "safety_checker"))
+
+
+def _read_config(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _first_line(exc: BaseException) -> str:
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """A cheap identity for a model folder: every file's path and size, and the bytes of its small config
+    files. Hashing multi-gigabyte weights on every run would cost more than generating a batch."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        relative = file.relative_to(folder).as_posix()
+        size = file.stat().st_size
+        digest.update(f"{relative}\0{size}\0".encode())
+        if file.suffix in (".json", ".txt") and size < 1_000_000 and file.name != GENERATOR_SETTINGS:
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _has_component(model_index: dict, name: str) -> bool:
+    entry = model_index.get(name)
+    return isinstance(entry, list) and len(entry) == 2 and entry[0] is not None
+
+
+@contextlib.contextmanager
+def quiet_loading(quiet: bool) -> Iterator[None]:
+    """Hide diffusers' and transformers' loading bars (so a later error stays one line), then restore them."""
+    if not quiet:
+        yield
+        return
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    were = [m.is_progress_bar_enabled() for m in (diffusers_logging, transformers_logging)]
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for module, was in zip((diffusers_logging, transformers_logging), were):
+            if was:
+                module.enable_progress_bar()
+
+
+def load_generator(info: GeneratorInfo, dtype: str, device: torch.device, quiet: bool = False):
+    """The StableDiffusionPipeline in `info.folder` on `device` in `dtype`, with its progress bar off."""
+    from diffusers import StableDiffusionPipeline
+
+    kwargs: dict = {"torch_dtype": torch_dtype(dtype, device)}  # `dtype=` only exists in recent diffusers
+    if not info.safety_checker:
+        # A folder saved without a safety checker (tiny and embedded generators) must be loaded with it
+        # explicitly off; a folder that has one keeps it.
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    try:
+        with quiet_loading(quiet), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+            pipe = StableDiffusionPipeline.from_pretrained(info.folder, **kwargs)
+    except Exception as exc:  # noqa: BLE001  (file and format errors all mean: this generator cannot be used)
+        raise UserError(f"cannot load generator {info.name!r} from {info.folder} ({_first_line(exc)}); "
+                        f"rebuild or re-download it") from None
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def set_scheduler(pipe, name: str) -> None:
+    """Swap the pipeline's scheduler for `make_scheduler(name, its own config)`."""
+    pipe.scheduler = make_scheduler(name, pipe.scheduler.config)
+
+
+def make_scheduler(name: str, config) -> object:
+    """A sampling scheduler built from a noise schedule's config (betas, timestep spacing, offsets).
+
+    All choices are deterministic given the initial latents: DDIM with eta=0, DPM-Solver++, Euler
+    without churn, PNDM. Settings are only filled in where the loaded config lacks them, so a folder's
+    own choices win: DDIM must not clip latents (clip_sample=False; latents are not bounded to [-1, 1])
+    and ends on alpha_0 as SD does (set_alpha_to_one=False); PNDM skips its Runge-Kutta warmup as SD does.
+    """
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PNDMScheduler
+
+    config = dict(config)
+    builders = {
+        "ddim": (DDIMScheduler, {"clip_sample": False, "set_alpha_to_one": False}, {}),
+        "dpm++": (DPMSolverMultistepScheduler, {}, {"algorithm_type": "dpmsolver++"}),
+        "euler": (EulerDiscreteScheduler, {}, {}),
+        "pndm": (PNDMScheduler, {"skip_prk_steps": True}, {}),
+    }
+    if name not in builders:
+        raise UserError(f"unknown scheduler {name!r}; choose one of: {', '.join(builders)}")
+    scheduler_class, if_absent, always = builders[name]
+    overrides = {key: value for key, value in if_absent.items() if key not in config}
+    return scheduler_class.from_config(config, **overrides, **always)
+
+
+def generator_info(name: str) -> GeneratorInfo:
+    """Identity and defaults of a generator from its folder's files; a missing generator is a UserError."""
+    folder, recorded_name = locate_generator(name)
+    return describe_generator(recorded_name, folder)
+
+
+def open_generator(info: GeneratorInfo, dtype: str, device: torch.device, pipeline=None):
+    """The pipeline of `info` on `device` in `dtype`. `pipeline`: one the caller already loaded for it."""
+    if pipeline is None:
+        return load_generator(info, dtype, device, quiet=True)
+    wanted = torch_dtype(dtype, device)
+    if pipeline.unet.dtype != wanted:
+        raise UserError(f"the given pipeline is {pipeline.unet.dtype}, but the config asks for {dtype}; "
+                        f"load it in {wanted} or change --dtype")
+    return pipeline.to(device)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,49 @@
+"""Drawing images from (prompt, seed) pairs with a loaded pipeline.
+
+Each image gets its own CPU `torch.Generator` seeded with its own seed, and every pipeline call has
+the same batch shape (see `render`), so an image depends on its seed, its prompt and the batch size,
+never on its neighbours in the batch: regenerated alone it is bit-identical (tested on the CPU). Made
+with another batch size it is equal up to float rounding (at most one 8-bit level in a few pixels).
+On a GPU the same holds as far as its kernels are deterministic for a fixed shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def render(pipe, prompts: Sequence[str], seeds: Sequence[int], *, negative_prompt: str | None, steps: int,
+           guidance_scale: float, height: int, width: int,
+           batch_size: int | None = None) -> tuple[list[Image.Image], list[bool]]:
+    """One pipeline call: (images, nsfw flags), image i drawn from `seeds[i]` alone.
+
+    `batch_size`: the call is always made with exactly this many images; a shorter list is padded with
+    copies of its last image, whose outputs are dropped. CPU (and GPU) kernels choose their blocking by
+    tensor shape, so the same image computed in a batch of 8 and in a batch of 1 differs in the last
+    float bits (and, after rounding to 8 bits, now and then by one level in a pixel). With one fixed
+    shape an image is bit-identical whatever else is in its batch, at whatever position: the last
+    batch of a run, a resumed run, a shard and a single-image regeneration all give the same bytes.
+    """
+    count = len(prompts)
+    if batch_size is not None and count < batch_size:
+        prompts = list(prompts) + [prompts[-1]] * (batch_size - count)
+        seeds = list(seeds) + [seeds[-1]] * (batch_size - count)
+    # one CPU generator per image: the initial latents (and any scheduler noise) of image i come from its
+    # own seed, and on any device, since diffusers draws from CPU generators on the CPU
+    generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
+    output = pipe(
+        prompt=list(prompts),
+        negative_prompt=[negative_prompt] * len(prompts) if negative_prompt else None,
+        num_inference_steps=steps, guidance_scale=guidance_scale, height=height, width=width,
+        generator=generators, output_type="pil")
+    nsfw = output.nsfw_content_detected or [False] * len(prompts)
+    return list(output.images)[:count], [bool(flag) for flag in nsfw][:count]
+
+
+def is_blank(image: Image.Image, threshold: float) -> bool:
+    """True for a (nearly) uniform image: the black output of a safety checker, or a collapsed sample."""
+    return float(np.asarray(image, dtype=np.float32).std()) < threshold

@@ -1,0 +1,96 @@
+"""`synthbridge demo`: the embedded study end to end, as one command.
+
+Steps (each one a call into `synthbridge.study`): load the preset grid (`embedded`, or `embedded-quick`
+with --quick, shipped in synthbridge/configs/) -> `prepare_sets` (style inversion, generation and gap
+measures, using every core) -> the training cells (`run_experiment`; with several workers, one
+`synthbridge run --cell i/n` process each, one torch thread each, sharing the results store) ->
+`build_report` -> print the headline table and the report's path. Rerunning resumes.
+
+The cells are small models on small images, which one process cannot spread over several threads
+well: one single-thread process per core keeps every core busy.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from synthbridge.errors import UserError
+from synthbridge.experiments import ExperimentConfig, plan_cells, read_results
+from synthbridge.reporting import build_report
+from synthbridge.study import prepare_sets, run_experiment
+
+
+def default_workers() -> int:
+    """One training process per available core, at most 4 (the grid's cells are small)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cores))
+
+
+def run_demo(out: str | Path, quick: bool = False, workers: int | None = None) -> dict:
+    began = time.perf_counter()
+    config_path = "embedded-quick" if quick else "embedded"  # presets shipped as package data
+    cfg = ExperimentConfig.from_yaml(config_path)
+    workers = workers or default_workers()
+    if workers == 1:
+        run_experiment(cfg, out)
+    else:
+        prepare_sets(cfg, out)
+        run_workers(config_path, out, workers, total=len(plan_cells(cfg)))
+    report = build_report(out)
+    return {**report, "seconds": time.perf_counter() - began, "workers": workers}
+
+
+def run_workers(config_path: str, out: str | Path, workers: int, total: int) -> None:
+    """Run the grid's cells in `workers` processes (`synthbridge run --cell i/n`), showing one progress bar.
+
+    Each worker logs to OUT/logs/worker-i.log. A failed worker stops the others and raises with its log's path;
+    rerunning resumes (finished cells are skipped, an interrupted one continues from its checkpoint).
+    """
+    out = Path(out)
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    procs: list[tuple[subprocess.Popen, Path]] = []
+    try:
+        for i in range(workers):
+            log = logs / f"worker-{i}.log"
+            with open(log, "a") as handle:
+                cmd = [sys.executable, "-m", "synthbridge", "run", str(config_path), "--out", str(out),
+                       "--cell", f"{i}/{workers}"]
+                procs.append((subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env), log))
+        done = lambda: len({r["cell"] for r in read_results(out)})  # noqa: E731
+        failed: list[tuple[subprocess.Popen, Path]] = []
+        with tqdm(total=total, initial=done(), desc=f"cells ({workers} workers)", unit="cell") as bar:
+            while not failed and any(p.poll() is None for p, _ in procs):
+                time.sleep(2)
+                bar.update(done() - bar.n)
+                failed = [(p, log) for p, log in procs if p.poll() not in (None, 0)]
+            bar.update(done() - bar.n)
+        failed = failed or [(p, log) for p, log in procs if p.returncode != 0]
+    finally:
+        for p, _ in procs:  # on a failure or Ctrl-C the others stop too (SIGTERM: they leave no partial files)
+            if p.poll() is None:
+                p.terminate()
+        for p, _ in procs:
+            p.wait()
+    if failed:
+        p, log = failed[0]
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty log)"]
+        raise UserError(f"a training worker failed (exit {p.returncode}): {tail[0]} -- see {log}; "
+                        f"rerun the same command to resume")
+
+
+def format_table(report: dict) -> str:
+    lines = [f"{'dataset':8s} {'model':12s} {'shots':>5s}  {'strategy':26s} {'top-1':>14s}  gain vs real"]
+    for row in report["rows"]:
+        gain = row.get("vs_real")
+        gain_text = "" if not gain else f"{gain['gain']:+6.2f}{' *' if gain['significant'] else ''}"
+        lines.append(f"{row['dataset']:8s} {row['model']:12s} {str(row['shots'] or 'all'):>5s}  {row['label']:26s} "
+                     f"{row['mean']:6.2f} ± {row['std']:5.2f}  {gain_text}")
+    return "\n".join(lines + [""] + report["findings"])

@@ -1,0 +1,97 @@
+"""The cells of a grid: what each trains, what it costs, and which worker runs it.
+
+A cell is one `synthbridge train` run: (dataset, model, arm, shots, seed, volume[, synthetic stage
+length]). Its id is a hash of those coordinates, so the same cell has the same id in every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from synthbridge.experiments.arms import ARMS, Arm
+from synthbridge.experiments.config import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    model: str
+    arm: str
+    shots: int | None
+    seed: int
+    volume: int | None  # synthetic images per class (None for arms without synthetic images)
+    synthetic_steps: int | None = None  # the synthetic stage's length, when the grid varies it
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def plan_cells(cfg: ExperimentConfig) -> list[Cell]:
+    """Every cell of the grid, in a stable order (cheap, headline cells first)."""
+    cells: list[Cell] = []
+    headline = cfg.volumes[0]  # the headline volume is shared by all sub-grids
+    for grid in cfg.sub_grids():
+        for dataset in grid.datasets:
+            for model in grid.models:
+                for shots in grid.shots:
+                    for seed in grid.seeds:
+                        for arm_name in grid.arms:
+                            arm = ARMS.get(arm_name)
+                            cells.append(Cell(dataset, model, arm_name, shots, seed, headline if arm.uses_synthetic else None))
+                        for arm_name in grid.volume_arms:
+                            cells += [Cell(dataset, model, arm_name, shots, seed, v) for v in grid.volumes if v != headline]
+                        for steps in grid.synthetic_steps:
+                            cells.append(Cell(dataset, model, "bridged", shots, seed, headline, steps))
+    return list(dict.fromkeys(cells))
+
+
+def train_config(cfg: ExperimentConfig, cell: Cell, synthetic_dir: Path | None):
+    """The TrainConfig of a cell: the grid's shared `train` settings with the cell's coordinates and arm."""
+    from synthbridge.training import TrainConfig
+
+    base = TrainConfig.from_dict(cfg.train)
+    arm: Arm = ARMS.get(cell.arm)
+    synthetic_stage = base.synthetic_stage
+    if not arm.mixup:
+        synthetic_stage = replace(synthetic_stage, mixup=False)
+    if cell.synthetic_steps is not None:
+        synthetic_stage = replace(synthetic_stage, steps=cell.synthetic_steps, epochs=None)
+    return replace(base, dataset=cell.dataset, model=cell.model, strategy=arm.strategy, shots=cell.shots,
+                   seed=cell.seed, synthetic=str(synthetic_dir) if synthetic_dir else None,
+                   synthetic_per_class=cell.volume if arm.uses_synthetic else None, head_reinit=arm.head_reinit,
+                   synthetic_stage=synthetic_stage, pretrained=base.pretrained and arm.pretrained,
+                   data_root=cfg.data_root or base.data_root)
+
+
+def cell_cost(cfg: ExperimentConfig, cell: Cell, bundle) -> int:
+    """The images a cell's training steps process (its strategy's `cost`): the estimate `share` balances.
+    Backbones differ in cost per image; cells of one backbone are spread evenly."""
+    from synthbridge.models import input_size
+
+    arm = ARMS.get(cell.arm)
+    train_cfg = train_config(cfg, cell, None).resolve(input_size=input_size(cell.model), image_size=bundle.image_size)
+    num_real = cell.shots * bundle.num_classes if cell.shots else len(bundle.train)
+    return arm.training.cost(train_cfg, num_real, (cell.volume or 0) * bundle.num_classes)
+
+
+def share(cfg: ExperimentConfig, cells: list[Cell], index: int, count: int) -> list[Cell]:
+    """Worker `index` of `count`'s cells (in grid order): the grid split by estimated cost, longest cells
+    first, each to the least loaded worker. Every worker computes the same split, so the shares cover the
+    grid once; a round-robin split of a grid whose arms alternate cheap and dear left one of two demo
+    workers with 25% more work."""
+    from synthbridge.data import load_dataset
+
+    if count == 1:
+        return list(cells)
+    bundles = {name: load_dataset(name, data_root=cfg.data_root) for name in dict.fromkeys(c.dataset for c in cells)}
+    costs = [cell_cost(cfg, cell, bundles[cell.dataset]) for cell in cells]
+    loads, owner = [0] * count, [0] * len(cells)
+    for k in sorted(range(len(cells)), key=lambda k: (-costs[k], k)):
+        worker = min(range(count), key=lambda w: (loads[w], w))
+        owner[k] = worker
+        loads[worker] += costs[k]
+    return [cell for cell, worker in zip(cells, owner) if worker == index]

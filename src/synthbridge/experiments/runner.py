@@ -1,0 +1,94 @@
+"""The steps `synthbridge.study` chains for a grid: open the experiment folder, list the sets its cells
+need, train one cell, and store its record. Each step is resumable on its own.
+
+EXP_DIR/
+  experiment.json                  the config of the grid (a rerun must match it)
+  styles/, synthetic/, analysis/   what cells share, made once (see `experiments.sets`)
+  runs/<cell id>/                  one `synthbridge train` run folder per cell
+  results.jsonl                    one line per finished cell (the results store)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from synthbridge.errors import UserError
+from synthbridge.experiments.arms import ARMS
+from synthbridge.experiments.cells import Cell, train_config
+from synthbridge.experiments.config import ExperimentConfig
+from synthbridge.experiments.sets import leep_before
+from synthbridge.experiments.store import locked, read_results
+from synthbridge.io import ensure_writable_dir, environment, read_json, write_json
+
+
+def open_experiment(cfg: ExperimentConfig, exp_dir: Path) -> None:
+    """Check the grid and record it in EXP_DIR/experiment.json; a folder holding another grid is refused."""
+    cfg.check()
+    ensure_writable_dir(exp_dir, "experiment folder")
+    record_file = exp_dir / "experiment.json"
+    with locked(exp_dir / ".experiment.lock"):
+        if record_file.exists():
+            if read_json(record_file)["config"] != json.loads(json.dumps(cfg.to_dict())):
+                raise UserError(f"{str(exp_dir)!r} holds an experiment with another config; pick a new --out "
+                                f"(or restore that config to resume it)")
+        else:
+            write_json(record_file, {"config": cfg.to_dict(), "environment": environment(),
+                                     "started_at": datetime.now(timezone.utc).isoformat()})
+
+
+def unfinished(exp_dir: Path, cells: list[Cell]) -> list[Cell]:
+    """The cells the results store does not hold yet."""
+    done = {record["cell"] for record in read_results(exp_dir)}
+    return [cell for cell in cells if cell.id not in done]
+
+
+@dataclass(frozen=True)
+class SetNeed:
+    """A synthetic set some cells read: the dataset, with or without its style token, at the largest volume
+    any cell of the whole grid asks for (smaller volumes are nested subsets of it)."""
+
+    dataset: str
+    style: bool
+    per_class: int
+
+
+def sets_needed(grid: list[Cell], cells: list[Cell]) -> list[SetNeed]:
+    """The sets `cells` read, in the order of their first cell; each at the largest volume of `grid`."""
+    needs: dict[tuple[str, bool], SetNeed] = {}
+    for cell in cells:
+        arm = ARMS.get(cell.arm)
+        if arm.uses_synthetic and (cell.dataset, arm.style) not in needs:
+            largest = max(c.volume for c in grid if c.dataset == cell.dataset and c.volume
+                          and ARMS.get(c.arm).style == arm.style)
+            needs[(cell.dataset, arm.style)] = SetNeed(cell.dataset, arm.style, largest)
+    return list(needs.values())
+
+
+def train_cell(cfg: ExperimentConfig, exp_dir: Path, cell: Cell, synthetic_dir: Path | None) -> dict:
+    """Train one cell into EXP_DIR/runs/<id> (resuming an interrupted run); returns its record for the store."""
+    from synthbridge.training import train
+    from synthbridge.training.trainer import RunMismatch
+
+    arm = ARMS.get(cell.arm)
+    train_cfg = train_config(cfg, cell, synthetic_dir)
+    run_dir = exp_dir / "runs" / cell.id
+    resume = (run_dir / "config.json").exists()
+    try:
+        metrics = train(train_cfg, run_dir, resume=resume)
+    except RunMismatch:  # a run folder left by another version of this cell: start it again
+        metrics = train(train_cfg, run_dir, overwrite=True)
+    return {"cell": cell.id, "key": asdict(cell), "arm_label": arm.label, "run_dir": f"runs/{cell.id}",
+            "metrics": {k: metrics[k] for k in ("top1", "num_test", "per_class", "stages", "seconds",
+                                                "num_train_real", "num_train_synthetic")},
+            "finished_at": datetime.now(timezone.utc).isoformat()}
+
+
+def cell_leep(cfg: ExperimentConfig, exp_dir: Path, cell: Cell, synthetic_dir: Path | None) -> dict:
+    """LEEP of a bridged cell's backbone on the real train split: pretrained, and after the synthetic stage."""
+    from synthbridge.transfer import stage_leep
+
+    return {"pretrained": leep_before(exp_dir, cfg, cell.dataset, cell.model),
+            "after_synthetic": stage_leep(exp_dir / "runs" / cell.id, train_config(cfg, cell, synthetic_dir))}

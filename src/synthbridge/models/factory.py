@@ -1,0 +1,113 @@
+"""One door in: `create_model(name, num_classes, ...)`, built on timm.
+
+Names are timm names (`resnet18`, `resnet50`, `vit_base_patch16_224`, ..., and those plugins register
+with timm, such as the embedded `mini_resnet` / `mini_vit`). Weights come from: a local weights file a
+plugin registered for the model (`LOCAL_WEIGHTS`), a local checkpoint (`checkpoint=`, safetensors or a
+torch file read with weights_only=True), or timm's ImageNet weights where the machine can fetch them.
+A missing or mismatched checkpoint is an error, never a fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import timm
+import torch
+
+from synthbridge.errors import UserError
+from synthbridge.plugins import load_plugins
+from synthbridge.registry import Registry
+
+
+@dataclass(frozen=True)
+class LocalWeights:
+    """Pretrained weights a plugin ships for a timm model name: the file, and the command that rebuilds it."""
+
+    path: Path
+    rebuild: str  # e.g. "synthbridge build-backbones"
+    source_classes: int  # classes of the head the weights were trained with (for LEEP of the pretrained model)
+
+
+LOCAL_WEIGHTS: Registry[LocalWeights] = Registry("local weights", plugins=True)
+
+
+def source_classes(name: str) -> int:
+    """The number of classes of a model's pretrained head: a plugin's record, or timm's pretrained config."""
+    if name in LOCAL_WEIGHTS:
+        return LOCAL_WEIGHTS.get(name).source_classes
+    return int(timm.models.get_pretrained_cfg(name).num_classes or 1000)
+
+
+def create_model(name: str, num_classes: int, *, pretrained: bool = True, checkpoint: str | Path | None = None,
+                 **kwargs) -> torch.nn.Module:
+    """A timm model with a fresh `num_classes` head on top of pretrained features.
+
+    Pretrained weights of the embedded models, and any `checkpoint`, are loaded strictly: every
+    parameter but the classifier must be present and fit, or it is an error.
+    """
+    load_plugins()  # plugins register their architectures with timm
+    if not timm.is_model(name):
+        local = f"{', '.join(LOCAL_WEIGHTS.names())}, " if LOCAL_WEIGHTS.names() else ""
+        raise UserError(f"unknown model {name!r}; use {local}a timm model name (see timm.list_models()), "
+                        f"or check the spelling")
+    if checkpoint is None and pretrained and name in LOCAL_WEIGHTS:
+        local = LOCAL_WEIGHTS.get(name)
+        checkpoint = local.path
+        if not checkpoint.is_file():
+            raise UserError(f"the pretrained {name} weights are missing ({checkpoint}); "
+                            f"run `{local.rebuild}` or pass --no-pretrained")
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_file():
+            raise UserError(f"checkpoint {str(checkpoint)!r} does not exist; pass an existing .safetensors or .pth file")
+        model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+        load_weights(model, checkpoint, name)
+        return model
+    try:
+        return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
+    except Exception as exc:  # no network, no cached weights
+        raise UserError(f"cannot get ImageNet weights for {name!r} ({str(exc).splitlines()[0][:160]}); "
+                        f"pass --checkpoint FILE or --no-pretrained") from None
+
+
+def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
+    """Load a safetensors or torch weights file (never unpickling objects) into `model`, all but its classifier."""
+    from timm.models import load_state_dict
+
+    try:
+        state = load_state_dict(str(path), use_ema=False, weights_only=True)
+    except Exception as exc:  # includes the unpickler refusing arbitrary objects
+        raise UserError(f"cannot read checkpoint {str(path)!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+                        f"pass a safetensors file or a torch file of plain tensors") from None
+    head = model.pretrained_cfg.get("classifier") or "fc"
+    own = model.state_dict()
+    is_head = lambda key: key.startswith(head + ".")
+    # A checkpoint for other classes brings another head: the model keeps its new one.
+    state = {k: v for k, v in state.items() if not (is_head(k) and (k not in own or own[k].shape != v.shape))}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes that do not fit
+        raise UserError(f"{str(path)!r} does not fit model {name!r} ({str(exc).splitlines()[1].strip()[:160]}); "
+                        f"pass a checkpoint made for this architecture") from None
+    missing = [k for k in missing if not is_head(k)]
+    if missing or unexpected:
+        sample = ", ".join((missing + unexpected)[:3])
+        raise UserError(f"{str(path)!r} does not fit model {name!r} ({len(missing)} missing and {len(unexpected)} "
+                        f"unexpected keys, e.g. {sample}); pass a checkpoint made for this architecture")
+
+
+def data_config(model: torch.nn.Module) -> dict:
+    """timm's input config (size, mean, std, interpolation, crop) for a model."""
+    return timm.data.resolve_data_config({}, model=model)
+
+
+
+def input_size(name: str) -> int | None:
+    """The side in pixels of the input a model's pretrained config asks for (None if timm does not know it),
+    without building the model: what the training profile is chosen by."""
+    load_plugins()
+    if not timm.is_model(name):
+        return None
+    cfg = timm.models.get_pretrained_cfg(name)
+    return int(min(cfg.input_size[1:])) if cfg is not None and cfg.input_size else None

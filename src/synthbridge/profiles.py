@@ -1,0 +1,25 @@
+"""Default profiles: which defaults a stage fills in when the user leaves a hyperparameter unset.
+
+Two profiles, named for where they fit: `embedded` (small images, tiny models, a few hundred images on
+2 CPU cores: short runs, light augmentation without flips) and `full` (photos at 224 px or more on a
+GPU: the study's epochs and timm's train transform). A stage chooses by the sizes it sees: the model's
+input size and the dataset's image size for training, the generator's native size for style
+inversion. Small images (at most `SMALL_IMAGE_PX` on a side) pick `embedded`; `--profile` overrides,
+and the chosen profile is recorded with the resolved config.
+"""
+
+from __future__ import annotations
+
+from synthbridge.errors import UserError
+
+PROFILES = ("embedded", "full")
+SMALL_IMAGE_PX = 64
+
+
+def choose_profile(requested: str | None, *sizes: int | None) -> str:
+    """`requested` if given (checked), else `embedded` when any known size is at most SMALL_IMAGE_PX, else `full`."""
+    if requested is not None:
+        if requested not in PROFILES:
+            raise UserError(f"unknown profile {requested!r}; choose one of: {', '.join(PROFILES)}")
+        return requested
+    return "embedded" if any(size is not None and size <= SMALL_IMAGE_PX for size in sizes) else "full"

@@ -1,0 +1,92 @@
+"""The study, as one recipe: what `synthbridge run` (and `synthbridge demo`) do with a grid.
+
+    run_experiment(ExperimentConfig.from_yaml("embedded"), "exp/")
+
+Per grid:      0. record the grid in EXP_DIR, pick this worker's cells, skip the finished ones
+Per dataset:   1. dataset style inversion (for arms that use the style token)      inversion
+               2. generation of the synthetic set, once, at the largest volume      generation
+               3. the synthetic-real gap of each set (FD, KID, classifier)          gap
+Per cell:      4. train the cell's strategy (real, mixed, bridged, ...)             training
+               5. LEEP before and after the synthetic stage (bridged cells)         transfer
+               6. one line in the results store                                     experiments.store
+Then:          7. the report (tables, plots, sample grids, findings)                reporting
+
+Every step calls into its stage and is resumable: rerun the same command after a crash and it finishes
+what is missing. Several workers (`cell_slice=(i, n)`, SLURM array tasks) share one EXP_DIR.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from synthbridge.experiments.cells import Cell, plan_cells, share
+from synthbridge.experiments.config import ExperimentConfig
+from synthbridge.experiments.runner import cell_leep, open_experiment, sets_needed, train_cell, unfinished
+from synthbridge.experiments.sets import analyse_set, ensure_style, ensure_synthetic
+from synthbridge.experiments.store import append_result
+
+
+def prepare_sets(cfg: ExperimentConfig, exp_dir: str | Path, cells: list[Cell] | None = None) -> dict[tuple[str, bool], Path]:
+    """Steps 0-3 for `cells` (default: the whole grid): style tokens, synthetic sets and their gaps.
+    Returns {(dataset, style): synthetic folder}."""
+    exp_dir = Path(exp_dir)
+    open_experiment(cfg, exp_dir)  # 0. a folder holding another grid is refused before any work
+    grid = plan_cells(cfg)
+    return make_sets(cfg, exp_dir, grid, grid if cells is None else cells)
+
+
+def make_sets(cfg: ExperimentConfig, exp_dir: Path, grid: list[Cell], cells: list[Cell]) -> dict[tuple[str, bool], Path]:
+    """Steps 1-3 for the sets `cells` read, each at the largest volume of the whole `grid`."""
+    sets = {}
+    for need in sets_needed(grid, cells):
+        style_dir = ensure_style(cfg, exp_dir, need.dataset) if need.style else None  # 1.
+        folder = ensure_synthetic(cfg, exp_dir, need.dataset, style_dir, need.per_class)  # 2.
+        if cfg.analysis:
+            analyse_set(cfg, exp_dir, need.dataset, need.style, folder)  # 3.
+        sets[(need.dataset, need.style)] = folder
+    return sets
+
+
+def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tuple[int, int] | None = None,
+                   show_progress: bool = True) -> dict:
+    """Run (or finish) every cell of the grid that belongs to this worker; returns counts and seconds."""
+    from synthbridge.experiments.arms import ARMS
+
+    exp_dir = Path(exp_dir)
+    began = time.perf_counter()
+    # 0. the grid's record, and this worker's unfinished cells
+    open_experiment(cfg, exp_dir)
+    cells = plan_cells(cfg)
+    mine = share(cfg, cells, *cell_slice) if cell_slice else cells
+    todo = unfinished(exp_dir, mine)
+
+    # 1-3. per dataset: style inversion, generation, gap (each made once, whoever needs it first)
+    sets = make_sets(cfg, exp_dir, cells, todo)
+
+    # 4-6. per cell: train, LEEP, store
+    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="cells", unit="cell", disable=not show_progress)
+    for cell in todo:
+        bar.set_postfix_str(f"{cell.dataset} {cell.model} {cell.arm} shots={cell.shots} v={cell.volume} seed={cell.seed}")
+        arm = ARMS.get(cell.arm)
+        synthetic_dir = sets.get((cell.dataset, arm.style))
+        record = train_cell(cfg, exp_dir, cell, synthetic_dir)  # 4.
+        if cfg.analysis and arm.strategy == "bridged":
+            record["leep"] = cell_leep(cfg, exp_dir, cell, synthetic_dir)  # 5.
+        append_result(exp_dir, record)  # 6.
+        bar.update(1)
+    bar.close()
+    return {"cells": len(cells), "mine": len(mine), "ran": len(todo), "seconds": round(time.perf_counter() - began, 1)}
+
+
+def run_study(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tuple[int, int] | None = None,
+              report: bool = True, show_progress: bool = True) -> dict:
+    """Steps 0-7: the grid, then (if `report`) its report. Returns run_experiment's counts, plus the report."""
+    summary = run_experiment(cfg, exp_dir, cell_slice=cell_slice, show_progress=show_progress)
+    if report:
+        from synthbridge.reporting import build_report
+
+        summary["report"] = build_report(exp_dir)  # 7.
+    return summary

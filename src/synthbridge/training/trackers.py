@@ -1,0 +1,47 @@
+"""Devices, precision, processes and trackers for a training run, through accelerate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import is_mlflow_available, is_tensorboard_available, is_wandb_available
+
+from synthbridge.errors import UserError
+
+if TYPE_CHECKING:
+    from synthbridge.training.config import TrainConfig
+
+TRACKERS = {"tensorboard": ("tensorboard", is_tensorboard_available), "wandb": ("wandb", is_wandb_available),
+            "mlflow": ("mlflow", is_mlflow_available)}  # name -> (package to install, accelerate's check)
+
+
+def make_accelerator(cfg: TrainConfig, out: Path) -> Accelerator:
+    """Device, precision, processes (accelerate launch / torchrun) and trackers, in one place."""
+    gpu = torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
+    trackers = resolve_trackers(cfg.report_to)
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not gpu, log_with=trackers or None,
+                              project_dir=str(out))
+    if trackers:
+        flat = {k: (json.dumps(v) if isinstance(v, (dict, list, tuple)) or v is None else v) for k, v in cfg.to_dict().items()}
+        accelerator.init_trackers("synthbridge", config=flat)
+    return accelerator
+
+
+def resolve_trackers(report_to: str) -> list[str]:
+    """'auto': TensorBoard when installed; 'none'; or a comma list of tensorboard, wandb, mlflow."""
+    if report_to == "none":
+        return []
+    if report_to == "auto":
+        return ["tensorboard"] if is_tensorboard_available() else []
+    names = [n.strip() for n in report_to.split(",") if n.strip()]
+    for name in names:
+        if name not in TRACKERS:
+            raise UserError(f"unknown tracker {name!r} in --report-to; use auto, none, tensorboard, wandb or mlflow")
+        package, available = TRACKERS[name]
+        if not available():
+            raise UserError(f"--report-to {name} needs the {package!r} package; pip install {package}")
+    return names

@@ -1,0 +1,162 @@
+"""`train(cfg, out)`: one strategy end to end, written as a run folder.
+
+RUN_DIR/
+  config.json        resolved TrainConfig, classes, dataset info, versions, git revision
+  metrics.json       top1 (percent), num_test, per_class, each stage's steps/seconds/loss (+ its own top1)
+  model.safetensors  the final classifier (load it with timm.create_model(..., pretrained_cfg_overlay=dict(file=...)))
+  stages/<stage>/    the weights and record of each finished stage (so a resumed run skips it)
+  checkpoints/       the latest checkpoint of the stage in progress (removed when the stage ends)
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file, save_file
+
+from synthbridge.data import DatasetBundle, ImageSet, load_dataset, load_synthetic
+from synthbridge.errors import UserError
+from synthbridge.evaluation import evaluate
+from synthbridge.io import atomic_path, environment, read_json, write_json
+from synthbridge.models import create_model, data_config, input_size
+from synthbridge.seeding import derive_seed
+from synthbridge.training.config import TrainConfig
+from synthbridge.training.loop import make_transform, train_stage
+from synthbridge.training.strategies import STRATEGIES
+from synthbridge.training.trackers import make_accelerator
+
+
+def per_class_subset(images: ImageSet, per_class: int, classes: list[str]) -> ImageSet:
+    """The first `per_class` images of each class, in folder order (smaller volumes nest in larger ones)."""
+    chosen, taken = [], [0] * len(classes)
+    for index, label in enumerate(images.targets):
+        if taken[label] < per_class:
+            taken[label] += 1
+            chosen.append(index)
+    if short := [classes[i] for i, n in enumerate(taken) if n < per_class]:
+        raise UserError(f"--synthetic-per-class {per_class} is more than the synthetic folder has for "
+                        f"{', '.join(map(repr, short[:5]))}; generate more or ask for fewer")
+    return images.subset(chosen)
+
+
+class RunMismatch(UserError):
+    """`--resume` of a run folder whose config differs from the one given."""
+
+
+def _prepare_run_dir(out: Path, record: dict, resume: bool, overwrite: bool) -> None:
+    config_file = out / "config.json"
+    if config_file.exists() and resume:
+        if read_json(config_file)["config"] != record["config"]:
+            raise RunMismatch(f"{str(out)!r} holds a run with a different config; resume it with the same arguments, "
+                            f"or pick a new --out")
+        return
+    if resume:
+        raise UserError(f"nothing to resume in {str(out)!r} (no config.json); drop --resume to start a new run")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"{str(out)!r} is not empty; pass --resume to continue it, --overwrite to replace it, "
+                            f"or pick a new --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
+          bundle: DatasetBundle | None = None, accelerator: Accelerator | None = None) -> dict:
+    """Train with `cfg.strategy`, evaluate on the test split, write RUN_DIR; returns the metrics."""
+    out = Path(out)
+    began = time.perf_counter()
+    strategy = STRATEGIES.get(cfg.strategy)  # an unknown strategy, or one without its images, fails before any work
+    strategy.check(cfg.synthetic is not None)
+
+    # 1. data: the real split (few-shot if asked) and, for strategies that use them, the synthetic images
+    if bundle is None:
+        bundle = load_dataset(cfg.dataset, data_root=cfg.data_root, download=cfg.download, shots=cfg.shots, seed=cfg.seed)
+    cfg = cfg.resolve(input_size=input_size(cfg.model), image_size=bundle.image_size)
+    synthetic_images = None
+    if strategy.needs_synthetic:
+        synthetic_images = load_synthetic(cfg.synthetic, bundle.classes)
+        if cfg.synthetic_per_class is not None:
+            synthetic_images = per_class_subset(synthetic_images, cfg.synthetic_per_class, bundle.classes)
+
+    # 2. run folder and record
+    accelerator = accelerator or make_accelerator(cfg, out)
+    record = {"config": cfg.to_dict(), "classes": bundle.classes, "dataset": bundle.info}
+    if accelerator.is_main_process:
+        _prepare_run_dir(out, record, resume, overwrite)
+        write_json(out / "config.json", {**record, "environment": environment(),
+                                         "num_processes": accelerator.num_processes})
+    accelerator.wait_for_everyone()
+
+    # 3. model: pretrained features, a new head for this dataset's classes
+    torch.manual_seed(derive_seed(cfg.seed, "init"))
+    model = create_model(cfg.model, bundle.num_classes, pretrained=cfg.pretrained, checkpoint=cfg.checkpoint)
+    model_data = data_config(model)
+    eval_transform = make_transform(model_data, "none", train=False)
+    model = accelerator.prepare_model(model)
+
+    # 4. stages of the strategy
+    stages_record, seconds = {}, {}
+    stages = strategy.plan(cfg, bundle.train, synthetic_images)
+    for position, stage in enumerate(stages):
+        stage_dir = out / "stages" / stage.name
+        unwrapped = accelerator.unwrap_model(model)
+        if (stage_dir / "stage.json").exists():  # finished before an interruption: reuse it
+            unwrapped.load_state_dict(load_file(stage_dir / "model.safetensors"))
+            stages_record[stage.name] = read_json(stage_dir / "stage.json")
+            seconds[stage.name] = stages_record[stage.name]["seconds"]
+            continue
+        if stage.reinit_head_before:
+            torch.manual_seed(derive_seed(cfg.seed, stage.name, "head"))
+            unwrapped.reset_classifier(bundle.num_classes)
+            unwrapped.get_classifier().to(accelerator.device)
+            if model is not unwrapped:  # a DDP wrapper must register the new head's parameters: wrap again
+                model = accelerator.prepare_model(unwrapped)
+        result = train_stage(model, stage.sources, stage.per_batch, bundle.num_classes, stage.config, stage.name,
+                             cfg.seed, accelerator, model_data, out / "checkpoints" / f"{stage.name}.pt",
+                             cfg.checkpoint_every, cfg.num_workers)
+        stage_record = asdict(result)
+        if position < len(stages) - 1:  # how well the intermediate model already does on the real test set
+            stage_metrics = evaluate(model, bundle.test, eval_transform, bundle.classes, accelerator,
+                                     cfg.eval_batch_size, cfg.num_workers)
+            stage_record["top1"] = stage_metrics["top1"]
+        if accelerator.is_main_process:
+            stage_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(stage_dir / "model.safetensors") as tmp:
+                save_file(_cpu_state(accelerator.unwrap_model(model)), str(tmp))
+            write_json(stage_dir / "stage.json", stage_record)
+            (out / "checkpoints" / f"{stage.name}.pt").unlink(missing_ok=True)
+        accelerator.wait_for_everyone()
+        stages_record[stage.name] = stage_record
+        seconds[stage.name] = result.seconds
+
+    # 5. evaluate on the real test split and record
+    eval_began = time.perf_counter()
+    metrics = evaluate(model, bundle.test, eval_transform, bundle.classes, accelerator, cfg.eval_batch_size,
+                       cfg.num_workers)
+    seconds["evaluate"] = time.perf_counter() - eval_began
+    seconds["total"] = time.perf_counter() - began
+    metrics = {
+        "top1": metrics["top1"], "num_test": metrics["num_test"], "per_class": metrics["per_class"],
+        "dataset": cfg.dataset, "model": cfg.model, "strategy": cfg.strategy, "seed": cfg.seed, "shots": cfg.shots,
+        "num_train_real": len(bundle.train), "num_train_synthetic": len(synthetic_images) if synthetic_images else 0,
+        "stages": stages_record, "seconds": seconds,
+    }
+    if accelerator.is_main_process:
+        with atomic_path(out / "model.safetensors") as tmp:
+            save_file(_cpu_state(accelerator.unwrap_model(model)), str(tmp),
+                      metadata={"model": cfg.model, "num_classes": str(bundle.num_classes)})
+        write_json(out / "metrics.json", metrics)
+    accelerator.log({"test/top1": metrics["top1"]}, step=sum(r["steps"] for r in stages_record.values()))
+    for tracker in accelerator.trackers:  # not end_training(): it would also end the process group
+        tracker.finish()
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+def _cpu_state(model: torch.nn.Module) -> dict:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -1,0 +1,209 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from helpers import write_synthetic_folder
+from synthbridge.data import load_dataset
+from synthbridge.errors import UserError
+from synthbridge.training import StageConfig, TrainConfig, train
+from synthbridge.training import loop as loop_module
+
+DIGITS = [str(d) for d in range(10)]
+
+
+def tiny(**overrides) -> TrainConfig:
+    """A few steps on the 8x8 digits, from random weights: seconds, not minutes."""
+    stage = StageConfig(steps=6, batch_size=16, warmup_steps=1)
+    base = dict(dataset="digits", model="mini_resnet", pretrained=False, shots=5, real=stage,
+                synthetic_stage=StageConfig(steps=4, batch_size=16, warmup_steps=1), eval_batch_size=512)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def record_heads(monkeypatch) -> list:
+    """Spy on train_stage: the classifier weights entering and leaving every stage."""
+    heads = []
+    original = loop_module.train_stage
+
+    def spy(model, *args, **kwargs):
+        heads.append(model.get_classifier().weight.detach().clone())
+        result = original(model, *args, **kwargs)
+        heads.append(model.get_classifier().weight.detach().clone())
+        return result
+
+    monkeypatch.setattr("synthbridge.training.trainer.train_stage", spy)
+    return heads
+
+
+@pytest.fixture(scope="module")
+def synthetic_dir(tmp_path_factory):
+    return write_synthetic_folder(tmp_path_factory.mktemp("syn"), DIGITS, per_class=4)
+
+
+def test_real_strategy_writes_a_complete_run_folder(tmp_path):
+    metrics = train(tiny(), tmp_path / "run")
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"config.json", "metrics.json", "model.safetensors"} <= files
+    # as readable as the JSON next to it (safetensors' save_file alone writes 0600)
+    assert (tmp_path / "run" / "model.safetensors").stat().st_mode & 0o777 == \
+        (tmp_path / "run" / "metrics.json").stat().st_mode & 0o777
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["top1"] == metrics["top1"] and 0 <= saved["top1"] <= 100
+    assert saved["num_test"] == len(load_dataset("digits").test) == 1438
+    assert set(saved["per_class"]) == set(DIGITS)
+    assert saved["stages"]["real"]["steps"] == 6 and saved["seconds"]["real"] > 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["config"]["seed"] == 0 and config["config"]["real"]["lr"] == 1e-3  # resolved embedded default
+    assert config["environment"]["versions"]["torch"] == torch.__version__
+    assert "git_revision" in config["environment"]
+    weights = load_file(tmp_path / "run" / "model.safetensors")
+    assert weights["fc.weight"].shape == (10, 128)
+
+
+def test_bridged_runs_both_stages_and_reinitialises_the_head(tmp_path, synthetic_dir, monkeypatch):
+    heads = record_heads(monkeypatch)
+    metrics = train(tiny(strategy="bridged", synthetic=str(synthetic_dir)), tmp_path / "run")
+    assert list(metrics["stages"]) == ["synthetic", "real"]
+    assert metrics["stages"]["synthetic"]["num_images"] == 40 and metrics["stages"]["real"]["num_images"] == 50
+    assert 0 <= metrics["stages"]["synthetic"]["top1"] <= 100  # the stage-1 model on the real test split
+    assert (tmp_path / "run" / "stages" / "synthetic" / "model.safetensors").exists()
+    # the head entering stage 2 is neither the trained stage-1 head nor untouched
+    assert not torch.equal(heads[1], heads[2])
+
+
+def test_bridged_without_head_reinit_keeps_the_stage1_head(tmp_path, synthetic_dir, monkeypatch):
+    heads = record_heads(monkeypatch)
+    train(tiny(strategy="bridged", synthetic=str(synthetic_dir), head_reinit=False), tmp_path / "run")
+    assert torch.equal(heads[1], heads[2])
+
+
+def test_mixed_pools_or_fixes_the_real_fraction(tmp_path, synthetic_dir):
+    pooled = train(tiny(strategy="mixed", synthetic=str(synthetic_dir)), tmp_path / "pooled")
+    assert pooled["stages"]["mixed"]["num_images"] == 90
+    from synthbridge.training.strategies import mixed
+
+    real = load_dataset("digits", shots=5).train
+    from synthbridge.data import load_synthetic
+
+    stages = mixed(tiny(real_fraction=0.25).resolve(input_size=32), real, load_synthetic(synthetic_dir, DIGITS))
+    assert stages[0].per_batch == [4, 12]
+    fixed = train(tiny(strategy="mixed", synthetic=str(synthetic_dir), real_fraction=0.25), tmp_path / "fixed")
+    assert fixed["stages"]["mixed"]["steps"] == 6
+
+
+def test_synthetic_only_and_volume_subset(tmp_path, synthetic_dir):
+    metrics = train(tiny(strategy="synthetic", synthetic=str(synthetic_dir), synthetic_per_class=2), tmp_path / "run")
+    assert metrics["num_train_synthetic"] == 20 and list(metrics["stages"]) == ["synthetic"]
+    with pytest.raises(UserError, match="more than the synthetic folder has"):
+        train(tiny(strategy="synthetic", synthetic=str(synthetic_dir), synthetic_per_class=9), tmp_path / "run2")
+
+
+def test_strategies_that_need_synthetic_images_say_so(tmp_path):
+    with pytest.raises(UserError, match="needs --synthetic"):
+        train(tiny(strategy="bridged"), tmp_path / "run")
+
+
+def test_unknown_strategy(tmp_path):
+    with pytest.raises(UserError, match="unknown strategy 'bridge'.*bridged"):
+        train(tiny(strategy="bridge"), tmp_path / "run")
+
+
+def test_existing_run_folder_is_never_silently_overwritten(tmp_path):
+    train(tiny(), tmp_path / "run")
+    with pytest.raises(UserError, match="not empty"):
+        train(tiny(), tmp_path / "run")
+    with pytest.raises(UserError, match="different config"):
+        train(tiny(seed=3), tmp_path / "run", resume=True)
+    train(tiny(seed=3), tmp_path / "run", overwrite=True)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["seed"] == 3
+
+
+def test_resume_after_interruption_gives_the_same_weights(tmp_path, synthetic_dir, monkeypatch):
+    cfg = tiny(strategy="bridged", synthetic=str(synthetic_dir), real=StageConfig(steps=9, batch_size=16, warmup_steps=1),
+               checkpoint_every=3)
+    reference = train(cfg, tmp_path / "straight")
+
+    calls = {"n": 0}
+    original = loop_module.save_checkpoint
+
+    def crash_after_second_checkpoint(*args, **kwargs):
+        original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:  # stage 1 checkpoint at 3, then stage 2 checkpoint at 3
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop_module, "save_checkpoint", crash_after_second_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "resumed")
+    monkeypatch.setattr(loop_module, "save_checkpoint", original)
+    assert (tmp_path / "resumed" / "checkpoints" / "real.pt").exists()
+    resumed = train(cfg, tmp_path / "resumed", resume=True)
+    assert resumed["stages"]["real"]["resumed_from_step"] == 3
+    a = load_file(tmp_path / "straight" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["top1"] == reference["top1"]
+    assert not (tmp_path / "resumed" / "checkpoints" / "real.pt").exists()
+
+
+def test_invalid_hyperparameters_are_one_line_errors():
+    with pytest.raises(UserError, match="even batch size"):
+        tiny(synthetic_stage=StageConfig(batch_size=15, mixup=True)).resolve(input_size=32)
+    with pytest.raises(UserError, match="real-fraction"):
+        tiny(real_fraction=1.5).resolve(input_size=32)
+    with pytest.raises(UserError, match="unknown train config keys bogus"):
+        TrainConfig.from_dict({"bogus": 1})
+
+
+def test_trackers_are_optional_and_checked(monkeypatch):
+    from synthbridge.training import resolve_trackers, trackers
+
+    def installed(*names):  # accelerate's availability checks, as if only `names` were installed
+        monkeypatch.setattr(trackers, "is_tensorboard_available", lambda: "tensorboard" in names)
+        monkeypatch.setattr(trackers, "TRACKERS", {name: (package, lambda name=name: name in names)
+                                                   for name, (package, _) in trackers.TRACKERS.items()})
+
+    installed()
+    assert resolve_trackers("auto") == [] and resolve_trackers("none") == []
+    with pytest.raises(UserError, match="needs the 'wandb' package"):
+        resolve_trackers("wandb")
+    with pytest.raises(UserError, match="unknown tracker 'comet'"):
+        resolve_trackers("comet")
+    installed("tensorboard")
+    assert resolve_trackers("auto") == ["tensorboard"]
+    assert resolve_trackers("tensorboard") == ["tensorboard"]
+    with pytest.raises(UserError, match="needs the 'mlflow' package"):
+        resolve_trackers("tensorboard,mlflow")
+
+
+def test_lr_scaling_follows_the_global_batch():
+    cfg = tiny(lr_scale="linear", lr_base_size=32, real=StageConfig(lr=1e-3, batch_size=64)).resolve(input_size=32)
+    assert cfg.real.lr == pytest.approx(2e-3)
+    cfg = tiny(lr_scale="sqrt", lr_base_size=16, real=StageConfig(lr=1e-3, batch_size=64)).resolve(input_size=32)
+    assert cfg.real.lr == pytest.approx(2e-3)
+
+
+def test_a_batch_never_exceeds_the_stage_images(tmp_path, synthetic_dir):
+    # 2 shots x 10 classes = 20 images: batches of 20 (as a DataLoader without drop_last), not 64 with repeats;
+    # under mixup an even size; stages drawing fixed counts from two sources keep their counts
+    from synthbridge.data import load_synthetic
+    from synthbridge.training import STRATEGIES
+
+    real = load_dataset("digits", shots=2).train
+    synthetic = load_synthetic(synthetic_dir, DIGITS)  # 40 images
+    cfg = tiny(strategy="bridged", real=StageConfig(steps=6, batch_size=64, warmup_steps=1),
+               synthetic_stage=StageConfig(steps=4, batch_size=64, mixup=True, warmup_steps=1)).resolve(input_size=32)
+    stages = STRATEGIES.get(cfg.strategy).plan(cfg, real, synthetic)
+    assert [(s.name, s.per_batch, s.config.batch_size) for s in stages] == [("synthetic", [40], 40), ("real", [20], 20)]
+    from synthbridge.training.strategies import Stage, fit_batch
+
+    mixup = StageConfig(steps=6, batch_size=64, mixup=True)
+    assert fit_batch(Stage("synthetic", [list(range(29))], [64], mixup)).per_batch == [28]  # mixup pairs images
+    assert fit_batch(Stage("synthetic", [list(range(100))], [64], mixup)).per_batch == [64]  # large sets unchanged
+    mixed_cfg = tiny(strategy="mixed", real_fraction=0.25, real=StageConfig(steps=6, batch_size=64, warmup_steps=1))
+    fixed = STRATEGIES.get("mixed").plan(mixed_cfg.resolve(input_size=32), real, synthetic)
+    assert fixed[0].per_batch == [16, 48]
+    metrics = train(tiny(strategy="real", shots=2, real=StageConfig(steps=3, batch_size=64, warmup_steps=1)), tmp_path / "run")
+    assert metrics["stages"]["real"]["batch_size"] == 20 and metrics["stages"]["real"]["num_images"] == 20
