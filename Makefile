@@ -16,10 +16,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: install
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
 # The embedded generator ships with the package; a checkout without it builds it first (about 33 min on 2 cores).
-GENERATOR := src/synthbridge/assets/generator/model_index.json
+GENERATOR := src/synthbridge/embedded/assets/generator/model_index.json
 
 $(GENERATOR): | $(STAMP)
 	$(BIN)/synthbridge build-generator

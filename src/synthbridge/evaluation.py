@@ -35,12 +35,15 @@ def predict(model: torch.nn.Module, images: ImageSet, transform, accelerator: Ac
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]) -> dict:
-    """{'top1': percent, 'num_test': n, 'per_class': {name: percent}}."""
-    correct = logits.argmax(dim=1) == labels
-    per_class = {}
-    for label, name in enumerate(class_names):
-        mask = labels == label
-        per_class[name] = round(100.0 * correct[mask].float().mean().item(), 3) if mask.any() else None
+    """{'top1': percent, 'num_test': n, 'per_class': {name: percent, or None for a class without test images}}."""
+    from torchmetrics.functional.classification import multiclass_accuracy
+
+    predictions = logits.argmax(dim=1)
+    correct = predictions == labels
+    recall = multiclass_accuracy(predictions, labels, num_classes=len(class_names), average=None)
+    support = torch.bincount(labels, minlength=len(class_names))
+    per_class = {name: round(100.0 * recall[label].item(), 3) if support[label] else None
+                 for label, name in enumerate(class_names)}
     return {"top1": round(100.0 * correct.float().mean().item(), 3), "num_test": int(labels.numel()), "per_class": per_class}
 
 

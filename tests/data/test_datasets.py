@@ -142,3 +142,12 @@ def test_synthetic_folder_class_mismatch_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no images"):
         load_synthetic(tmp_path / "empty", ["0"])
+
+
+def test_imagefolder_classes_are_exactly_those_torchvision_finds(tmp_path):
+    from torchvision.datasets import ImageFolder
+
+    root = write_imagefolder(tmp_path / "data", ["..dots", ".hidden", "cat", "dog", "Zebra"], per_class=2, size=16)
+    bundle = load_dataset(f"imagefolder:{root}")
+    assert bundle.classes == ImageFolder(str(root / "train")).classes == ["..dots", ".hidden", "Zebra", "cat", "dog"]
+    assert len(bundle.train) == 10 and bundle.image_size == 16  # small images: the embedded training profile

@@ -497,3 +497,15 @@ def test_bad_input_is_one_line_and_exit_code_2(case, tiny_sd_path, tmp_path, cap
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("synthbridge generate: error:") and message in err
+
+
+def test_a_prompt_longer_than_the_tokenizer_allows_is_one_line_per_class_once(make_config, digits, caplog):
+    import logging
+
+    long_template = "a photo of the {class}" + ", very detailed" * 40  # far past CLIP's 77 tokens
+    with caplog.at_level(logging.WARNING):
+        generate(make_config(templates=(long_template, "a photo of the {class}"), per_class=2), bundle=digits)
+    notices = [r.getMessage() for r in caplog.records if "longer than the generator's limit" in r.getMessage()]
+    assert len(notices) == len(CLASSES)  # once per class, not once per image or per call
+    assert all("tokens" in n and "limit of 77" in n for n in notices) and "class '1'" in notices[0]
+    assert not any("was truncated" in r.getMessage() or "Token indices" in r.getMessage() for r in caplog.records)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -255,9 +256,19 @@ def test_style_grid_shows_real_plain_and_style_rows(make_config, tiny_sd_path, t
     bundle.train = few_shot(bundle.train, 1, 0, bundle.classes)
     summary = invert(make_config(steps=1, shots=None), bundle=bundle)
     png = style_grid(summary["config"]["out"], out=tmp_path / "grid.png", per_class=1, bundle=bundle)
+    from synthbridge.grids import CELL, GAP, HEADER_HEIGHT, LABEL_WIDTH, PAD
+
     with Image.open(png) as image:
-        width, height = image.size
-    assert height > 10 * 64 and width > 3 * 64  # ten class rows, three panels
+        grid = np.asarray(image.convert("RGB"))
+    step = CELL + PAD
+    assert grid.shape[:2] == (HEADER_HEIGHT + 10 * step, LABEL_WIDTH + 3 * step + 2 * GAP)  # ten rows, three panels
+    cell = lambda row, panel: grid[HEADER_HEIGHT + row * step:HEADER_HEIGHT + row * step + CELL,
+                                   LABEL_WIDTH + panel * (step + GAP):LABEL_WIDTH + panel * (step + GAP) + CELL]
+    for row in (0, 9):  # the real panel shows each class's one real image, upscaled
+        real = bundle.train.load([i for i, t in enumerate(bundle.train.targets) if t == row][0])
+        assert np.array_equal(cell(row, 0), np.asarray(real.convert("RGB").resize((CELL, CELL), Image.Resampling.NEAREST)))
+    # the plain and the style prompt share each cell's seed, but not their images: the token changes them
+    assert all(not np.array_equal(cell(row, 1), cell(row, 2)) for row in range(10))
 
 
 def test_the_token_vector_stays_within_the_norm_cap(make_config, tiny_sd_path):

@@ -1,106 +1,12 @@
-"""The `synthbridge` command: one subcommand per stage of the study, listed in `COMMANDS`.
+"""The `synthbridge` command: one subcommand per stage of the study, listed in `main.COMMANDS`.
 
-Each command module (`cli/train.py`, `cli/generate.py`, ...) defines `name(parser) -> handler`: it adds
-its arguments, and the handler builds the stage's typed config (`args.config_from_args`) and calls one
-function of the stage. Bad input raises UserError, printed here as one line with exit code 2 (no
-traceback). No library module imports this package.
+Each command module (`train.py`, `generate.py`, `invert.py`, `gap.py`, `experiments.py`, `info.py`, and
+`embedded.py` for the embedded world) defines `name(parser) -> handler`: it adds its arguments, and the
+handler builds the stage's typed config (`args.config_from_args`) and calls one function of the stage.
+Bad input raises UserError, printed by `main` as one line with exit code 2 (no traceback). No library
+module imports this package.
 """
 
-from __future__ import annotations
+from synthbridge.cli.main import COMMANDS, EMBEDDED_COMMANDS, build_parser, main
 
-import argparse
-import logging
-import os
-import signal
-import sys
-import threading
-import warnings
-
-from synthbridge.cli import embedded, experiments, gap, generate, info, invert, train
-from synthbridge.cli.args import Command, Parser
-from synthbridge.errors import UserError
-
-COMMANDS: dict[str, Command] = {
-    "datasets": info.datasets,
-    "generate": generate.generate,
-    "invert": invert.invert,
-    "gap": gap.gap,
-    "train": train.train,
-    "run": experiments.run,
-    "report": experiments.report,
-    "presets": experiments.presets,
-}
-# The embedded world's commands, when it is installed (they import it only when run).
-EMBEDDED_COMMANDS: dict[str, Command] = {
-    "assets": embedded.assets,
-    "render": embedded.render,
-    "build-backbones": embedded.build_backbones,
-    "build-generator": embedded.build_generator,
-    "fidelity": embedded.fidelity,
-    "demo": embedded.demo,
-}
-
-
-def _embedded_available() -> bool:
-    try:
-        import synthbridge.embedded  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from synthbridge import __version__
-
-    parser = Parser(prog="synthbridge", description="Synthetic images for transfer learning.")
-    parser.add_argument("--version", action="version", version=f"synthbridge {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    commands = {**COMMANDS, **(EMBEDDED_COMMANDS if _embedded_available() else {})}
-    for name, setup in commands.items():
-        help_text = (setup.__doc__ or "").strip().splitlines()[0]
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
-        sub_parser.set_defaults(handler=setup(sub_parser))
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 2
-    # SIGTERM (kill, SLURM's time limit, a stopped demo worker) unwinds like Ctrl-C: `finally` blocks remove
-    # half-written temporary folders instead of leaving them behind.
-    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
-    try:
-        return int(args.handler(args) or 0)
-    except UserError as exc:
-        print(f"synthbridge {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"synthbridge {args.command}: interrupted; rerun the same command (with --resume where it has one) to continue",
-              file=sys.stderr)
-        return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        _close_process_group()
-
-
-def _close_process_group() -> None:
-    """Under torchrun / accelerate launch, end the process group before the interpreter exits.
-
-    A process that exits with its gloo group alive can abort while its worker threads are torn down
-    ("terminate called without an active exception", SIGABRT), which fails the whole launch after the
-    work itself succeeded.
-    """
-    dist = sys.modules.get("torch.distributed")  # no torch imported: no group to end (and no import to pay)
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
+__all__ = ["COMMANDS", "EMBEDDED_COMMANDS", "build_parser", "main"]

@@ -9,11 +9,14 @@ On a GPU the same holds as far as its kernels are deterministic for a fixed shap
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
+
+log = logging.getLogger(__name__)
 
 
 def render(pipe, prompts: Sequence[str], seeds: Sequence[int], *, negative_prompt: str | None, steps: int,
@@ -47,3 +50,32 @@ def render(pipe, prompts: Sequence[str], seeds: Sequence[int], *, negative_promp
 def is_blank(image: Image.Image, threshold: float) -> bool:
     """True for a (nearly) uniform image: the black output of a safety checker, or a collapsed sample."""
     return float(np.asarray(image, dtype=np.float32).std()) < threshold
+
+
+# diffusers' notice (on every call, with the cut-off tokens) and transformers' (once per tokenizer)
+TRUNCATION_NOTICES = ("The following part of your input was truncated", "Token indices sequence length is longer")
+
+
+class _DropTruncationNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(TRUNCATION_NOTICES)
+
+
+def check_prompt_lengths(pipe, prompts_by_class: dict[str, list[str]]) -> list[str]:
+    """Warn once per class whose longest prompt is more tokens than the pipeline's text encoder reads (the text
+    encoder sees only the first `model_max_length`), and silence diffusers' and transformers' own notices (the
+    former repeats on every call and prints the cut-off tokens). Returns the classes warned about."""
+    tokenizer = pipe.tokenizer
+    limit = int(tokenizer.model_max_length)
+    long = []
+    for name, prompts in prompts_by_class.items():
+        length = max(len(tokenizer(prompt, verbose=False).input_ids) for prompt in prompts)
+        if length > limit:
+            long.append(name)
+            log.warning("class %r: its prompt is %d tokens, longer than the generator's limit of %d; the text encoder "
+                        "reads only the first %d (shorten the template or the class phrase)", name, length, limit, limit)
+    for name in (type(pipe).__module__, "transformers.tokenization_utils_base"):
+        library_log = logging.getLogger(name)
+        if not any(isinstance(f, _DropTruncationNotice) for f in library_log.filters):
+            library_log.addFilter(_DropTruncationNotice())
+    return long

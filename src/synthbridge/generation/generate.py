@@ -35,7 +35,7 @@ from synthbridge.diffusion.pipeline import (
     set_scheduler,
     torch_dtype,
 )
-from synthbridge.diffusion.sampling import is_blank, render
+from synthbridge.diffusion.sampling import check_prompt_lengths, is_blank, render
 from synthbridge.diffusion.styles import load_style, read_style
 from synthbridge.errors import UserError
 from synthbridge.generation import folder as store
@@ -157,11 +157,14 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         # 6. generate: batches of prompts and seeds -> checks (blank, NSFW, filter) -> PNG, then manifest line
         generate_began = time.perf_counter()
         prompt_of = {name: phrase for name, phrase in zip(classes, phrases)}
+        prompt = lambda item: build_prompt(template_for(templates, item.index), prompt_of[item.class_name],
+                                           bundle.superclass, style_token)
+        if state.is_main_process:
+            check_prompt_lengths(pipe, {name: [build_prompt(t, prompt_of[name], bundle.superclass, style_token)
+                                               for t in templates] for name in classes})
         try:
             made, given_up, retried = _make_images(
-                todo, pipe, config, out, part, set_params, class_filter,
-                prompt=lambda item: build_prompt(template_for(templates, item.index), prompt_of[item.class_name],
-                                                 bundle.superclass, style_token),
+                todo, pipe, config, out, part, set_params, class_filter, prompt=prompt,
                 show_progress=config.show_progress and state.is_local_main_process)
         except BaseException:
             # Interrupted or crashed: fold what is finished into manifest.jsonl so the folder is usable as is;

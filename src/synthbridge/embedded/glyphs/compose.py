@@ -274,14 +274,10 @@ def render_hand(text: str, style: GlyphStyle, size: int = 32,
 
 
 def contact_sheet(images: list[Image.Image], cols: int = 16, scale: int = 2, gap: int = 2) -> Image.Image:
-    """Tile equally sized images into one grid (for looking at outputs)."""
+    """Tile equally sized square images into one grid on grey, `scale` times larger (for looking at outputs)."""
+    from synthbridge.grids import tile
+
     if not images:
         raise UserError("contact_sheet needs at least one image")
-    w, h = images[0].size
-    rows = (len(images) + cols - 1) // cols
-    sheet = Image.new("RGB", (cols * (w * scale + gap) + gap, rows * (h * scale + gap) + gap), (128, 128, 128))
-    for i, im in enumerate(images):
-        r, c = divmod(i, cols)
-        sheet.paste(im.convert("RGB").resize((w * scale, h * scale), Image.NEAREST),
-                    (gap + c * (w * scale + gap), gap + r * (h * scale + gap)))
-    return sheet
+    cells = list(images) + [None] * (-len(images) % cols)
+    return tile(cells, cols, cell=images[0].size[0] * scale, pad=gap, background=128)
