@@ -8,7 +8,7 @@ Run (from the repository root; a few seconds on 2 CPU cores):
 
 In: a generator (default: the embedded `mini` generator when it has been built, else a tiny random SD
 pipeline built in code: 32x32 images, ~0.56 M parameter UNet). Both ways make the same images (same
-prompts, same seeds) through `synthbridge.diffusion.pipeline.render`, the call `generate` uses, in the
+prompts, same seeds) through `synthbridge.diffusion.sampling.render`, the call `generate` uses, in the
 same process on the same generator. Out: both rates and their ratio, printed (and as JSON with --json).
 """
 
@@ -38,7 +38,7 @@ def build_pipeline(generator: str | None, dtype: str, device: torch.device):
 
 
 def images_per_second(pipe, prompts: list[str], seeds: list[int], batch_size: int, **sampling) -> float:
-    from synthbridge.diffusion.pipeline import render
+    from synthbridge.diffusion.sampling import render
 
     began = time.perf_counter()
     for start in range(0, len(prompts), batch_size):

@@ -10,8 +10,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 import synthbridge
 
 SRC = Path(synthbridge.__file__).parent
@@ -114,12 +112,3 @@ def test_the_product_runs_at_full_scale_with_the_embedded_world_unimportable(tmp
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600,
                           cwd=tmp_path)
     assert done.returncode == 0 and "FULL SCALE OK" in done.stdout, done.stderr[-3000:]
-
-
-@pytest.mark.parametrize("name", ["smoke", "embedded", "study-full"])
-def test_presets_ship_as_package_data(name):
-    from synthbridge.experiments.config import ExperimentConfig, preset_names
-
-    assert {"smoke", "embedded", "embedded-quick", "foundation", "study-full"} <= set(preset_names())
-    cfg = ExperimentConfig.from_yaml(name)
-    assert cfg.seeds and cfg.datasets

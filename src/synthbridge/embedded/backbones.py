@@ -45,7 +45,7 @@ def render_source_set(per_class: int, seed: int, split: str) -> tuple[torch.Tens
     """(N, 3, 32, 32) float images in [-1, 1] and their labels; image i of class c depends only on (seed, split, c, i)."""
     from synthbridge.embedded import glyphs
 
-    assert len(glyphs.SOURCE_CLASSES) == NUM_SOURCE_CLASSES, "update NUM_SOURCE_CLASSES in models/embedded.py"
+    assert len(glyphs.SOURCE_CLASSES) == NUM_SOURCE_CLASSES, "update NUM_SOURCE_CLASSES in embedded/models.py"
     images, labels = [], []
     for label in tqdm(range(len(glyphs.SOURCE_CLASSES)), desc=f"render source {split}", unit="class", leave=False):
         for index in range(per_class):
@@ -119,6 +119,6 @@ def build_backbones(cfg: BackboneBuildConfig) -> dict:
               f"({record['models'][name]['train_seconds']:.0f}s)")
     record.update({"command": "synthbridge build-backbones", "config": asdict(cfg), "render_seconds": round(render_seconds, 1),
                    "total_seconds": round(time.perf_counter() - began, 1), "environment": environment()})
-    record["config"]["out_dir"] = "synthbridge/assets/backbones"
+    record["config"]["out_dir"] = "synthbridge/embedded/assets/backbones"
     write_json(build_file, record)
     return record

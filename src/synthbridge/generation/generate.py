@@ -7,7 +7,7 @@ and a summary dict (the content of generation.json plus this run's numbers).
 Every image is a pure function of its coordinates: image `index` of class `c` is drawn from
 `derive_seed(seed, c, index)` with the prompt of template `index mod T`; a retry k uses
 `derive_seed(seed, c, index, "retry", k)`, and every pipeline call has the shape of a full batch
-(`pipeline.render`). Hence a rerun completes an interrupted set, a larger --per-class extends it, and
+(`diffusion.sampling.render`). Hence a rerun completes an interrupted set, a larger --per-class extends it, and
 n shards (or n accelerate processes) make exactly the images one process would: which process makes
 an image, and with which neighbours in its batch, never changes a bit of it. (A different --batch-size
 changes images only by float rounding; each manifest line records the batch size it was made with.)

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -42,9 +41,12 @@ def test_config_from_yaml_rejects_unknown_keys(tmp_path):
 
 
 def test_presets_are_valid_configs():
-    for preset in sorted(Path(__file__).resolve().parents[1].joinpath("configs").glob("*.yaml")):
-        cfg = ExperimentConfig.from_yaml(preset)
-        assert plan_cells(cfg), preset
+    from synthbridge.experiments.config import preset_names, preset_path
+
+    assert len(preset_names()) == 5
+    for preset in preset_names():  # by name (package data) and by file path alike
+        with preset_path(preset) as path:
+            assert plan_cells(ExperimentConfig.from_yaml(preset)) == plan_cells(ExperimentConfig.from_yaml(path)), preset
 
 
 def test_interrupted_run_finishes_with_every_cell_once(tmp_path, monkeypatch):
@@ -71,7 +73,13 @@ def test_interrupted_run_finishes_with_every_cell_once(tmp_path, monkeypatch):
     assert run_experiment(cfg, tmp_path / "exp", show_progress=False)["ran"] == 0
     with pytest.raises(UserError, match="another config"):
         run_experiment(tiny_config(seeds=(5,)), tmp_path / "exp", show_progress=False)
+    # the report builds from the finished folder alone: one headline row per arm, over both seeds
+    from synthbridge.reporting import build_report
 
+    report = build_report(tmp_path / "exp")
+    rows = {(row["label"], row["shots"]): row for row in report["rows"]}
+    assert set(rows) == {("real only", 2), ("naive mixing", 2), ("bridged++", 2)}
+    assert all(row["n"] == 2 for row in rows.values()) and (tmp_path / "exp" / "report.html").is_file()
 
 
 def test_two_concurrent_workers_fill_one_store(tmp_path, monkeypatch):
@@ -109,7 +117,7 @@ def test_worker_shares_cover_the_grid_once_and_balance_its_cost():
     from synthbridge.data import load_dataset
     from synthbridge.experiments.cells import cell_cost, share
 
-    cfg = ExperimentConfig.from_yaml(Path(__file__).resolve().parents[1] / "configs" / "embedded.yaml")
+    cfg = ExperimentConfig.from_yaml("embedded")
     cells = plan_cells(cfg)
     bundles = {name: load_dataset(name) for name in cfg.datasets}
     cost = {cell: cell_cost(cfg, cell, bundles[cell.dataset]) for cell in cells}
