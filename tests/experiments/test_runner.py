@@ -131,3 +131,68 @@ def test_worker_shares_cover_the_grid_once_and_balance_its_cost():
         assert max(loads) - min(loads) <= max(cost.values())
         assert all(s == [c for c in cells if c in s] for s in shares)  # grid order kept within a share
     assert share(cfg, cells, 0, 1) == cells
+
+
+def test_bridged_cells_that_differ_in_shots_train_their_synthetic_stage_once(tmp_path, monkeypatch):
+    import synthbridge.training.trainer as trainer
+
+    cfg = tiny_config(arms=("bridged", "bridged_no_reinit"), volumes=(4,), volume_arms=(), synthetic_steps=(),
+                      shots=(1, 2), seeds=(0,))
+    trained = []
+    real_train_stage = trainer.train_stage
+    monkeypatch.setattr(trainer, "train_stage", lambda *a, **k: trained.append(a[5]) or real_train_stage(*a, **k))
+    run_experiment(cfg, tmp_path / "shared", show_progress=False)
+    # four cells (2 arms x 2 shot counts) share one synthetic stage: it is trained once, then loaded
+    assert trained.count("synthetic") == 1 and trained.count("real") == 4
+    shared = {r["cell"]: r for r in read_results(tmp_path / "shared")}
+    reused = [r["metrics"]["stages"]["synthetic"].get("reused_from") for r in shared.values()]
+    assert sum(r is not None for r in reused) == 3 and len(set(filter(None, reused))) == 1
+    assert len(list((tmp_path / "shared" / "stage1").glob("*/model.safetensors"))) == 1
+
+    # the same grid trained without sharing gives the same accuracies, cell by cell
+    monkeypatch.setattr(trainer, "shareable", lambda *a, **k: False)
+    trained.clear()
+    run_experiment(cfg, tmp_path / "alone", show_progress=False)
+    assert trained.count("synthetic") == 4
+    alone = {r["cell"]: r for r in read_results(tmp_path / "alone")}
+    for cell, record in shared.items():
+        assert record["metrics"]["top1"] == alone[cell]["metrics"]["top1"]
+        assert record["metrics"]["per_class"] == alone[cell]["metrics"]["per_class"]
+        assert record["metrics"]["stages"]["synthetic"]["top1"] == alone[cell]["metrics"]["stages"]["synthetic"]["top1"]
+
+
+def test_two_concurrent_workers_train_each_shared_synthetic_stage_once(tmp_path, monkeypatch):
+    from synthbridge.embedded.demo import run_workers
+
+    cfg = tiny_config(arms=("real", "bridged"), volumes=(4,), volume_arms=(), synthetic_steps=(), shots=(1, 2, 3),
+                      seeds=(0, 1))
+    config = tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump(json.loads(json.dumps(cfg.to_dict()))))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run_workers(config, tmp_path / "exp", 2, total=len(plan_cells(cfg)))
+    records = [r for r in read_results(tmp_path / "exp") if r["key"]["arm"] == "bridged"]
+    assert len(records) == 6  # 3 shot counts x 2 seeds
+    trained = [r for r in records if "reused_from" not in r["metrics"]["stages"]["synthetic"]]
+    assert sorted(r["key"]["seed"] for r in trained) == [0, 1]  # one synthetic stage per seed, whoever got there first
+    assert len(list((tmp_path / "exp" / "stage1").glob("*/stage.json"))) == 2
+    by_seed = {}
+    for r in records:  # every cell of a seed starts stage 2 from the same stage-1 model
+        by_seed.setdefault(r["key"]["seed"], set()).add(r["metrics"]["stages"]["synthetic"]["top1"])
+    assert all(len(top1s) == 1 for top1s in by_seed.values())
+
+
+def test_plan_counts_the_stage1_runs_and_the_compute_reuse_saves(tmp_path, capsys):
+    from synthbridge.experiments.cells import plan
+
+    cfg = tiny_config(arms=("real", "bridged", "bridged_no_reinit"), volumes=(4,), volume_arms=(), synthetic_steps=(),
+                      shots=(1, 2), seeds=(0, 1))
+    summary = plan(cfg)
+    # 2 seeds x (real, bridged, bridged_no_reinit) x 2 shot counts; the 8 bridged-type cells share 2 synthetic stages
+    assert (summary["cells"], summary["stage1_runs_without_reuse"], summary["stage1_runs_with_reuse"]) == (12, 8, 2)
+    # each synthetic stage: 3 steps x a batch of 16 (40 images); 6 of the 8 are not trained again
+    assert summary["images_without_reuse"] - summary["images_with_reuse"] == 6 * 3 * 16
+    config = tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump(json.loads(json.dumps(cfg.to_dict()))))
+    assert main(["run", str(config), "--plan"]) == 0
+    assert "stage-1 (synthetic stage) runs: 8 without reuse, 2 with reuse" in capsys.readouterr().out
+    assert not (tmp_path / "exp").exists()

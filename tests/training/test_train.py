@@ -237,3 +237,19 @@ def test_the_defaults_profile_follows_the_input_and_image_sizes_and_is_recorded(
         TrainConfig(profile="tiny").resolve(input_size=32)
     train(tiny(), tmp_path / "run")
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["profile"] == "embedded"
+
+
+def test_a_sample_seeded_on_the_cpu_alone_is_augmented_as_with_every_generator_seeded():
+    from synthbridge.seeding import seed_cpu, seed_everything
+    from synthbridge.training.loop import make_transform
+
+    image = load_dataset("digits").train[0][0]
+    transform = make_transform({"input_size": (3, 32, 32), "interpolation": "bilinear", "mean": (0.5,) * 3,
+                                "std": (0.5,) * 3, "crop_pct": 1.0}, "light", train=True)
+    for seed in (0, 1, 2**40 + 7):
+        seed_everything(seed)
+        everything = transform(image)
+        seed_cpu(seed)
+        cpu = transform(image)
+        assert torch.equal(everything, cpu)
+    assert not torch.equal(cpu, transform(image))  # and the augmentation does draw: the next image differs

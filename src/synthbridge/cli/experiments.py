@@ -10,16 +10,24 @@ from synthbridge.cli.args import parse_slice
 def run(parser: argparse.ArgumentParser):
     """run an experiment grid from a YAML config (resumable; results in EXP_DIR/results.jsonl)"""
     parser.add_argument("config", help="YAML file, or the name of a shipped preset (see `synthbridge presets`)")
-    parser.add_argument("--out", required=True, help="experiment folder")
+    parser.add_argument("--out", help="experiment folder (required unless --plan)")
+    parser.add_argument("--plan", action="store_true",
+                        help="print the cells, the stage-1 runs and the training compute, with and without stage-1 reuse; "
+                             "run nothing")
     parser.add_argument("--cell", type=parse_slice,
                         help="i/n: run worker i's share of n, the grid split evenly by estimated cost "
                              "(SLURM array tasks, demo workers)")
     parser.add_argument("--report", action="store_true", help="write the report when the grid is done")
 
     def handle(args: argparse.Namespace) -> int:
+        from synthbridge.errors import UserError
         from synthbridge.experiments import ExperimentConfig
         from synthbridge.study import run_study
 
+        if args.plan:
+            return _print_plan(ExperimentConfig.from_yaml(args.config))
+        if not args.out:
+            raise UserError("run needs --out EXP_DIR (or --plan to only look at the grid)")
         summary = run_study(ExperimentConfig.from_yaml(args.config), args.out, cell_slice=args.cell, report=args.report)
         print(f"{summary['ran']} cells run, {summary['mine'] - summary['ran']} already done "
               f"({summary['mine']} of {summary['cells']} in this worker) in {summary['seconds']:.0f}s -> {args.out}")
@@ -28,6 +36,21 @@ def run(parser: argparse.ArgumentParser):
         return 0
 
     return handle
+
+
+def _print_plan(cfg) -> int:
+    from synthbridge.experiments.cells import plan
+
+    summary = plan(cfg)
+    print(f"{summary['cells']} cells; stage-1 (synthetic stage) runs: {summary['stage1_runs_without_reuse']} without "
+          f"reuse, {summary['stage1_runs_with_reuse']} with reuse")
+    without, with_reuse = summary["images_without_reuse"], summary["images_with_reuse"]
+    if without:
+        print(f"training compute (images through forward+backward): {without:,} without reuse, {with_reuse:,} with "
+              f"reuse ({with_reuse / without:.1%})")
+    if summary["datasets_not_found"]:
+        print(f"not counted in the compute (dataset not found here): {', '.join(summary['datasets_not_found'])}")
+    return 0
 
 
 def report(parser: argparse.ArgumentParser):

@@ -67,15 +67,60 @@ def train_config(cfg: ExperimentConfig, cell: Cell, synthetic_dir: Path | None):
                    data_root=cfg.data_root or base.data_root)
 
 
-def cell_cost(cfg: ExperimentConfig, cell: Cell, bundle) -> int:
-    """The images a cell's training steps process (its strategy's `cost`): the estimate `share` balances.
-    Backbones differ in cost per image; cells of one backbone are spread evenly."""
+def stage_costs(cfg: ExperimentConfig, cell: Cell, bundle) -> list[tuple[str, int]]:
+    """(stage, images its training steps process) for each stage of a cell."""
     from synthbridge.models import input_size
 
     arm = ARMS.get(cell.arm)
     train_cfg = train_config(cfg, cell, None).resolve(input_size=input_size(cell.model), image_size=bundle.image_size)
     num_real = cell.shots * bundle.num_classes if cell.shots else len(bundle.train)
-    return arm.training.cost(train_cfg, num_real, (cell.volume or 0) * bundle.num_classes)
+    return arm.training.stage_costs(train_cfg, num_real, (cell.volume or 0) * bundle.num_classes)
+
+
+def cell_cost(cfg: ExperimentConfig, cell: Cell, bundle) -> int:
+    """The images a cell's training steps process (its strategy's `cost`): the estimate `share` balances.
+    Backbones differ in cost per image; cells of one backbone are spread evenly."""
+    return sum(cost for _, cost in stage_costs(cfg, cell, bundle))
+
+
+def shared_stage(cell: Cell) -> tuple | None:
+    """What a cell's first stage on synthetic images is trained from (its `training.stage_cache` identity, seen
+    from the grid): cells with the same value share one stage-1 run. None for cells without such a stage."""
+    arm = ARMS.get(cell.arm)
+    if arm.strategy != "bridged":
+        return None
+    return (cell.dataset, cell.model, cell.volume, cell.seed, cell.synthetic_steps, arm.mixup, arm.style, arm.pretrained)
+
+
+def plan(cfg: ExperimentConfig) -> dict:
+    """What a grid will train: its cells, its stage-1 runs with and without reuse, and the images its training
+    steps process with and without reuse (for the datasets that can be loaded here)."""
+    from synthbridge.data import load_dataset
+    from synthbridge.errors import UserError
+
+    cells = plan_cells(cfg)
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        if (key := shared_stage(cell)) is not None:
+            groups.setdefault(key, []).append(cell)
+    bundles, missing = {}, []
+    for name in dict.fromkeys(c.dataset for c in cells):
+        try:
+            bundles[name] = load_dataset(name, data_root=cfg.data_root)
+        except UserError:
+            missing.append(name)
+    first = {id(group[0]) for group in groups.values()}
+    without = with_reuse = 0
+    for cell in cells:
+        if cell.dataset not in bundles:
+            continue
+        for stage, cost in stage_costs(cfg, cell, bundles[cell.dataset]):
+            without += cost
+            reused = stage == "synthetic" and shared_stage(cell) is not None and id(cell) not in first
+            with_reuse += 0 if reused else cost
+    return {"cells": len(cells), "stage1_runs_without_reuse": sum(len(g) for g in groups.values()),
+            "stage1_runs_with_reuse": len(groups), "images_without_reuse": without, "images_with_reuse": with_reuse,
+            "datasets_not_found": missing}
 
 
 def share(cfg: ExperimentConfig, cells: list[Cell], index: int, count: int) -> list[Cell]:

@@ -5,6 +5,8 @@ EXP_DIR/
   experiment.json                  the config of the grid (a rerun must match it)
   styles/, synthetic/, analysis/   what cells share, made once (see `experiments.sets`)
   runs/<cell id>/                  one `synthbridge train` run folder per cell
+  stage1/                          finished synthetic stages, trained once for every cell that shares one
+                                   (`training.stage_cache`: bridged cells that differ only in their real shots)
   results.jsonl                    one line per finished cell (the results store)
 """
 
@@ -22,6 +24,8 @@ from synthbridge.experiments.config import ExperimentConfig
 from synthbridge.experiments.sets import leep_before
 from synthbridge.experiments.store import locked, read_results
 from synthbridge.io import ensure_writable_dir, environment, read_json, write_json
+
+STAGE_CACHE = "stage1"
 
 
 def open_experiment(cfg: ExperimentConfig, exp_dir: Path) -> None:
@@ -76,10 +80,11 @@ def train_cell(cfg: ExperimentConfig, exp_dir: Path, cell: Cell, synthetic_dir: 
     train_cfg = train_config(cfg, cell, synthetic_dir)
     run_dir = exp_dir / "runs" / cell.id
     resume = (run_dir / "config.json").exists()
+    stage_cache = exp_dir / STAGE_CACHE
     try:
-        metrics = train(train_cfg, run_dir, resume=resume)
+        metrics = train(train_cfg, run_dir, resume=resume, stage_cache=stage_cache)
     except RunMismatch:  # a run folder left by another version of this cell: start it again
-        metrics = train(train_cfg, run_dir, overwrite=True)
+        metrics = train(train_cfg, run_dir, overwrite=True, stage_cache=stage_cache)
     return {"cell": cell.id, "key": asdict(cell), "arm_label": arm.label, "run_dir": f"runs/{cell.id}",
             "metrics": {k: metrics[k] for k in ("top1", "num_test", "per_class", "stages", "seconds",
                                                 "num_train_real", "num_train_synthetic")},

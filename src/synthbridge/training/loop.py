@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from synthbridge.data import ImageSet
 from synthbridge.io import atomic_path
-from synthbridge.seeding import derive_seed, seed_everything
+from synthbridge.seeding import derive_seed, seed_cpu, seed_everything
 from synthbridge.training.config import StageConfig
 
 # 1. data: transforms and a deterministic stream of batches -------------------------------------------------
@@ -56,7 +56,7 @@ class SeededImages(torch.utils.data.Dataset):
 
     def __getitem__(self, key):
         source, index, seed = key
-        seed_everything(seed)
+        seed_cpu(seed)
         return self.sources[source][index]
 
 

@@ -46,14 +46,17 @@ class Strategy:
         self.check(synthetic_images is not None)
         return [fit_batch(stage) for stage in self.stages(cfg, real_images, synthetic_images)]
 
-    def cost(self, cfg: TrainConfig, num_real: int, num_synthetic: int) -> int:
-        """Images its training steps process (steps x global batch, summed over stages), from set sizes alone:
-        the estimate experiment workers are balanced by."""
+    def stage_costs(self, cfg: TrainConfig, num_real: int, num_synthetic: int) -> list[tuple[str, int]]:
+        """(stage name, images its training steps process: steps x global batch) per stage, from set sizes alone."""
         from synthbridge.training.loop import stage_length
 
         synthetic = _Sized(num_synthetic) if self.needs_synthetic else None
-        return sum(stage_length(stage.config, sum(len(s) for s in stage.sources)) * stage.config.batch_size
-                   for stage in self.plan(cfg, _Sized(num_real), synthetic))
+        return [(stage.name, stage_length(stage.config, sum(len(s) for s in stage.sources)) * stage.config.batch_size)
+                for stage in self.plan(cfg, _Sized(num_real), synthetic)]
+
+    def cost(self, cfg: TrainConfig, num_real: int, num_synthetic: int) -> int:
+        """Images its training steps process, summed over stages: the estimate experiment workers are balanced by."""
+        return sum(cost for _, cost in self.stage_costs(cfg, num_real, num_synthetic))
 
 
 class _Sized(ImageSet):

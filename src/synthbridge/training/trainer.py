@@ -4,12 +4,14 @@ RUN_DIR/
   config.json        resolved TrainConfig, classes, dataset info, versions, git revision
   metrics.json       top1 (percent), num_test, per_class, each stage's steps/seconds/loss (+ its own top1)
   model.safetensors  the final classifier (load it with timm.create_model(..., pretrained_cfg_overlay=dict(file=...)))
-  stages/<stage>/    the weights and record of each finished stage (so a resumed run skips it)
+  stages/<stage>/    the weights and record of each finished stage (so a resumed run skips it; `reused_from`
+                     when it was loaded from a shared stage cache)
   checkpoints/       the latest checkpoint of the stage in progress (removed when the stage ends)
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from dataclasses import asdict
@@ -27,6 +29,7 @@ from synthbridge.models import create_model, data_config, input_size
 from synthbridge.seeding import derive_seed
 from synthbridge.training.config import TrainConfig
 from synthbridge.training.loop import make_transform, train_stage
+from synthbridge.training.stage_cache import StageCache, shareable, stage_key
 from synthbridge.training.strategies import STRATEGIES
 from synthbridge.training.trackers import make_accelerator
 
@@ -66,8 +69,12 @@ def _prepare_run_dir(out: Path, record: dict, resume: bool, overwrite: bool) -> 
 
 
 def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
-          bundle: DatasetBundle | None = None, accelerator: Accelerator | None = None) -> dict:
-    """Train with `cfg.strategy`, evaluate on the test split, write RUN_DIR; returns the metrics."""
+          bundle: DatasetBundle | None = None, accelerator: Accelerator | None = None,
+          stage_cache: str | Path | None = None) -> dict:
+    """Train with `cfg.strategy`, evaluate on the test split, write RUN_DIR; returns the metrics.
+
+    `stage_cache`: a folder of finished first stages shared between runs (`training.stage_cache`): a bridged
+    run whose synthetic stage is there loads it instead of training it, and records `reused_from`."""
     out = Path(out)
     began = time.perf_counter()
     strategy = STRATEGIES.get(cfg.strategy)  # an unknown strategy, or one without its images, fails before any work
@@ -99,9 +106,10 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
     eval_transform = make_transform(model_data, "none", train=False)
     model = accelerator.prepare_model(model)
 
-    # 4. stages of the strategy
+    # 4. stages of the strategy (a first stage another run already trained the same way is loaded, not trained)
     stages_record, seconds = {}, {}
     stages = strategy.plan(cfg, bundle.train, synthetic_images)
+    cache = StageCache(stage_cache) if stage_cache is not None else None
     for position, stage in enumerate(stages):
         stage_dir = out / "stages" / stage.name
         unwrapped = accelerator.unwrap_model(model)
@@ -110,29 +118,28 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
             stages_record[stage.name] = read_json(stage_dir / "stage.json")
             seconds[stage.name] = stages_record[stage.name]["seconds"]
             continue
-        if stage.reinit_head_before:
-            torch.manual_seed(derive_seed(cfg.seed, stage.name, "head"))
-            unwrapped.reset_classifier(bundle.num_classes)
-            unwrapped.get_classifier().to(accelerator.device)
-            if model is not unwrapped:  # a DDP wrapper must register the new head's parameters: wrap again
-                model = accelerator.prepare_model(unwrapped)
-        result = train_stage(model, stage.sources, stage.per_batch, bundle.num_classes, stage.config, stage.name,
-                             cfg.seed, accelerator, model_data, out / "checkpoints" / f"{stage.name}.pt",
-                             cfg.checkpoint_every, cfg.num_workers)
-        stage_record = asdict(result)
-        if position < len(stages) - 1:  # how well the intermediate model already does on the real test set
-            stage_metrics = evaluate(model, bundle.test, eval_transform, bundle.classes, accelerator,
-                                     cfg.eval_batch_size, cfg.num_workers)
-            stage_record["top1"] = stage_metrics["top1"]
-        if accelerator.is_main_process:
-            stage_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_path(stage_dir / "model.safetensors") as tmp:
-                save_file(_cpu_state(accelerator.unwrap_model(model)), str(tmp))
-            write_json(stage_dir / "stage.json", stage_record)
+        with contextlib.ExitStack() as held:
+            entry = description = None
+            if cache is not None and shareable(cfg, stages, position, accelerator.num_processes):
+                key, description = stage_key(cfg, stage, bundle, accelerator.num_processes)
+                entry = held.enter_context(cache.claim(key))
+                if (stored := cache.load(entry)) is not None:
+                    loaded_at = time.perf_counter()
+                    unwrapped.load_state_dict(stored[0])
+                    stage_record = {**stored[1], "reused_from": str(entry)}
+                    _save_stage(accelerator, model, stage_dir, stage_record)
+                    stages_record[stage.name] = stage_record
+                    seconds[stage.name] = time.perf_counter() - loaded_at
+                    continue
+            model, stage_record = _run_stage(cfg, stage, model, unwrapped, bundle, accelerator, model_data,
+                                             eval_transform, out, last=position == len(stages) - 1)
+            _save_stage(accelerator, model, stage_dir, stage_record)
             (out / "checkpoints" / f"{stage.name}.pt").unlink(missing_ok=True)
+            if entry is not None:
+                StageCache.store(entry, description, _cpu_state(accelerator.unwrap_model(model)), stage_record)
         accelerator.wait_for_everyone()
         stages_record[stage.name] = stage_record
-        seconds[stage.name] = result.seconds
+        seconds[stage.name] = stage_record["seconds"]
 
     # 5. evaluate on the real test split and record
     eval_began = time.perf_counter()
@@ -156,6 +163,36 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
         tracker.finish()
     accelerator.wait_for_everyone()
     return metrics
+
+
+def _run_stage(cfg: TrainConfig, stage, model, unwrapped, bundle: DatasetBundle, accelerator: Accelerator,
+               model_data: dict, eval_transform, out: Path, last: bool):
+    """Train one stage (re-initialising the head first if it asks); returns the model and the stage's record,
+    with the intermediate model's own top-1 on the real test split for every stage but the last."""
+    if stage.reinit_head_before:
+        torch.manual_seed(derive_seed(cfg.seed, stage.name, "head"))
+        unwrapped.reset_classifier(bundle.num_classes)
+        unwrapped.get_classifier().to(accelerator.device)
+        if model is not unwrapped:  # a DDP wrapper must register the new head's parameters: wrap again
+            model = accelerator.prepare_model(unwrapped)
+    result = train_stage(model, stage.sources, stage.per_batch, bundle.num_classes, stage.config, stage.name,
+                         cfg.seed, accelerator, model_data, out / "checkpoints" / f"{stage.name}.pt",
+                         cfg.checkpoint_every, cfg.num_workers)
+    stage_record = asdict(result)
+    if not last:  # how well the intermediate model already does on the real test set
+        stage_metrics = evaluate(model, bundle.test, eval_transform, bundle.classes, accelerator,
+                                 cfg.eval_batch_size, cfg.num_workers)
+        stage_record["top1"] = stage_metrics["top1"]
+    return model, stage_record
+
+
+def _save_stage(accelerator: Accelerator, model, stage_dir: Path, stage_record: dict) -> None:
+    """A finished stage's weights and record in RUN_DIR/stages/<name> (what a resumed run skips)."""
+    if accelerator.is_main_process:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(stage_dir / "model.safetensors") as tmp:
+            save_file(_cpu_state(accelerator.unwrap_model(model)), str(tmp))
+        write_json(stage_dir / "stage.json", stage_record)
 
 
 def _cpu_state(model: torch.nn.Module) -> dict:
