@@ -39,50 +39,37 @@ def config_from_args(config: Any, args: argparse.Namespace, *, prefix: str = "",
     return dataclasses.replace(config, **values) if not isinstance(config, type) else config(**values)
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, cast, kind: str, bound: str, ok, finite: bool = False):
+    """`text` as `cast`, or a one-line argparse error naming the rule (`kind` `bound`, e.g. 'whole number > 0')."""
     try:
-        value = int(text)
+        value = cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number > 0, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number > 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a {kind} {bound}, got {text!r}") from None
+    if not ok(value) or (finite and value in (float("inf"), float("-inf"))):
+        raise argparse.ArgumentTypeError(f"must be a {'finite ' if finite else ''}{kind} {bound}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, "whole number", "> 0", lambda v: v > 0)
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
-    return value
+    return _number(text, int, "whole number", ">= 0", lambda v: v >= 0)
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
+    return _number(text, float, "number", "> 0", lambda v: v > 0, finite=True)  # NaN fails v > 0
+
+
+def non_negative_float(text: str) -> float:
+    return _number(text, float, "number", ">= 0", lambda v: v >= 0, finite=True)
 
 
 def fraction(text: str) -> float:
     value = positive_float(text)
     if not value < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
     return value
 
 
