@@ -15,13 +15,15 @@ from importlib.metadata import entry_points
 GROUP = "synthbridge.plugins"
 log = logging.getLogger(__name__)
 _loaded: dict[str, bool] = {}
+_started = False
 
 
 def load_plugins() -> dict[str, bool]:
     """Import every registered plugin once; returns {name: loaded}."""
-    if _loaded:
+    global _started
+    if _started:  # re-entrant: a plugin's own registry lookups do not load it again
         return _loaded
-    _loaded["__started__"] = True  # re-entrant: a plugin's own registry lookups do not load it again
+    _started = True
     for entry in entry_points(group=GROUP):
         try:
             importlib.import_module(entry.value.split(":")[0])

@@ -119,27 +119,26 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
             seconds[stage.name] = stages_record[stage.name]["seconds"]
             continue
         with contextlib.ExitStack() as held:
-            entry = description = None
+            entry = stored = None
             if cache is not None and shareable(cfg, stages, position, accelerator.num_processes):
                 key, description = stage_key(cfg, stage, bundle, accelerator.num_processes)
-                entry = held.enter_context(cache.claim(key))
-                if (stored := cache.load(entry)) is not None:
-                    loaded_at = time.perf_counter()
-                    unwrapped.load_state_dict(stored[0])
-                    stage_record = {**stored[1], "reused_from": str(entry)}
-                    _save_stage(accelerator, model, stage_dir, stage_record)
-                    stages_record[stage.name] = stage_record
-                    seconds[stage.name] = time.perf_counter() - loaded_at
-                    continue
-            model, stage_record = _run_stage(cfg, stage, model, unwrapped, bundle, accelerator, model_data,
-                                             eval_transform, out, last=position == len(stages) - 1)
+                entry = held.enter_context(cache.claim(key))  # held until the stage is stored
+                stored = cache.load(entry)
+            began_stage = time.perf_counter()
+            if stored is not None:  # trained by another run the same way: load it
+                unwrapped.load_state_dict(stored[0])
+                stage_record = {**stored[1], "reused_from": str(entry)}
+            else:
+                model, stage_record = _run_stage(cfg, stage, model, unwrapped, bundle, accelerator, model_data,
+                                                 eval_transform, out, last=position == len(stages) - 1)
             _save_stage(accelerator, model, stage_dir, stage_record)
             (out / "checkpoints" / f"{stage.name}.pt").unlink(missing_ok=True)
-            if entry is not None:
+            if entry is not None and stored is None:
                 StageCache.store(entry, description, _cpu_state(accelerator.unwrap_model(model)), stage_record)
         accelerator.wait_for_everyone()
         stages_record[stage.name] = stage_record
-        seconds[stage.name] = stage_record["seconds"]
+        # a trained stage's own training time; a loaded one's: the time this run spent loading it
+        seconds[stage.name] = stage_record["seconds"] if stored is None else time.perf_counter() - began_stage
 
     # 5. evaluate on the real test split and record
     eval_began = time.perf_counter()
