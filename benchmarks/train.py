@@ -3,7 +3,9 @@
 All three train the same model with the same batch, steps, optimizer (AdamW), schedule (cosine) and
 augmentation on the same images, one after the other in this process, repeated and interleaved:
 
-- synthbridge: `training.loop.train_stage` on an `imagefolder:` dataset (what `synthbridge train` runs),
+- synthbridge: `training.loop.train_stage` on an `imagefolder:` dataset (what `synthbridge train` runs), with the
+  pipeline `train` picks for it (`memory` for small images: decoded once, augmented as batches) and, for
+  comparison, the per-image `loader` pipeline,
 - timm: the loop timm's `train.py` assembles, from timm's library API: `timm.data.create_dataset` /
   `create_loader` (its prefetcher normalises uint8 batches on the device), `create_optimizer_v2`,
   `create_scheduler_v2` with per-update steps, forward / backward / step,
@@ -42,15 +44,17 @@ def write_folder(root: Path, dataset: str, limit: int) -> Path:
     return root
 
 
-def synthbridge_loop(model_name: str, folder: Path, steps: int, batch: int, lr: float) -> float:
+def synthbridge_loop(model_name: str, folder: Path, steps: int, batch: int, lr: float, pipeline: str = "auto") -> float:
     from accelerate import Accelerator
 
     from synthbridge.data import load_dataset
-    from synthbridge.models import create_model, data_config
-    from synthbridge.training.config import StageConfig
+    from synthbridge.models import create_model, data_config, input_size
+    from synthbridge.training.config import StageConfig, TrainConfig
     from synthbridge.training.loop import train_stage
 
     bundle = load_dataset(f"imagefolder:{folder}")
+    pipeline = TrainConfig(dataset=str(folder), model=model_name, pipeline=pipeline).resolve(
+        input_size=input_size(model_name), image_size=bundle.image_size).pipeline  # what `train` would choose
     model = create_model(model_name, bundle.num_classes, pretrained=False)
     accelerator = Accelerator(cpu=True)
     model = accelerator.prepare_model(model)
@@ -59,7 +63,7 @@ def synthbridge_loop(model_name: str, folder: Path, steps: int, batch: int, lr: 
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
         train_stage(model, [bundle.train], [batch], bundle.num_classes, stage, "bench", 0, accelerator,
-                    data_config(model), Path(tmp) / "ckpt.pt", steps + 1, 0)
+                    data_config(model), Path(tmp) / "ckpt.pt", steps + 1, 0, pipeline)
         return steps * batch / (time.perf_counter() - began)
 
 
@@ -134,7 +138,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="also print the result as one JSON line")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    loops = {"synthbridge": synthbridge_loop, "timm": timm_loop, "floor": floor_loop}
+    loops = {"synthbridge": synthbridge_loop, "timm": timm_loop, "floor": floor_loop,
+             "synthbridge_loader": lambda *a: synthbridge_loop(*a, pipeline="loader")}
     rates: dict[str, list[float]] = {name: [] for name in loops}
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_folder(Path(tmp), args.dataset, args.images)
@@ -148,14 +153,16 @@ def main() -> None:
               "threads": args.threads, "repeats": args.repeats,
               **{f"{name}_images_per_second": round(value, 1) for name, value in median.items()},
               "synthbridge_vs_timm": round(median["synthbridge"] / median["timm"], 3),
-              "synthbridge_vs_floor": round(median["synthbridge"] / median["floor"], 3)}
+              "synthbridge_vs_floor": round(median["synthbridge"] / median["floor"], 3),
+              "loader_vs_timm": round(median["synthbridge_loader"] / median["timm"], 3)}
     print(f"{args.model}, batch {args.batch_size}, {args.steps} steps, {args.threads} thread(s), "
           f"median of {args.repeats}:")
     for name, value in median.items():
-        print(f"  {name:12s} {value:8.1f} images/s")
+        print(f"  {name:18s} {value:8.1f} images/s")
     print(f"  synthbridge / timm  {result['synthbridge_vs_timm']:.2f}x   (goal >= 1.0)")
     print(f"  synthbridge / floor {result['synthbridge_vs_floor']:.2f}x   (floor / synthbridge "
           f"{1 / result['synthbridge_vs_floor']:.2f}x; goal <= 1.15)")
+    print(f"  loader pipeline / timm {result['loader_vs_timm']:.2f}x")
     if args.json:
         print(json.dumps(result))
 

@@ -18,9 +18,15 @@ from synthbridge.data import ImageSet
 @torch.no_grad()
 def predict(model: torch.nn.Module, images: ImageSet, transform, accelerator: Accelerator, batch_size: int = 256,
             num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels for every image of `images`, gathered on every process (in dataset order)."""
-    images.transform = transform
-    loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    """Logits and labels for every image of `images`, gathered on every process (in dataset order).
+    `transform`: timm's eval transform (applied per image), or `training.augment.EvalInMemory` (the whole set
+    transformed once, in memory)."""
+    if hasattr(transform, "dataset"):
+        dataset, num_workers = transform.dataset(images), 0
+    else:
+        images.transform = transform
+        dataset = images
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     loader = accelerator.prepare_data_loader(loader)
     model.eval()
     all_logits, all_labels = [], []

@@ -134,9 +134,10 @@ def test_existing_run_folder_is_never_silently_overwritten(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["seed"] == 3
 
 
-def test_resume_after_interruption_gives_the_same_weights(tmp_path, synthetic_dir, monkeypatch):
+@pytest.mark.parametrize("pipeline", ["memory", "loader"])
+def test_resume_after_interruption_gives_the_same_weights(tmp_path, synthetic_dir, monkeypatch, pipeline):
     cfg = tiny(strategy="bridged", synthetic=str(synthetic_dir), real=StageConfig(steps=9, batch_size=16, warmup_steps=1),
-               checkpoint_every=3)
+               checkpoint_every=3, pipeline=pipeline)
     reference = train(cfg, tmp_path / "straight")
 
     calls = {"n": 0}
@@ -253,3 +254,14 @@ def test_a_sample_seeded_on_the_cpu_alone_is_augmented_as_with_every_generator_s
         cpu = transform(image)
         assert torch.equal(everything, cpu)
     assert not torch.equal(cpu, transform(image))  # and the augmentation does draw: the next image differs
+
+
+def test_the_pipeline_is_memory_for_small_images_and_recorded(tmp_path):
+    metrics = train(tiny(), tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["pipeline"] == "memory"
+    assert TrainConfig(pipeline="auto").resolve(input_size=224, image_size=500).pipeline == "loader"
+    # both pipelines run timm's transforms: a model trained either way reaches about the same accuracy
+    loader = train(tiny(pipeline="loader"), tmp_path / "loader")
+    assert abs(metrics["top1"] - loader["top1"]) < 15
+    with pytest.raises(UserError, match="--pipeline must be one of"):
+        tiny(pipeline="gpu").resolve()

@@ -51,7 +51,10 @@ def train(parser: argparse.ArgumentParser):
     _stage_args(parser, "synthetic", "synthetic")
     env = parser.add_argument_group("environment")
     add_data_args(env)
-    env.add_argument("--num-workers", type=non_negative_int)
+    env.add_argument("--num-workers", type=non_negative_int, help="data loader processes (the loader pipeline)")
+    env.add_argument("--pipeline", choices=["auto", "memory", "loader"], default="auto",
+                     help="input pipeline: memory (images decoded once, augmented as batches), loader (PIL per image "
+                          "in worker processes); auto: memory in the embedded profile, loader in the full one")
     env.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
     env.add_argument("--checkpoint-every", type=positive_int, help="steps between checkpoints")
     env.add_argument("--report-to", default="auto",

@@ -2,7 +2,9 @@
 
 In: pixels in memory, image files, or a torchvision dataset. Out: `ImageSet`s whose items are
 (RGB PIL image, class index) -- or a transformed tensor when `transform` is set -- bundled with
-the class names and the phrases that prompts use for them.
+the class names and the phrases that prompts use for them. `ImageSet.decoded()` holds a set's pixels
+in memory as uint8 tensors (decoded once per process), for the training and evaluation pipeline that
+works on whole batches (`training.augment`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,56 @@ from synthbridge.errors import UserError
 
 log = logging.getLogger(__name__)
 
+MEMORY_LIMIT_BYTES = 4 * 2**30  # the most decoded pixels one set may hold in memory
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An ImageSet's pixels in memory: uint8 (n, 3, h, w) tensors, one per image size, and where item i is
+    (`groups[group[i]][row[i]]`). Selecting items copies no pixels."""
+
+    groups: tuple[torch.Tensor, ...]
+    group: np.ndarray  # (N,) int
+    row: np.ndarray  # (N,) int
+
+    def __len__(self) -> int:
+        return len(self.group)
+
+    def select(self, indices: Sequence[int]) -> Decoded:
+        indices = np.asarray(indices, dtype=np.int64)
+        return Decoded(self.groups, self.group[indices], self.row[indices])
+
+    @property
+    def max_side(self) -> int:
+        return max(max(g.shape[-2:]) for g in self.groups)
+
+    @staticmethod
+    def concat(parts: Sequence[Decoded]) -> Decoded:
+        groups, group, row = [], [], []
+        for part in parts:
+            group.append(part.group + len(groups))
+            row.append(part.row)
+            groups.extend(part.groups)
+        return Decoded(tuple(groups), np.concatenate(group), np.concatenate(row))
+
+    @staticmethod
+    def stack(arrays: Sequence[np.ndarray], what: str) -> Decoded:
+        """From (h, w, 3) uint8 arrays, grouped by size."""
+        by_size: dict[tuple[int, int], list[int]] = {}
+        total = 0
+        for i, array in enumerate(arrays):
+            by_size.setdefault(array.shape[:2], []).append(i)
+            total += array.nbytes
+            if total > MEMORY_LIMIT_BYTES:
+                raise UserError(f"{what} is too large to hold in memory (over {MEMORY_LIMIT_BYTES / 2**30:.0f} GiB "
+                                f"decoded); train with --pipeline loader")
+        group, row = np.zeros(len(arrays), dtype=np.int64), np.zeros(len(arrays), dtype=np.int64)
+        groups = []
+        for g, members in enumerate(by_size.values()):
+            groups.append(torch.from_numpy(np.stack([arrays[i] for i in members])).permute(0, 3, 1, 2).contiguous())
+            group[members], row[members] = g, np.arange(len(members))
+        return Decoded(tuple(groups), group, row)
+
 
 class ImageSet(torch.utils.data.Dataset):
     """Base: subclasses implement `load(i) -> PIL image` and set `targets` (one class index per item)."""
@@ -36,11 +88,29 @@ class ImageSet(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.targets)
 
+    def item(self, index: int) -> tuple[Image.Image, int]:
+        """(RGB image, class index), without the transform."""
+        return self.load(index).convert("RGB"), self.targets[index]
+
     def __getitem__(self, index: int):
-        image = self.load(index).convert("RGB")
+        image, label = self.item(index)
         if self.transform is not None:
             image = self.transform(image)
-        return image, self.targets[index]
+        return image, label
+
+    def decoded(self) -> Decoded:
+        """Every image as uint8 pixels in memory, decoded on the first call and kept with the set. Labels are
+        `decoded_targets()` (a file that cannot be read is replaced by the next readable one, as in loading)."""
+        if getattr(self, "_decoded", None) is None:
+            self._decoded = self._decode()
+        return self._decoded
+
+    def decoded_targets(self) -> list[int]:
+        return self.targets
+
+    def _decode(self) -> Decoded:
+        arrays = [np.asarray(self.item(i)[0]) for i in range(len(self))]
+        return Decoded.stack(arrays, f"a set of {len(self)} images")
 
     def subset(self, indices: Sequence[int]) -> SubsetImages:
         return SubsetImages(self, indices)
@@ -57,6 +127,11 @@ class ArrayImages(ImageSet):
 
     def load(self, index: int) -> Image.Image:
         return Image.fromarray(self.pixels[index])
+
+    def _decode(self) -> Decoded:
+        pixels = self.pixels if self.pixels.ndim == 4 else np.repeat(self.pixels[..., None], 3, axis=-1)
+        group = torch.from_numpy(np.array(pixels)).permute(0, 3, 1, 2).contiguous()  # a copy: the tensor owns it
+        return Decoded((group,), np.zeros(len(pixels), dtype=np.int64), np.arange(len(pixels)))
 
 
 class FileImages(ImageSet):
@@ -85,12 +160,14 @@ class FileImages(ImageSet):
                               f"{len(self.unreadable)} skipped so far")
         raise UserError("no readable image in this dataset; check the files")
 
-    def __getitem__(self, index: int):
+    def item(self, index: int) -> tuple[Image.Image, int]:
         image = self.load(index)
-        if self.transform is not None:
-            image = self.transform(image)
         # The label follows the image actually returned (it may be a replacement for a bad file).
         return image, self.targets[index] if index not in self.unreadable else self._replacement_label(index)
+
+    def decoded_targets(self) -> list[int]:
+        self.decoded()  # finds the unreadable files
+        return [self.targets[i] if i not in self.unreadable else self._replacement_label(i) for i in range(len(self))]
 
     def _replacement_label(self, index: int) -> int:
         for offset in range(len(self.paths)):
@@ -124,6 +201,16 @@ class SubsetImages(ImageSet):
     def load(self, index: int) -> Image.Image:
         return self.base.load(self.indices[index])
 
+    def item(self, index: int) -> tuple[Image.Image, int]:
+        return self.base.item(self.indices[index])
+
+    def decoded_targets(self) -> list[int]:
+        targets = self.base.decoded_targets()
+        return [targets[i] for i in self.indices]
+
+    def _decode(self) -> Decoded:
+        return self.base.decoded().select(self.indices)
+
 
 class ConcatImages(ImageSet):
     """Several ImageSets with the same classes, one after another (naive mixing pools them)."""
@@ -137,6 +224,16 @@ class ConcatImages(ImageSet):
     def load(self, index: int) -> Image.Image:
         part = int(np.searchsorted(self.offsets, index, side="right") - 1)
         return self.parts[part].load(index - int(self.offsets[part]))
+
+    def item(self, index: int) -> tuple[Image.Image, int]:
+        part = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        return self.parts[part].item(index - int(self.offsets[part]))
+
+    def decoded_targets(self) -> list[int]:
+        return [t for p in self.parts for t in p.decoded_targets()]
+
+    def _decode(self) -> Decoded:
+        return Decoded.concat([p.decoded() for p in self.parts])
 
 
 @dataclass

@@ -16,6 +16,7 @@ from synthbridge.errors import UserError, reject_unknown_keys
 from synthbridge.profiles import choose_profile
 
 AUGMENTS = ("none", "light", "timm")
+PIPELINES = ("auto", "memory", "loader")
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,14 @@ class TrainConfig:
     download: bool = False  # let torchvision download a missing dataset
     profile: str | None = None  # defaults profile: embedded or full; None: chosen from the input and image sizes
     num_workers: int | None = None  # data loader processes; None: 0 in the embedded profile, 4 otherwise
+    pipeline: str = "auto"  # input pipeline: memory (decoded images, batched augmentation), loader (PIL per image,
+    # DataLoader workers); auto: memory in the embedded profile, loader in the full one
     mixed_precision: str = "no"  # "no", "fp16", "bf16" (through accelerate)
     report_to: str = "auto"  # trackers through accelerate: auto (TensorBoard if installed), none, tensorboard, wandb, mlflow
     lr_scale: str = "none"  # scale each stage's lr with its global batch size: none, linear, sqrt (timm's --lr-base rule)
     lr_base_size: int = 256  # the batch size the given lr is meant for, when lr_scale is not none
     eval_batch_size: int = 256
+    evaluate_stages: bool = True  # also measure each intermediate stage's own top-1 (bridged: the stage-1 model)
     checkpoint_every: int | None = None  # steps between checkpoints; None: every epoch, at least 25 steps apart
 
     def resolve(self, *, input_size: int | None = None, image_size: int | None = None) -> TrainConfig:
@@ -92,7 +96,9 @@ class TrainConfig:
             power = 1.0 if self.lr_scale == "linear" else 0.5
             scaled = lambda stage: replace(stage, lr=stage.lr * (stage.batch_size / self.lr_base_size) ** power)
             real, synthetic_stage = scaled(real), scaled(synthetic_stage)
-        resolved = replace(self, real=real, synthetic_stage=synthetic_stage, num_workers=workers, profile=profile)
+        pipeline = self.pipeline if self.pipeline != "auto" else ("memory" if profile == "embedded" else "loader")
+        resolved = replace(self, real=real, synthetic_stage=synthetic_stage, num_workers=workers, profile=profile,
+                           pipeline=pipeline)
         resolved.check()
         return resolved
 
@@ -120,6 +126,8 @@ class TrainConfig:
             raise UserError(f"--synthetic-per-class must be a whole number > 0, got {self.synthetic_per_class}")
         if self.real_fraction is not None and not 0 < self.real_fraction < 1:
             raise UserError(f"--real-fraction must be between 0 and 1 (exclusive), got {self.real_fraction}")
+        if self.pipeline not in PIPELINES:
+            raise UserError(f"--pipeline must be one of {', '.join(PIPELINES)}, got {self.pipeline!r}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise UserError(f"--mixed-precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if self.lr_scale not in ("none", "linear", "sqrt"):

@@ -29,20 +29,23 @@ from tqdm.auto import tqdm
 from synthbridge.data import ImageSet
 from synthbridge.io import atomic_path
 from synthbridge.seeding import derive_seed, seed_cpu, seed_everything
+from synthbridge.training.augment import AUGMENTS, BatchTransform, EvalInMemory, eval_tensor
 from synthbridge.training.config import StageConfig
 
 # 1. data: transforms and a deterministic stream of batches -------------------------------------------------
 
 def make_transform(data_config: dict, augment: str, train: bool):
-    """timm's transforms for the model's input config; 'light' keeps digits upright and unflipped."""
+    """timm's transforms (on PIL images) for the model's input config; 'light' keeps digits upright and unflipped."""
     common = dict(input_size=data_config["input_size"], interpolation=data_config["interpolation"],
-                  mean=data_config["mean"], std=data_config["std"], crop_pct=data_config.get("crop_pct"))
+                  mean=data_config["mean"], std=data_config["std"])
     if not train or augment == "none":
-        return create_transform(is_training=False, **common)
-    if augment == "light":
-        return create_transform(is_training=True, scale=(0.7, 1.0), ratio=(0.85, 1.18), hflip=0.0,
-                                color_jitter=0.2, **{k: v for k, v in common.items() if k != "crop_pct"})
-    return create_transform(is_training=True, **{k: v for k, v in common.items() if k != "crop_pct"})
+        return create_transform(is_training=False, crop_pct=data_config.get("crop_pct"), **common)
+    return create_transform(is_training=True, **AUGMENTS[augment], **common)
+
+
+def make_eval(data_config: dict, pipeline: str):
+    """The evaluation transform of a pipeline: timm's eval transform per image (loader) or on the whole set (memory)."""
+    return EvalInMemory(data_config) if pipeline == "memory" else make_transform(data_config, "none", train=False)
 
 
 class SeededImages(torch.utils.data.Dataset):
@@ -99,6 +102,32 @@ class StepBatches(torch.utils.data.Sampler):
         return self.total - self.start
 
 
+class MemoryBatches:
+    """The `memory` pipeline's batches: the keys' images cut from the decoded sets, augmented as a batch."""
+
+    def __init__(self, sources: Sequence[ImageSet], data_config: dict, augment: str, device: torch.device):
+        self.decoded = [s.decoded() for s in sources]
+        self.targets = [torch.tensor(s.decoded_targets()) for s in sources]
+        self.fixed = [eval_tensor(s, data_config) for s in sources] if augment == "none" else None
+        self.transform = None if augment == "none" else BatchTransform.for_model(data_config, augment)
+        self.shape, self.device = tuple(data_config["input_size"]), device
+
+    def __call__(self, keys: Sequence[tuple[int, int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.empty((len(keys), *self.shape), device=self.device)
+        targets = torch.empty(len(keys), dtype=torch.long)
+        for source in {k[0] for k in keys}:
+            positions = [p for p, k in enumerate(keys) if k[0] == source]
+            items = [keys[p][1] for p in positions]
+            where = torch.tensor(positions)
+            if self.fixed is not None:
+                images[where.to(self.device)] = self.fixed[source][items].to(self.device)
+            else:
+                images[where.to(self.device)] = self.transform(self.decoded[source], items,
+                                                               [keys[p][2] for p in positions], self.device)
+            targets[where] = self.targets[source][items]
+        return images, targets.to(self.device)
+
+
 # 2. one stage ---------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -120,8 +149,12 @@ def stage_length(stage: StageConfig, num_images: int) -> int:
 
 def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: Sequence[int], num_classes: int,
                 stage: StageConfig, name: str, seed: int, accelerator: Accelerator, data_config: dict,
-                checkpoint_path: Path, checkpoint_every: int | None, num_workers: int) -> StageResult:
-    """Fine-tune `model` on `sources` for one stage; resumes from `checkpoint_path` if it exists."""
+                checkpoint_path: Path, checkpoint_every: int | None, num_workers: int,
+                pipeline: str = "loader") -> StageResult:
+    """Fine-tune `model` on `sources` for one stage; resumes from `checkpoint_path` if it exists.
+
+    `pipeline`: `loader` (timm's transforms per PIL image, in `num_workers` DataLoader processes) or `memory`
+    (the decoded images in memory, augmented as batches: `training.augment`)."""
     # a. optimizer and schedule: AdamW with cosine decay, both from timm
     num_images = sum(len(s) for s in sources)
     total = stage_length(stage, num_images)
@@ -142,13 +175,18 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
         start = int(state["step"])
 
     # c. data: every item is an (index, seed) key, so the stream restarts exactly at `start`
-    transform = make_transform(data_config, stage.augment, train=True)
-    for source in sources:
-        source.transform = transform
     sampler = StepBatches([len(s) for s in sources], per_batch, seed, name, start, total,
                           accelerator.process_index, accelerator.num_processes)
-    loader = torch.utils.data.DataLoader(SeededImages(sources), batch_sampler=sampler, num_workers=num_workers,
-                                         persistent_workers=False)
+    if pipeline == "memory":
+        batches = MemoryBatches(sources, data_config, stage.augment, accelerator.device)
+        loader = (batches(keys) for keys in sampler)
+    else:
+        transform = make_transform(data_config, stage.augment, train=True)
+        for source in sources:
+            source.transform = transform
+        loader = torch.utils.data.DataLoader(SeededImages(sources), batch_sampler=sampler, num_workers=num_workers,
+                                             persistent_workers=False)
+    reseed = seed_cpu if accelerator.device.type == "cpu" else seed_everything  # mixup's draws and dropout
     mixup = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=stage.label_smoothing,
                   num_classes=num_classes) if stage.mixup else None
     criterion = SoftTargetCrossEntropy() if mixup else torch.nn.CrossEntropyLoss(label_smoothing=stage.label_smoothing)
@@ -161,7 +199,7 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
     for step, (images, targets) in enumerate(loader, start=start):
         scheduler.step_update(step)
         images, targets = images.to(accelerator.device), targets.to(accelerator.device)
-        seed_everything(derive_seed(seed, name, "step", step))  # mixup draws and dropout
+        reseed(derive_seed(seed, name, "step", step))
         if mixup is not None and len(images) % 2 == 0 and len(images) > 1:
             images, targets = mixup(images, targets)
         elif mixup is not None:  # an odd local batch: soft one-hot targets without mixing

@@ -59,8 +59,8 @@ def stage_key(cfg: TrainConfig, stage: Stage, bundle: DatasetBundle, num_process
         "stage": stage.name, "config": asdict(stage.config), "seed": cfg.seed, "model": cfg.model,
         "pretrained": cfg.pretrained, "checkpoint": file_sha256(Path(cfg.checkpoint)) if cfg.checkpoint else None,
         "classes": list(bundle.classes), "synthetic": str(folder), "images": _images_identity(images),
-        "test": {"dataset": bundle.name, "images": len(bundle.test)},  # its own top-1 is measured on this split
-        "mixed_precision": cfg.mixed_precision, "num_processes": num_processes,
+        "test": {"dataset": bundle.name, "images": len(bundle.test), "evaluated": cfg.evaluate_stages},  # its own top-1
+        "mixed_precision": cfg.mixed_precision, "pipeline": cfg.pipeline, "num_processes": num_processes,
         "versions": {"torch": torch.__version__, "timm": timm.__version__},
     }
     key = hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:16]

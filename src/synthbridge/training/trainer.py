@@ -28,7 +28,7 @@ from synthbridge.io import atomic_path, environment, read_json, write_json
 from synthbridge.models import create_model, data_config, input_size
 from synthbridge.seeding import derive_seed
 from synthbridge.training.config import TrainConfig
-from synthbridge.training.loop import make_transform, train_stage
+from synthbridge.training.loop import make_eval, train_stage
 from synthbridge.training.stage_cache import StageCache, shareable, stage_key
 from synthbridge.training.strategies import STRATEGIES
 from synthbridge.training.trackers import make_accelerator
@@ -70,11 +70,12 @@ def _prepare_run_dir(out: Path, record: dict, resume: bool, overwrite: bool) -> 
 
 def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
           bundle: DatasetBundle | None = None, accelerator: Accelerator | None = None,
-          stage_cache: str | Path | None = None) -> dict:
+          stage_cache: str | Path | None = None, cache: bool = False) -> dict:
     """Train with `cfg.strategy`, evaluate on the test split, write RUN_DIR; returns the metrics.
 
     `stage_cache`: a folder of finished first stages shared between runs (`training.stage_cache`): a bridged
-    run whose synthetic stage is there loads it instead of training it, and records `reused_from`."""
+    run whose synthetic stage is there loads it instead of training it, and records `reused_from`.
+    `cache`: keep the datasets and synthetic sets loaded (and decoded) for later runs in this process."""
     out = Path(out)
     began = time.perf_counter()
     strategy = STRATEGIES.get(cfg.strategy)  # an unknown strategy, or one without its images, fails before any work
@@ -82,11 +83,12 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
 
     # 1. data: the real split (few-shot if asked) and, for strategies that use them, the synthetic images
     if bundle is None:
-        bundle = load_dataset(cfg.dataset, data_root=cfg.data_root, download=cfg.download, shots=cfg.shots, seed=cfg.seed)
+        bundle = load_dataset(cfg.dataset, data_root=cfg.data_root, download=cfg.download, shots=cfg.shots, seed=cfg.seed,
+                              cached=cache)
     cfg = cfg.resolve(input_size=input_size(cfg.model), image_size=bundle.image_size)
     synthetic_images = None
     if strategy.needs_synthetic:
-        synthetic_images = load_synthetic(cfg.synthetic, bundle.classes)
+        synthetic_images = load_synthetic(cfg.synthetic, bundle.classes, cached=cache)
         if cfg.synthetic_per_class is not None:
             synthetic_images = per_class_subset(synthetic_images, cfg.synthetic_per_class, bundle.classes)
 
@@ -103,7 +105,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = create_model(cfg.model, bundle.num_classes, pretrained=cfg.pretrained, checkpoint=cfg.checkpoint)
     model_data = data_config(model)
-    eval_transform = make_transform(model_data, "none", train=False)
+    eval_transform = make_eval(model_data, cfg.pipeline)
     model = accelerator.prepare_model(model)
 
     # 4. stages of the strategy (a first stage another run already trained the same way is loaded, not trained)
@@ -167,7 +169,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
 def _run_stage(cfg: TrainConfig, stage, model, unwrapped, bundle: DatasetBundle, accelerator: Accelerator,
                model_data: dict, eval_transform, out: Path, last: bool):
     """Train one stage (re-initialising the head first if it asks); returns the model and the stage's record,
-    with the intermediate model's own top-1 on the real test split for every stage but the last."""
+    with the intermediate model's own top-1 on the real test split for every stage but the last (if
+    `cfg.evaluate_stages`)."""
     if stage.reinit_head_before:
         torch.manual_seed(derive_seed(cfg.seed, stage.name, "head"))
         unwrapped.reset_classifier(bundle.num_classes)
@@ -176,9 +179,9 @@ def _run_stage(cfg: TrainConfig, stage, model, unwrapped, bundle: DatasetBundle,
             model = accelerator.prepare_model(unwrapped)
     result = train_stage(model, stage.sources, stage.per_batch, bundle.num_classes, stage.config, stage.name,
                          cfg.seed, accelerator, model_data, out / "checkpoints" / f"{stage.name}.pt",
-                         cfg.checkpoint_every, cfg.num_workers)
+                         cfg.checkpoint_every, cfg.num_workers, cfg.pipeline)
     stage_record = asdict(result)
-    if not last:  # how well the intermediate model already does on the real test set
+    if not last and cfg.evaluate_stages:  # how well the intermediate model already does on the real test set
         stage_metrics = evaluate(model, bundle.test, eval_transform, bundle.classes, accelerator,
                                  cfg.eval_batch_size, cfg.num_workers)
         stage_record["top1"] = stage_metrics["top1"]
