@@ -7,6 +7,8 @@ renamed into place, so a crash never leaves a truncated file behind.
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import hashlib
 import json
 import os
@@ -140,7 +142,12 @@ def git_revision() -> str | None:
 
 
 def environment() -> dict:
-    """Versions and machine facts recorded next to every result."""
+    """Versions and machine facts recorded next to every result (gathered once per process)."""
+    return copy.deepcopy(_environment())
+
+
+@functools.cache
+def _environment() -> dict:
     versions = {"python": sys.version.split()[0]}
     for module in ("synthbridge", "torch", "torchvision", "timm", "diffusers", "transformers", "accelerate",
                    "safetensors", "numpy"):

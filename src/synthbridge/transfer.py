@@ -21,7 +21,7 @@ from synthbridge.training.loop import make_transform
 def pretrained_leep(dataset: str, model: str, data_root=None) -> float | None:
     """LEEP of the pretrained model with its source head (its pretrained classes: ImageNet-1k for timm's
     ImageNet weights, the 88 glyph classes of the embedded backbones)."""
-    bundle = load_dataset(dataset, data_root=data_root)
+    bundle = load_dataset(dataset, data_root=data_root, cached=True)
     network = create_model(model, source_classes(model), pretrained=True)
     transform = make_transform(data_config(network), "none", train=False)
     return round(leep_of_model(network, bundle.train, transform, bundle.num_classes, Accelerator()), 4)
@@ -32,7 +32,7 @@ def stage_leep(run_dir: str | Path, cfg) -> float | None:
     weights = Path(run_dir) / "stages" / "synthetic" / "model.safetensors"
     if not weights.exists():
         return None
-    bundle = load_dataset(cfg.dataset, data_root=cfg.data_root)
+    bundle = load_dataset(cfg.dataset, data_root=cfg.data_root, cached=True)
     network = create_model(cfg.model, bundle.num_classes, checkpoint=weights)
     transform = make_transform(data_config(network), "none", train=False)
     return round(leep_of_model(network, bundle.train, transform, bundle.num_classes, Accelerator()), 4)

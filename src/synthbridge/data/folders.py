@@ -8,6 +8,7 @@ the real dataset by name, never by position.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -89,8 +90,24 @@ def load_imagefolder(path: str | Path) -> DatasetBundle:
     )
 
 
-def load_synthetic(path: str | Path, classes: Sequence[str]) -> FileImages:
-    """A synthetic image folder as an ImageSet labelled with the real dataset's class indices."""
+def load_synthetic(path: str | Path, classes: Sequence[str], cached: bool = False) -> FileImages:
+    """A synthetic image folder as an ImageSet labelled with the real dataset's class indices.
+
+    `cached`: keep it (and the pixels it decodes) for the rest of the process while its manifest is unchanged."""
+    if cached:
+        root = Path(path).resolve()
+        manifest = root / MANIFEST
+        stamp = (manifest.stat().st_mtime_ns, manifest.stat().st_size) if manifest.is_file() else None
+        return _cached_synthetic(root, tuple(classes), stamp)
+    return _load_synthetic(path, classes)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_synthetic(root: Path, classes: tuple[str, ...], stamp) -> FileImages:
+    return _load_synthetic(root, classes)
+
+
+def _load_synthetic(path: str | Path, classes: Sequence[str]) -> FileImages:
     root = Path(path)
     if not root.is_dir():
         raise UserError(f"synthetic folder {str(root)!r} does not exist; make one with `synthbridge generate` "

@@ -82,9 +82,9 @@ def train_cell(cfg: ExperimentConfig, exp_dir: Path, cell: Cell, synthetic_dir: 
     resume = (run_dir / "config.json").exists()
     stage_cache = exp_dir / STAGE_CACHE
     try:
-        metrics = train(train_cfg, run_dir, resume=resume, stage_cache=stage_cache)
+        metrics = train(train_cfg, run_dir, resume=resume, stage_cache=stage_cache, cache=True)
     except RunMismatch:  # a run folder left by another version of this cell: start it again
-        metrics = train(train_cfg, run_dir, overwrite=True, stage_cache=stage_cache)
+        metrics = train(train_cfg, run_dir, overwrite=True, stage_cache=stage_cache, cache=True)
     return {"cell": cell.id, "key": asdict(cell), "arm_label": arm.label, "run_dir": f"runs/{cell.id}",
             "metrics": {k: metrics[k] for k in ("top1", "num_test", "per_class", "stages", "seconds",
                                                 "num_train_real", "num_train_synthetic")},
