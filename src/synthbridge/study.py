@@ -24,7 +24,14 @@ from tqdm.auto import tqdm
 
 from synthbridge.experiments.cells import Cell, plan_cells, share
 from synthbridge.experiments.config import ExperimentConfig
-from synthbridge.experiments.runner import cell_leep, open_experiment, sets_needed, train_cell, unfinished
+from synthbridge.experiments.runner import (
+    SetNeed,
+    cell_leep,
+    open_experiment,
+    sets_needed,
+    train_cell,
+    unfinished,
+)
 from synthbridge.experiments.sets import analyse_set, ensure_style, ensure_synthetic
 from synthbridge.experiments.store import append_result
 
@@ -38,10 +45,13 @@ def prepare_sets(cfg: ExperimentConfig, exp_dir: str | Path, cells: list[Cell] |
     return make_sets(cfg, exp_dir, grid, grid if cells is None else cells)
 
 
-def make_sets(cfg: ExperimentConfig, exp_dir: Path, grid: list[Cell], cells: list[Cell]) -> dict[tuple[str, bool], Path]:
-    """Steps 1-3 for the sets `cells` read, each at the largest volume of the whole `grid`."""
+def make_sets(cfg: ExperimentConfig, exp_dir: Path, grid: list[Cell], cells: list[Cell],
+              worker: tuple[int, int] | None = None) -> dict[tuple[str, bool], Path]:
+    """Steps 1-3 for the sets `cells` read, each at the largest volume of the whole `grid`. `worker` (i, n): this
+    process is one of n making the sets together; it starts with its own share (`set_order`)."""
     sets = {}
-    for need in sets_needed(grid, cells):
+    needs = sets_needed(grid, cells)
+    for need in set_order(cfg, needs, *worker) if worker else needs:
         style_dir = ensure_style(cfg, exp_dir, need.dataset) if need.style else None  # 1.
         folder = ensure_synthetic(cfg, exp_dir, need.dataset, style_dir, need.per_class)  # 2.
         if cfg.analysis:
@@ -50,9 +60,26 @@ def make_sets(cfg: ExperimentConfig, exp_dir: Path, grid: list[Cell], cells: lis
     return sets
 
 
+def set_order(cfg: ExperimentConfig, needs: list[SetNeed], index: int, count: int) -> list[SetNeed]:
+    """The order in which worker `index` of `count` makes the sets: its own share first (the sets dealt out by
+    estimated cost, largest first, each to the least loaded worker), then the others' (each set is made under
+    a lock, so a set another worker is making is waited for, then found finished)."""
+    # in images per class; an inversion step costs about 0.4 of one on the embedded generator
+    cost = lambda need: need.per_class + (0.4 * cfg.inversion.get("steps", 0) if need.style else 0)
+    loads, mine = [0.0] * count, []
+    for need in sorted(needs, key=cost, reverse=True):
+        worker = loads.index(min(loads))
+        loads[worker] += cost(need)
+        if worker == index:
+            mine.append(need)
+    return mine + [need for need in needs if need not in mine]
+
+
 def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tuple[int, int] | None = None,
-                   show_progress: bool = True) -> dict:
-    """Run (or finish) every cell of the grid that belongs to this worker; returns counts and seconds."""
+                   show_progress: bool = True, sets_only: bool = False) -> dict:
+    """Run (or finish) every cell of the grid that belongs to this worker; returns counts and seconds.
+    `sets_only`: make the whole grid's shared sets (steps 1-3, with `cell_slice` as this worker's place among
+    the workers making them) and train nothing."""
     from synthbridge.experiments.arms import ARMS
 
     exp_dir = Path(exp_dir)
@@ -64,6 +91,9 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tu
     todo = unfinished(exp_dir, mine)
 
     # 1-3. per dataset: style inversion, generation, gap (each made once, whoever needs it first)
+    if sets_only:
+        make_sets(cfg, exp_dir, cells, cells, worker=cell_slice)
+        return {"cells": len(cells), "mine": len(mine), "ran": 0, "seconds": round(time.perf_counter() - began, 1)}
     sets = make_sets(cfg, exp_dir, cells, todo)
 
     # 4-6. per cell: train, LEEP, store
@@ -82,9 +112,9 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tu
 
 
 def run_study(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tuple[int, int] | None = None,
-              report: bool = True, show_progress: bool = True) -> dict:
+              report: bool = True, show_progress: bool = True, sets_only: bool = False) -> dict:
     """Steps 0-7: the grid, then (if `report`) its report. Returns run_experiment's counts, plus the report."""
-    summary = run_experiment(cfg, exp_dir, cell_slice=cell_slice, show_progress=show_progress)
+    summary = run_experiment(cfg, exp_dir, cell_slice=cell_slice, show_progress=show_progress, sets_only=sets_only)
     if report:
         from synthbridge.reporting import build_report
 

@@ -93,7 +93,19 @@ def test_two_concurrent_workers_fill_one_store(tmp_path, monkeypatch):
     run_workers(config, tmp_path / "exp", 2, total=len(plan_cells(tiny_config())))
     lines = [json.loads(l)["cell"] for l in (tmp_path / "exp" / "results.jsonl").read_text().splitlines()]
     assert sorted(lines) == sorted(c.id for c in plan_cells(tiny_config()))
-    assert sorted(p.name for p in (tmp_path / "exp" / "logs").iterdir()) == ["worker-0.log", "worker-1.log"]
+    assert sorted(p.name for p in (tmp_path / "exp" / "logs").iterdir()) == ["cells-worker-0.log", "cells-worker-1.log"]
+
+
+def test_workers_making_the_sets_start_with_their_own_share():
+    from synthbridge.experiments.runner import SetNeed
+    from synthbridge.study import set_order
+
+    cfg = tiny_config(inversion={"steps": 400})
+    needs = [SetNeed("a", False, 500), SetNeed("a", True, 100), SetNeed("b", False, 100), SetNeed("b", True, 100)]
+    first, second = set_order(cfg, needs, 0, 2), set_order(cfg, needs, 1, 2)
+    assert sorted(first, key=needs.index) == sorted(second, key=needs.index) == needs  # each worker visits every set
+    # largest first, each to the least loaded: the 500-image set alone, against both style sets and the small one
+    assert first[:2] == [needs[0], needs[2]] and second[:2] == [needs[1], needs[3]]
 
 
 def test_a_failed_worker_is_a_one_line_error_naming_its_log(tmp_path):

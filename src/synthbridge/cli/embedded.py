@@ -150,10 +150,11 @@ def demo(parser: argparse.ArgumentParser):
                         help="training processes, one torch thread each (default: one per core, at most 4)")
 
     def run(args: argparse.Namespace) -> int:
-        from synthbridge.embedded.demo import format_table, run_demo
+        from synthbridge.embedded.demo import format_phases, format_table, run_demo
 
         report = run_demo(args.out, quick=args.quick, workers=args.workers)
         print(format_table(report))
+        print(format_phases(report["phases"]))
         print(f"wall time {report['seconds']:.0f}s ({report['workers']} workers); report: {report['report']}")
         return 0
 

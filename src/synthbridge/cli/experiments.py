@@ -18,6 +18,9 @@ def run(parser: argparse.ArgumentParser):
                         help="i/n: run worker i's share of n, the grid split evenly by estimated cost "
                              "(SLURM array tasks, demo workers)")
     parser.add_argument("--report", action="store_true", help="write the report when the grid is done")
+    parser.add_argument("--sets-only", action="store_true",
+                        help="only make the grid's shared sets (style tokens, synthetic sets, gap measures); with "
+                             "--cell i/n, n processes share that work")
 
     def handle(args: argparse.Namespace) -> int:
         from synthbridge.errors import UserError
@@ -28,7 +31,11 @@ def run(parser: argparse.ArgumentParser):
             return _print_plan(ExperimentConfig.from_yaml(args.config))
         if not args.out:
             raise UserError("run needs --out EXP_DIR (or --plan to only look at the grid)")
-        summary = run_study(ExperimentConfig.from_yaml(args.config), args.out, cell_slice=args.cell, report=args.report)
+        summary = run_study(ExperimentConfig.from_yaml(args.config), args.out, cell_slice=args.cell, report=args.report,
+                            sets_only=args.sets_only)
+        if args.sets_only:
+            print(f"sets made in {summary['seconds']:.0f}s -> {args.out}")
+            return 0
         print(f"{summary['ran']} cells run, {summary['mine'] - summary['ran']} already done "
               f"({summary['mine']} of {summary['cells']} in this worker) in {summary['seconds']:.0f}s -> {args.out}")
         if args.report:

@@ -1,10 +1,11 @@
 """`synthbridge demo`: the embedded study end to end, as one command.
 
 Steps (each one a call into `synthbridge.study`): load the preset grid (`embedded`, or `embedded-quick`
-with --quick, shipped in synthbridge/configs/) -> `prepare_sets` (style inversion, generation and gap
-measures, using every core) -> the training cells (`run_experiment`; with several workers, one
-`synthbridge run --cell i/n` process each, one torch thread each, sharing the results store) ->
-`build_report` -> print the headline table and the report's path. Rerunning resumes.
+with --quick, shipped in synthbridge/configs/) -> the shared sets (style inversion, generation and gap
+measures: `synthbridge run --sets-only --cell i/n`, one process per core, each starting with its share)
+-> the training cells (`run_experiment`; with several workers, one `synthbridge run --cell i/n` process
+each, one torch thread each, sharing the results store) -> `build_report` -> print the headline table,
+the time of each phase and the report's path. Rerunning resumes.
 
 The cells are small models on small images, which one process cannot spread over several threads
 well: one single-thread process per core keeps every core busy.
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 
 from synthbridge.errors import UserError
 from synthbridge.experiments import ExperimentConfig, plan_cells, read_results
+from synthbridge.experiments.runner import open_experiment, sets_needed
 from synthbridge.reporting import build_report
 from synthbridge.study import prepare_sets, run_experiment
 
@@ -37,17 +39,26 @@ def run_demo(out: str | Path, quick: bool = False, workers: int | None = None) -
     config_path = "embedded-quick" if quick else "embedded"  # presets shipped as package data
     cfg = ExperimentConfig.from_yaml(config_path)
     workers = workers or default_workers()
+    phases = {}
     if workers == 1:
+        prepare_sets(cfg, out)
+        phases["sets"] = time.perf_counter() - began
         run_experiment(cfg, out)
     else:
-        prepare_sets(cfg, out)
+        open_experiment(cfg, Path(out))  # a folder holding another grid is refused before any process starts
+        run_workers(config_path, out, workers, total=len(sets_needed(plan_cells(cfg), plan_cells(cfg))),
+                    sets_only=True)
+        phases["sets"] = time.perf_counter() - began
         run_workers(config_path, out, workers, total=len(plan_cells(cfg)))
+    phases["cells"] = time.perf_counter() - began - phases["sets"]
     report = build_report(out)
-    return {**report, "seconds": time.perf_counter() - began, "workers": workers}
+    phases["report"] = time.perf_counter() - began - phases["sets"] - phases["cells"]
+    return {**report, "seconds": time.perf_counter() - began, "workers": workers, "phases": phases}
 
 
-def run_workers(config_path: str, out: str | Path, workers: int, total: int) -> None:
-    """Run the grid's cells in `workers` processes (`synthbridge run --cell i/n`), showing one progress bar.
+def run_workers(config_path: str, out: str | Path, workers: int, total: int, sets_only: bool = False) -> None:
+    """Run the grid's cells (or, `sets_only`, its shared sets) in `workers` processes (`synthbridge run --cell
+    i/n`), showing one progress bar.
 
     Each worker logs to OUT/logs/worker-i.log. A failed worker stops the others and raises with its log's path;
     rerunning resumes (finished cells are skipped, an interrupted one continues from its checkpoint).
@@ -55,18 +66,19 @@ def run_workers(config_path: str, out: str | Path, workers: int, total: int) -> 
     out = Path(out)
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    kind = "sets" if sets_only else "cells"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     procs: list[tuple[subprocess.Popen, Path]] = []
     try:
         for i in range(workers):
-            log = logs / f"worker-{i}.log"
+            log = logs / f"{kind}-worker-{i}.log"
             with open(log, "a") as handle:
                 cmd = [sys.executable, "-m", "synthbridge", "run", str(config_path), "--out", str(out),
-                       "--cell", f"{i}/{workers}"]
+                       "--cell", f"{i}/{workers}"] + (["--sets-only"] if sets_only else [])
                 procs.append((subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env), log))
-        done = lambda: len({r["cell"] for r in read_results(out)})  # noqa: E731
+        done = (lambda: sets_made(out)) if sets_only else (lambda: len({r["cell"] for r in read_results(out)}))
         failed: list[tuple[subprocess.Popen, Path]] = []
-        with tqdm(total=total, initial=done(), desc=f"cells ({workers} workers)", unit="cell") as bar:
+        with tqdm(total=total, initial=done(), desc=f"{kind} ({workers} workers)", unit=kind[:-1]) as bar:
             while not failed and any(p.poll() is None for p, _ in procs):
                 time.sleep(2)
                 bar.update(done() - bar.n)
@@ -84,6 +96,15 @@ def run_workers(config_path: str, out: str | Path, workers: int, total: int) -> 
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty log)"]
         raise UserError(f"a training worker failed (exit {p.returncode}): {tail[0]} -- see {log}; "
                         f"rerun the same command to resume")
+
+
+def sets_made(out: Path) -> int:
+    """Synthetic sets finished so far (their generation record is written last)."""
+    return len(list((out / "synthetic").glob("*/generation.json")))
+
+
+def format_phases(phases: dict) -> str:
+    return "time per phase: " + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in phases.items())
 
 
 def format_table(report: dict) -> str:
