@@ -108,6 +108,9 @@ def test_identical_set_is_close_and_a_shifted_set_is_far(mnist5k, tmp_path):
     assert result["kid_mean"] <= 0 < far["kid_mean"]
     assert abs(result["real_vs_synthetic_accuracy"] - 0.5) < 0.1
     assert far["fd"] > 1.0 and far["real_vs_synthetic_accuracy"] > 0.9
+    # per class: a classifier of the real images recognises copies of them, and fewer of the shifted ones
+    assert set(result["recognition"]["per_class"]) == set(mnist5k.classes)
+    assert result["recognition"]["overall"] > 95 and far["recognition"]["overall"] < result["recognition"]["overall"]
     written = json.loads((tmp_path / "gap.json").read_text())
     for key in ("fd", "kid_mean", "kid_std", "real_vs_synthetic_accuracy", "num_real", "num_synthetic", "model",
                 "seconds", "config", "environment"):

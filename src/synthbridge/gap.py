@@ -122,12 +122,14 @@ def measure_gap(config: GapConfig, *, bundle: DatasetBundle | None = None) -> di
                                         derive_seed(config.seed, "gap", "kid"))
     accuracy, accuracy_std, per_side = real_vs_synthetic_accuracy(real_features, synthetic_features, config.cv_folds,
                                                                   derive_seed(config.seed, "gap", "classifier"))
+    recognition = class_recognition(real_features, real.targets, synthetic_features, synthetic.targets, bundle.classes)
 
     # 6. record
     result = {
         "dataset": config.dataset, "synthetic": str(config.synthetic), "model": config.model,
         "fd": fd, "kid_mean": kid_mean, "kid_std": kid_std,
         "real_vs_synthetic_accuracy": accuracy, "real_vs_synthetic_accuracy_std": accuracy_std,
+        "recognition": recognition,
         "num_real": len(real), "num_synthetic": len(synthetic), "num_classifier_per_side": per_side,
         "feature_dim": int(real_features.shape[1]), "kid_subset_size": kid_size,
         "config": config.to_dict(), "seconds": time.perf_counter() - began, "environment": environment(),
@@ -183,6 +185,27 @@ def kernel_distance(real: torch.Tensor, synthetic: torch.Tensor, subsets: int, s
         torch.manual_seed(seed)
         mean, std = metric.compute()
     return float(mean), float(std)
+
+
+def class_recognition(real: torch.Tensor, real_labels, synthetic: torch.Tensor, synthetic_labels,
+                      classes) -> dict:
+    """How often a classifier of the real images (a logistic regression on their features) gives a synthetic image
+    the class it was generated for: {'overall': percent, 'per_class': {class: percent or None}}. A class whose
+    images the generator gets wrong is low here."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    real_labels, synthetic_labels = np.asarray(real_labels), np.asarray(synthetic_labels)
+    if len(set(real_labels.tolist())) < 2:
+        return {"overall": None, "per_class": {name: None for name in classes}}
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    probe.fit(real.double().numpy(), real_labels)
+    correct = probe.predict(synthetic.double().numpy()) == synthetic_labels
+    per_class = {name: (round(100.0 * float(correct[synthetic_labels == k].mean()), 2)
+                        if (synthetic_labels == k).any() else None) for k, name in enumerate(classes)}
+    return {"overall": round(100.0 * float(correct.mean()), 2), "per_class": per_class,
+            "classifier": "logistic regression on the real training images' features"}
 
 
 def real_vs_synthetic_accuracy(real: torch.Tensor, synthetic: torch.Tensor, folds: int,

@@ -3,7 +3,8 @@
 EXP_DIR/styles/<dataset>/          dataset style inversion, once per dataset
 EXP_DIR/synthetic/<dataset>[-dsi]/ synthetic sets, generated once at the largest volume any cell needs;
                                    smaller volumes use the first N images of each class (nested subsets)
-EXP_DIR/analysis/                  gap measures per synthetic set, LEEP of the pretrained backbones
+EXP_DIR/analysis/                  gap measures per synthetic set (gap-<set>.json) and its per-class recognition
+                                   by a classifier of the real images (fidelity-<set>.json), LEEP of the backbones
 
 Each is made under a file lock, so concurrent workers never make the same thing twice.
 """
@@ -64,6 +65,10 @@ def analyse_set(cfg: ExperimentConfig, exp_dir: Path, dataset: str, style: bool,
     from synthbridge.gap import GapConfig, measure_gap
 
     result = measure_gap(GapConfig(dataset=dataset, synthetic=str(synthetic_dir), data_root=cfg.data_root))
+    recognition = result["recognition"]  # per class: what the report's per-class effects sit beside
+    write_json(exp_dir / "analysis" / f"fidelity-{set_name(dataset, style)}.json",
+               {"dataset": dataset, "style": style, "per_class": recognition["per_class"],
+                "overall": recognition["overall"], "measured_by": recognition.get("classifier")})
     write_json(out, {"dataset": dataset, "style": style, "synthetic": str(synthetic_dir.relative_to(exp_dir)), **result})
 
 
