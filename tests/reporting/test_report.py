@@ -25,8 +25,10 @@ def _record(arm: str, shots: int, seed: int, top1: float, volume: int | None = N
             leep: dict | None = None) -> dict:
     key = {"dataset": "digits", "model": "mini_resnet", "arm": arm, "shots": shots, "seed": seed, "volume": volume,
            "synthetic_steps": steps}
+    spread = 8.0 if arm == "bridged" else 2.0  # per class: bridged gains on class 0 what it loses on class 1
     record = {"cell": f"{arm}-{shots}-{volume}-{steps}-{seed}", "key": key, "arm_label": arm,
-              "metrics": {"top1": top1, "num_test": 100, "seconds": {"real": 2.0, "evaluate": 0.5, "total": 2.5}}}
+              "metrics": {"top1": top1, "num_test": 100, "per_class": {"0": top1 + spread, "1": top1 - spread},
+                          "seconds": {"real": 2.0, "evaluate": 0.5, "total": 2.5}}}
     if leep is not None:
         record["leep"] = leep
     return record
@@ -72,17 +74,23 @@ def test_report_tables_and_findings(tmp_path):
     assert "| digits | mini_resnet | bridged++ | -1.5 | -1.150 |" in md.splitlines()  # LEEP
     assert "| mini_resnet | total | 2.5 | 48 |" in md.splitlines()  # time per stage
     assert result["findings"] == [
-        "Naive mixing is not reliably better than real only: HOLDS here (mixing was significantly better in 0 and "
-        "significantly worse in 0 of 2 settings; paired t-test over seeds, p < 0.05).",
-        "Bridged transfer beats real only: HOLDS here (significantly better in 2, significantly worse in 0 of 2 settings; "
-        "paired t-test over seeds, p < 0.05).",
-        "Gains keep growing with synthetic volume: HOLDS here (accuracy rises with volume up to the largest one, Spearman "
-        "rho > 0.5, and the largest volume beats the smallest, paired t-test over seeds, p < 0.05, in 2 of 2 settings)."]
+        "Naive mixing is not reliably better than real only: HOLDS here (naive mixing against real only: better in 0, "
+        "worse in 0, no difference in 2, unresolved in 0 of 2 settings; paired over seeds).",
+        "Bridged transfer beats real only: HOLDS here (bridged++ against real only: better in 2, worse in 0, "
+        "no difference in 0, unresolved in 0 of 2 settings; paired over seeds).",
+        "Gains keep growing with synthetic volume: HOLDS here (rising with volume to a peak at the largest, which beats "
+        "the smallest, in 2; the largest worse than or no different from the smallest in 0; unresolved in 0 of 2 "
+        "settings; paired over seeds)."]
     assert [line[2:] for line in md.splitlines() if line.startswith("- ") and "here (" in line] == result["findings"]
-    # figures go before the findings (no synthetic set here: the volume and shots plots only)
-    figures = md[md.index("## Figures"):md.index("## Findings")]
-    assert re.findall(r"^!\[(.*)\]\(figures/figure\d\.png\)$", figures, re.M) == [
-        "Accuracy against synthetic volume", "Gain over real only against shots"]
+    # the answer comes first: per setting, the best way found (bridged at 16 per class, +5 points) and its verdict
+    answer = md[md.index("## The answer"):md.index("## Findings")]
+    assert "| digits / mini_resnet / 2-shot | bridged++, 16 per class (of 5) | +5.00 ± 0.26 | 4 | **better**: use it |" in answer
+    # figures sit in their sections: the volume plot with the advisor, the per-class bars, then the shots plot
+    assert re.findall(r"^!\[(.*)\]\(figures/figure\d\.png\)$", md, re.M) == [
+        "Accuracy against synthetic volume, with the advisor's fit",
+        "Per-class gain over real only, coloured by generation fidelity", "Gain over real only against shots"]
+    assert md.index("## The answer") < md.index("## Findings") < md.index("## Volume advisor") < md.index("## Figures")
+    assert "Classes that lose with synthetic images (resolved): '1'" in md  # bridged trades class 1 for class 0
     rows = (exp / "results.csv").read_text().splitlines()
     assert rows[0].startswith("cell,dataset,model,arm,shots,volume,synthetic_steps,seed,top1,num_test,seconds_total")
     assert len(rows) == 1 + 48 and "bridged-2-16-None-3,digits,mini_resnet,bridged,2,16,,3,78.0,100,2.5,-1.5,-1.3" in rows
@@ -119,7 +127,7 @@ def test_html_embeds_every_figure_as_a_png_and_renders_the_tables(tmp_path, digi
     build_report(exp)
     md, page = (exp / "report.md").read_text(), (exp / "report.html").read_text()
     paths = re.findall(r"^!\[.*\]\((figures/figure\d\.png)\)$", md, re.M)
-    assert len(paths) == 3  # volume plot, shots plot, sample grid
+    assert len(paths) == 4  # volume plot, per-class gains, shots plot, sample grid
     uris = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(uris) == len(paths)
     for uri, path in zip(uris, paths):
@@ -129,11 +137,11 @@ def test_html_embeds_every_figure_as_a_png_and_renders_the_tables(tmp_path, digi
         assert image.format == "PNG"
         image.load()  # the whole image decodes
         assert min(image.size) > 50
-    assert page.count("<figure>") == 3 and page.count("<figcaption>") == 3
+    assert page.count("<figure>") == 4 and page.count("<figcaption>") == 4
     assert "<figcaption>Samples per class, digits (one row per class): real | synthetic | synthetic + DSI</figcaption>" in page
     assert not re.search(r'(?:src|href)="(?!data:)', page)  # self-contained: nothing fetched from elsewhere
     # every markdown table is an HTML table; none is left as text
-    assert page.count("<table>") == len(re.findall(r"^\|(?:---\|)+$", md, re.M)) == 5
+    assert page.count("<table>") == len(re.findall(r"^\|(?:---\|)+$", md, re.M)) == 8  # 5 + answer + 2 per-class
     assert "<th>gain vs real (* p&lt;0.05)</th>" in page and "<td>+3.00 *, p=0.000</td>" in page
     assert "|---" not in page and "| digits |" not in page
     assert "<li>Bridged transfer beats real only: HOLDS here" in page
@@ -175,11 +183,15 @@ def test_volume_finding_needs_a_significant_gain_not_just_rising_means():
     steady = {25: {0: 70.0, 1: 80.0, 2: 74.0}, 100: {0: 71.0, 1: 81.2, 2: 75.1}, 500: {0: 72.0, 1: 82.1, 2: 76.2}}
     [noisy_line] = [line for line in findings([], table(noisy), cfg) if line.startswith("Gains keep growing")]
     [steady_line] = [line for line in findings([], table(steady), cfg) if line.startswith("Gains keep growing")]
-    assert "DOES NOT HOLD" in noisy_line and "in 0 of 1 settings" in noisy_line  # means rise, seeds disagree
+    assert "INCONCLUSIVE" in noisy_line and "unresolved in 1 of 1 settings" in noisy_line  # means rise, seeds disagree
     assert "HOLDS" in steady_line and "DOES NOT" not in steady_line
+    level = {25: {0: 70.0, 1: 80.0, 2: 74.0}, 100: {0: 70.1, 1: 80.0, 2: 74.1},  # 500 vs 25: +0.3, -0.2, +0.1
+             500: {0: 70.3, 1: 79.8, 2: 74.1}}
+    [level_line] = [line for line in findings([], table(level), cfg) if line.startswith("Gains keep growing")]
+    assert "DOES NOT HOLD" in level_line and "no different from the smallest in 1" in level_line
 
 
-def test_findings_say_how_the_settings_that_resolve_two_points_came_out():
+def test_findings_count_each_setting_as_better_worse_no_difference_or_unresolved():
     cfg = {"volumes": [100], "arms": ["real", "bridged"], "volume_arms": []}
     many = range(16)
     steady = {"real": {None: {None: {s: 70.0 + s % 4 for s in many}}},  # bridged +3 +- 1: resolves < 1 point
@@ -188,12 +200,12 @@ def test_findings_say_how_the_settings_that_resolve_two_points_came_out():
              "bridged": {100: {None: {0: 51.0, 1: 77.0, 2: 64.0}}}}
     table = {("digits", "mini_resnet", 2): steady, ("digits", "mini_vit", 2): noisy}
     [line] = [line for line in findings([], table, cfg) if line.startswith("Bridged transfer")]
-    assert "significantly better in 1, significantly worse in 0 of 2 settings" in line
-    assert "of the 1 settings whose seeds resolve 2 points, bridged++ was significantly better in 1" in line
+    # one setting resolved better, one unresolved: neither more than half -> inconclusive (was "does not hold")
+    assert "INCONCLUSIVE here" in line and "better in 1, worse in 0, no difference in 0, unresolved in 1 of 2 settings" in line
     [alone] = [line for line in findings([], {("digits", "mini_resnet", 2): steady}, cfg) if line.startswith("Bridged")]
-    assert "HOLDS" in alone and "whose seeds resolve" not in alone  # every setting resolves: nothing to add
+    assert "HOLDS" in alone and "better in 1," in alone
     [few] = [line for line in findings([], {("digits", "mini_vit", 2): noisy}, cfg) if line.startswith("Bridged")]
-    assert "DOES NOT HOLD" in few and "no setting's seeds resolve 2 points" in few
+    assert "INCONCLUSIVE" in few and "unresolved in 1 of 1" in few
 
 
 def test_findings_need_both_arms_of_a_comparison():

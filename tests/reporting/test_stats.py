@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from synthbridge.reporting import paired_gain, summarise
+from synthbridge.reporting import paired_gain, seeds_needed, summarise
 from synthbridge.reporting.stats import fmt_gain
 
 
@@ -48,3 +48,36 @@ def test_fmt_gain_marks_significant_gains():
     assert fmt_gain({"gain": -0.5, "p": 0.5, "significant": False}) == "-0.50, p=0.500"
     assert fmt_gain({"gain": 5.0, "p": None, "significant": False}) == "+5.00"
     assert fmt_gain(None) == ""
+
+
+def test_seeds_needed_is_the_first_n_whose_interval_is_narrower_than_the_difference():
+    from synthbridge.reporting.stats import MAX_SEEDS
+
+    half = lambda n, sd: stats.t.ppf(0.975, n - 1) * sd / n ** 0.5  # noqa: E731
+    for sd, difference in ((3.5, 2.0), (1.0, 0.5), (4.0, -1.0), (10.0, 30.0)):
+        n = seeds_needed(sd, difference)
+        assert half(n, sd) < abs(difference) and (n == 2 or half(n - 1, sd) >= abs(difference))
+    assert seeds_needed(3.5, 2.0) == 15  # the demo's 2-shot spread: 16 seeds resolve about 2 points
+    assert seeds_needed(0.0, 1.0) == 2 and seeds_needed(None, 1.0) is None and seeds_needed(1.0, 0.0) is None
+    assert seeds_needed(100.0, 0.01) is None and MAX_SEEDS == 10_000  # beyond any practical number
+
+
+def test_outcome_is_better_worse_no_difference_or_unresolved():
+    from synthbridge.reporting.stats import claim_verdict, outcome
+
+    real = {s: 70.0 + s for s in range(4)}
+    assert outcome(paired_gain({s: real[s] + 3 + (s % 2) / 10 for s in real}, real)) == "better"
+    assert outcome(paired_gain({s: real[s] - 3 - (s % 2) / 10 for s in real}, real)) == "worse"
+    assert outcome(paired_gain({s: real[s] + (0.5, -0.5, 0.2, -0.2)[s] for s in real}, real)) == "no difference"
+    assert outcome(paired_gain({s: real[s] + (6, -5, 4, -4)[s] for s in real}, real)) == "unresolved"
+    assert outcome(paired_gain({0: 80.0}, real)) == "unresolved" and outcome(None) == "unresolved"
+    assert claim_verdict(2, 0, 3) == "holds" and claim_verdict(0, 2, 3) == "does not hold"
+    assert claim_verdict(1, 1, 3) == "inconclusive" and claim_verdict(1, 0, 2) == "inconclusive"
+
+
+def test_interval_is_the_t_interval_of_the_mean():
+    from synthbridge.reporting.stats import interval
+
+    low, high = interval([70.0, 72.0, 77.0])
+    expected = stats.t.interval(0.95, 2, loc=73.0, scale=stats.sem([70.0, 72.0, 77.0]))
+    assert (low, high) == pytest.approx(expected) and interval([70.0]) is None

@@ -10,7 +10,7 @@ import sys
 import threading
 import warnings
 
-from synthbridge.cli import embedded, experiments, gap, generate, info, invert, train
+from synthbridge.cli import advise, embedded, experiments, gap, generate, info, invert, train
 from synthbridge.cli.args import Command, Parser
 from synthbridge.errors import UserError
 
@@ -22,6 +22,7 @@ COMMANDS: dict[str, Command] = {
     "train": train.train,
     "run": experiments.run,
     "report": experiments.report,
+    "advise": advise.advise,
     "presets": experiments.presets,
 }
 # The embedded world's commands, when it is installed (they import it only when run).

@@ -1,5 +1,6 @@
 """The report's figures, each as PNG bytes (None where there is nothing to plot): accuracy against
-synthetic volume, gain over real only against shots, and sample grids (real | synthetic | synthetic + DSI).
+synthetic volume (with the advisor's fit), gain over real only against shots, per-class gain coloured by
+generation fidelity, and sample grids (real | synthetic | synthetic + DSI).
 
 matplotlib (Agg), the datasets and the grid helper (torch) are imported when a figure is drawn, not with the package.
 """
@@ -14,6 +15,7 @@ import numpy as np
 
 from synthbridge.errors import UserError
 from synthbridge.experiments.arms import ARMS
+from synthbridge.reporting.stats import interval
 from synthbridge.reporting.tables import volume_runs
 
 GRID_CELL = 40  # pixels per image in the sample grids
@@ -36,58 +38,114 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def volume_plot(cfg: dict, table: dict) -> bytes | None:
-    """Top-1 against synthetic images per class, one panel per setting, real only as a dashed line."""
+def _band(values: list[float]) -> tuple[float, float, float]:
+    """(mean, low, high): the 95% t interval of the mean over seeds (the mean itself for one seed)."""
+    mean = float(np.mean(values))
+    ci = interval(values)
+    return (mean, mean, mean) if ci is None else (mean, ci[0], ci[1])
+
+
+def _advisor_fit(ax, entry: dict, colour) -> None:
+    """The advisor's log-linear fit over the sweep and its prediction at the next doubling (with its interval)."""
+    xs = np.array(entry["volumes"] + [entry["next_volume"]], dtype=float)
+    fit = entry["fit"]
+    ax.plot(xs, fit["intercept"] + fit["slope"] * np.log2(xs), color=colour, linestyle=":", linewidth=1.2,
+            label=f"fit: {entry['gain_per_doubling']:+.2f} points per doubling")
+    ci = entry["predicted_ci"]
+    yerr = None if ci is None else [[entry["predicted"] - ci[0]], [ci[1] - entry["predicted"]]]
+    ax.errorbar([entry["next_volume"]], [entry["predicted"]], yerr=yerr, marker="D", color=colour, capsize=3,
+                markerfacecolor="white", linestyle="none", label=f"predicted at {entry['next_volume']}")
+
+
+def volume_plot(cfg: dict, table: dict, advice: list[dict] | None = None) -> bytes | None:
+    """Top-1 against synthetic images per class, one panel per setting: mean over seeds with its 95% interval as
+    a band, the advisor's fit and prediction (`advice`, from `advisor.advise`), real only as a dashed line."""
     plt = _pyplot()
     groups = [g for g in table if any(len(table[g].get(a, {})) > 1 for a in cfg.get("volume_arms", []))]
     if not groups:
         return None
-    figure, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.4), squeeze=False)
+    fits = {(e["dataset"], e["model"], e["shots"], e["arm"]): e for e in advice or [] if not e["refused"]}
+    figure, axes = plt.subplots(1, len(groups), figsize=(4.6 * len(groups), 3.6), squeeze=False)
     for ax, group in zip(axes[0], groups):
         arms = table[group]
-        seeds = set()
+        seeds, ticks = set(), set()
         for arm in cfg.get("volume_arms", []):
             by_volume = volume_runs(arms, arm)
-            points = [(v, list(runs.values())) for v, runs in by_volume.items()]
+            if not by_volume:
+                continue
             seeds |= {s for runs in by_volume.values() for s in runs}
-            if points:
-                xs = [p[0] for p in points]
-                ax.errorbar(xs, [np.mean(p[1]) for p in points], yerr=[np.std(p[1]) for p in points], marker="o",
-                            capsize=3, label=ARMS.get(arm).label)
+            xs = list(by_volume)
+            bands = [_band(list(runs.values())) for runs in by_volume.values()]
+            line = ax.plot(xs, [b[0] for b in bands], marker="o", label=f"{ARMS.get(arm).label} (mean, 95% CI)")[0]
+            ax.fill_between(xs, [b[1] for b in bands], [b[2] for b in bands], color=line.get_color(), alpha=0.2)
+            ticks |= set(xs)
+            if entry := fits.get((*group, arm)):
+                _advisor_fit(ax, entry, line.get_color())
+                ticks.add(entry["next_volume"])
         real = [t for s, t in arms.get("real", {}).get(None, {}).get(None, {}).items() if s in seeds]
         if real:
             ax.axhline(np.mean(real), color="gray", linestyle="--", label="real only")
-        ax.set_xscale("log")
-        volumes = sorted({v for arm in cfg.get("volume_arms", []) for v in arms.get(arm, {}) if v})
-        ax.set_xticks(volumes, [str(v) for v in volumes])  # the volumes run, not log-scale minor labels
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(ticks), [str(v) for v in sorted(ticks)])  # the volumes run, not log-scale minor labels
         ax.minorticks_off()
-        ax.set_title(f"{group[0]} / {group[1]} / {group[2]}-shot", fontsize=9)
-        ax.set_xlabel("synthetic images per class")
-        ax.set_ylabel("top-1 (%)")
+        ax.set_title(f"{group[0]} / {group[1]} / {group[2] or 'all'}-shot", fontsize=9)
+        ax.set_xlabel("synthetic images per class (log scale)")
+        ax.set_ylabel("top-1 on the real test split (%)")
         ax.legend(fontsize=7)
     return _png(figure)
 
 
 def shots_plot(rows: list[dict]) -> bytes | None:
-    """Each arm's gain over real only against the number of real images per class."""
+    """Each arm's gain over real only against the number of real images per class, with the 95% interval of the
+    paired gain as error bars."""
     series = defaultdict(list)
     for row in rows:
         if row.get("vs_real") and row["shots"] is not None:
-            series[(row["dataset"], row["model"], row["label"])].append((row["shots"], row["vs_real"]["gain"]))
+            series[(row["dataset"], row["model"], row["label"])].append(
+                (row["shots"], row["vs_real"]["gain"], row["vs_real"]["resolves"] or 0.0))
     series = {k: sorted(v) for k, v in series.items() if len(v) > 1}
     if not series:
         return None
-    figure, ax = _pyplot().subplots(figsize=(6, 3.6))
+    figure, ax = _pyplot().subplots(figsize=(6.4, 3.8))
     for (dataset, model, label), points in series.items():
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{label} ({dataset}, {model})")
+        ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], marker="o",
+                    capsize=3, label=f"{label} ({dataset}, {model})")
     ax.axhline(0, color="gray", linewidth=0.8)
     ax.set_xscale("log", base=2)
     shots = sorted({p[0] for points in series.values() for p in points})
     ax.set_xticks(shots, [str(k) for k in shots])
     ax.minorticks_off()
-    ax.set_xlabel("real images per class (shots)")
-    ax.set_ylabel("gain over real only (points)")
+    ax.set_xlabel("real images per class (shots, log scale)")
+    ax.set_ylabel("gain over real only (points, 95% CI)")
     ax.legend(fontsize=6)
+    return _png(figure)
+
+
+def per_class_plot(found: list[dict]) -> bytes | None:
+    """Per-class gain over real only of each setting's best way (`per_class.effects`) as bars with their 95%
+    intervals, coloured by generation fidelity (grey where not recorded); one panel per setting."""
+    found = [entry for entry in found if entry["rows"]]
+    if not found:
+        return None
+    plt = _pyplot()
+    from matplotlib import cm, colors
+
+    scale = colors.Normalize(vmin=0, vmax=100)
+    width = max(5.0, 0.35 * max(len(entry["rows"]) for entry in found) + 1.5)
+    figure, axes = plt.subplots(len(found), 1, figsize=(min(width, 16.0), 2.8 * len(found)), squeeze=False,
+                                layout="constrained")
+    for ax, entry in zip(axes[:, 0], found):
+        rows = entry["rows"]
+        fill = [cm.viridis(scale(r["fidelity"])) if r["fidelity"] is not None else (0.7, 0.7, 0.7, 1.0) for r in rows]
+        ax.bar(range(len(rows)), [r["gain"]["gain"] for r in rows], color=fill, edgecolor="black", linewidth=0.4,
+               yerr=[r["gain"]["resolves"] or 0.0 for r in rows], capsize=2)
+        ax.axhline(0, color="gray", linewidth=0.8)
+        ax.set_xticks(range(len(rows)), [r["class"] for r in rows], fontsize=7, rotation=90 if len(rows) > 20 else 0)
+        ax.set_title(f"{entry['setting']}: {entry['label']}, {entry['volume']} per class", fontsize=9)
+        ax.set_xlabel("class")
+        ax.set_ylabel("gain over real only\n(points, 95% CI)", fontsize=8)
+    bar = figure.colorbar(cm.ScalarMappable(norm=scale, cmap="viridis"), ax=axes[:, 0].tolist(), shrink=0.9)
+    bar.set_label("generation fidelity (%); grey: not recorded", fontsize=8)
     return _png(figure)
 
 

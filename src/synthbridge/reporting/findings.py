@@ -1,61 +1,67 @@
-"""The findings: plain statements of which of the study's claims hold in this run (computed, never tuned)."""
+"""The findings: plain statements of which of the study's claims hold in this run (computed, never tuned), each
+with the three-way verdict of `stats.VERDICT_RULE` (holds / does not hold / inconclusive)."""
 
 from __future__ import annotations
 
 import statistics
 
 from synthbridge.experiments.arms import ARMS
-from synthbridge.reporting.stats import RESOLUTION_POINTS, SIGNIFICANCE, paired_gain
+from synthbridge.reporting.stats import claim_verdict, outcome, paired_gain
 from synthbridge.reporting.tables import volume_runs
 
-# (arm, the arm it is compared with, the claim)
-CLAIMS = (("mixed", "real", "Naive mixing is not reliably better than real only"),
-          ("bridged", "real", "Bridged transfer beats real only"),
-          ("bridged_dsi", "bridged", "Dataset style inversion adds to bridged transfer"))
+# (arm, the arm it is compared with, the claim, whether the claim is that the arm is better)
+CLAIMS = (("mixed", "real", "Naive mixing is not reliably better than real only", False),
+          ("bridged", "real", "Bridged transfer beats real only", True),
+          ("bridged_dsi", "bridged", "Dataset style inversion adds to bridged transfer", True))
+OUTCOMES = ("better", "worse", "no difference", "unresolved")
 
 
-def _compare(table: dict, cfg: dict, arm: str, base: str) -> tuple[int, int, int, int, int]:
-    """(better, worse, settings) over all settings, then (better, settings) over those resolving 2 points."""
-    better = worse = total = resolved = resolved_better = 0
-    for group, arms in table.items():
-        volume = cfg["volumes"][0]
+def _tally(table: dict, cfg: dict, arm: str, base: str) -> dict[str, int]:
+    """How many settings come out better / worse / no difference / unresolved for `arm` against `base` at the
+    headline volume (paired over seeds)."""
+    counts = dict.fromkeys(OUTCOMES, 0)
+    volume = cfg["volumes"][0]
+    for arms in table.values():
         a = arms.get(arm, {}).get(volume, {}).get(None, {})
-        b_volume = volume if ARMS.get(base).uses_synthetic else None
-        b = arms.get(base, {}).get(b_volume, {}).get(None, {})
-        gain = paired_gain(a, b)
-        if gain is None:
-            continue
-        total += 1
-        is_better = gain["gain"] > 0 and gain["significant"]
-        better += is_better
-        worse += gain["gain"] < 0 and gain["significant"]
-        if gain["resolves"] is not None and gain["resolves"] <= RESOLUTION_POINTS:
-            resolved += 1
-            resolved_better += is_better
-    return better, worse, total, resolved_better, resolved
+        b = arms.get(base, {}).get(volume if ARMS.get(base).uses_synthetic else None, {}).get(None, {})
+        if gain := paired_gain(a, b):
+            counts[outcome(gain)] += 1
+    return counts
+
+
+def _statement(claim: str, supported: int, contradicted: int, total: int, detail: str) -> str:
+    return f"{claim}: {claim_verdict(supported, contradicted, total).upper()} here ({detail}; paired over seeds)."
+
+
+def _counts_text(counts: dict[str, int], total: int) -> str:
+    return ", ".join(f"{k} in {counts[k]}" for k in OUTCOMES) + f" of {total} settings"
+
+
+def _volume_outcome(by_volume: dict) -> str:
+    """One sweep's support for "gains keep growing": 'supports' when top-1 rises with volume (Spearman rho > 0.5),
+    peaks at the largest volume and the largest beats the smallest (resolved); 'contradicts' when the largest is
+    worse than or no different from the smallest; else 'unresolved'."""
+    from scipy import stats
+
+    points = sorted((v, statistics.mean(seeds.values())) for v, seeds in by_volume.items())
+    rho = stats.spearmanr([p[0] for p in points], [p[1] for p in points]).statistic
+    result = outcome(paired_gain(by_volume[points[-1][0]], by_volume[points[0][0]]))
+    if result == "better" and rho > 0.5 and points[-1][1] >= max(p[1] for p in points):
+        return "supports"
+    return "contradicts" if result in ("worse", "no difference") else "unresolved"
 
 
 def _volume_finding(table: dict, cfg: dict) -> str | None:
     """Does accuracy keep growing with the number of synthetic images?"""
-    trends = []
-    for group, arms in table.items():
-        for arm in cfg.get("volume_arms", []):
-            by_volume = volume_runs(arms, arm)
-            points = sorted((v, statistics.mean(seeds.values())) for v, seeds in by_volume.items())
-            if len(points) >= 3:
-                from scipy import stats
-
-                rho = stats.spearmanr([p[0] for p in points], [p[1] for p in points]).statistic
-                # a trend in the means is not enough: the largest volume must beat the smallest, paired over seeds
-                gain = paired_gain(by_volume[points[-1][0]], by_volume[points[0][0]])
-                trends.append((group, arm, rho, points[-1][1] >= max(p[1] for p in points),
-                               bool(gain and gain["gain"] > 0 and gain["significant"])))
-    if not trends:
+    results = [_volume_outcome(by_volume) for arms in table.values() for arm in cfg.get("volume_arms", [])
+               if len(by_volume := volume_runs(arms, arm)) >= 3]
+    if not results:
         return None
-    rising = sum(1 for t in trends if t[2] > 0.5 and t[3] and t[4])
-    return (f"Gains keep growing with synthetic volume: {'HOLDS' if rising > len(trends) / 2 else 'DOES NOT HOLD'} here "
-            f"(accuracy rises with volume up to the largest one, Spearman rho > 0.5, and the largest volume beats "
-            f"the smallest, paired t-test over seeds, p < {SIGNIFICANCE}, in {rising} of {len(trends)} settings).")
+    supports, contradicts = results.count("supports"), results.count("contradicts")
+    detail = (f"rising with volume to a peak at the largest, which beats the smallest, in {supports}; the largest "
+              f"worse than or no different from the smallest in {contradicts}; unresolved in "
+              f"{results.count('unresolved')} of {len(results)} settings")
+    return _statement("Gains keep growing with synthetic volume", supports, contradicts, len(results), detail)
 
 
 def findings(rows: list[dict], table: dict, cfg: dict) -> list[str]:
@@ -63,24 +69,15 @@ def findings(rows: list[dict], table: dict, cfg: dict) -> list[str]:
 
     `rows` (the headline rows) is not read: the comparisons pair seeds in `table` (see `collect`)."""
     lines = []
-    for arm, base, claim in CLAIMS:
-        better, worse, total, resolved_better, resolved = _compare(table, cfg, arm, base)
+    for arm, base, claim, better_is_support in CLAIMS:
+        counts = _tally(table, cfg, arm, base)
+        total = sum(counts.values())
         if not total:
             continue
-        if arm == "mixed":
-            holds = better < total / 2
-            detail = f"mixing was significantly better in {better} and significantly worse in {worse} of {total} settings"
-        else:
-            holds = better > total / 2
-            detail = f"significantly better in {better}, significantly worse in {worse} of {total} settings"
-        if not resolved:  # too few seeds anywhere to tell a 2-point difference from zero
-            detail += f"; no setting's seeds resolve {RESOLUTION_POINTS:g} points"
-        elif resolved < total:
-            detail += (f"; of the {resolved} settings whose seeds resolve {RESOLUTION_POINTS:g} points, "
-                       f"{ARMS.get(arm).label} was significantly better in {resolved_better}")
-        lines.append(f"{claim}: {'HOLDS' if holds else 'DOES NOT HOLD'} here ({detail}; paired t-test over seeds, "
-                     f"p < {SIGNIFICANCE}).")
-    volume = _volume_finding(table, cfg)
-    if volume:
+        against = counts["worse"] + counts["no difference"]
+        supported, contradicted = (counts["better"], against) if better_is_support else (against, counts["better"])
+        detail = f"{ARMS.get(arm).label} against {ARMS.get(base).label}: {_counts_text(counts, total)}"
+        lines.append(_statement(claim, supported, contradicted, total, detail))
+    if volume := _volume_finding(table, cfg):
         lines.append(volume)
     return lines

@@ -11,8 +11,10 @@ from html import escape
 
 from markdown_it import MarkdownIt
 
-STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;"
-         "margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px}th{background:#f2f2f2}"
+# Wide tables and code scroll inside their own box: no element is wider than the page.
+STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+         "table{border-collapse:collapse;margin:1em 0;font-size:13px;display:block;max-width:100%;overflow-x:auto}"
+         "td,th{border:1px solid #ccc;padding:3px 8px}th{background:#f2f2f2}"
          "img{max-width:100%;border:1px solid #ddd}figure{margin:1em 0}figcaption{font-size:12px;color:#555}"
          "pre{background:#f7f7f7;padding:1em;font-size:11px;overflow:auto}")
 

@@ -8,11 +8,16 @@ from pathlib import Path
 from synthbridge.errors import UserError
 from synthbridge.experiments.store import read_results
 from synthbridge.io import read_json, write_text
-from synthbridge.reporting.figures import sample_grid, shots_plot, volume_plot
+from synthbridge.reporting.advisor import advise, advisor_section
+from synthbridge.reporting.answer import answer_table, answers
+from synthbridge.reporting.figures import per_class_plot, sample_grid, shots_plot, volume_plot
 from synthbridge.reporting.findings import findings
 from synthbridge.reporting.html import figure_path, render_html
+from synthbridge.reporting.per_class import effects, per_class_section
+from synthbridge.reporting.stats import VERDICT_RULE
 from synthbridge.reporting.tables import (
     collect,
+    collect_records,
     gap_table,
     headline_rows,
     headline_table,
@@ -35,24 +40,28 @@ def _union_of_grids(cfg: dict) -> dict:
     return merged
 
 
-def _figures(exp_dir: Path, cfg: dict, table: dict, rows: list[dict]) -> list[tuple[str, bytes]]:
-    """(title, PNG) of every figure there is something to draw for."""
-    figures = []
-    for title, data in (("Accuracy against synthetic volume", volume_plot(cfg, table)),
-                        ("Gain over real only against shots", shots_plot(rows))):
-        if data:
-            figures.append((title, data))
+def _embed(figures: list[tuple[str, bytes]], title: str, data: bytes | None) -> list[str]:
+    """Add a figure (if there is one) and return its markdown line: `![title](figures/figureN.png)`."""
+    if not data:
+        return []
+    figures.append((title, data))
+    return ["", f"![{title}]({figure_path(len(figures) - 1)})", ""]
+
+
+def _sample_grids(exp_dir: Path, cfg: dict, figures: list[tuple[str, bytes]]) -> list[str]:
+    md = []
     for dataset in cfg["datasets"]:
-        grid = sample_grid(exp_dir, dataset)
-        if grid:
-            figures.append((f"Samples per class, {dataset} (one row per class): {grid[1]}", grid[0]))
-    return figures
+        if grid := sample_grid(exp_dir, dataset):
+            md += _embed(figures, f"Samples per class, {dataset} (one row per class): {grid[1]}", grid[0])
+    return md
 
 
 def build_report(exp_dir: str | Path) -> dict:
     """Write report.md, report.html (self-contained), results.csv and figures/ into `exp_dir`.
 
-    Returns the page's path, the headline rows, the findings and the number of finished cells."""
+    The page opens with the answer (`answer.answers`), the rule of its verdicts and the study's findings, then the
+    volume advisor, the per-class effects, the figures and the tables. Returns the page's path, the headline rows,
+    the findings, the answers, the advisor's entries and the number of finished cells."""
     exp_dir = Path(exp_dir)
     if not (exp_dir / "experiment.json").exists():
         raise UserError(f"{str(exp_dir)!r} is not an experiment folder (no experiment.json); run `synthbridge run` first")
@@ -61,13 +70,27 @@ def build_report(exp_dir: str | Path) -> dict:
     records = read_results(exp_dir)
     if not records:
         raise UserError(f"{str(exp_dir)!r} has no finished cells yet; run `synthbridge run` first")
+    by_setting = collect_records(records)
     table = collect(exp_dir)
     rows = headline_rows(cfg, table)
     statements = findings(rows, table, cfg)
+    answer_rows = answers(exp_dir, by_setting)
+    advice = advise(exp_dir, by_setting)
+    class_effects = effects(exp_dir, by_setting, answer_rows)
     write_text(exp_dir / "results.csv", results_csv(records))
 
-    md = [f"# synthbridge report: {cfg['name']}", "", f"{len(records)} finished cells.", "", "## Findings", ""]
+    figures: list[tuple[str, bytes]] = []
+    md = [f"# synthbridge report: {cfg['name']}", "", f"{len(records)} finished cells."]
+    md += answer_table(answer_rows)
+    md += ["", "### How to read the verdicts", "", VERDICT_RULE, "", "## Findings of the study", ""]
     md += [f"- {line}" for line in statements] or ["- not enough cells for the study's comparisons yet"]
+    md += advisor_section(advice)
+    md += _embed(figures, "Accuracy against synthetic volume, with the advisor's fit", volume_plot(cfg, table, advice))
+    md += per_class_section(class_effects)
+    md += _embed(figures, "Per-class gain over real only, coloured by generation fidelity", per_class_plot(class_effects))
+    md += ["", "## Figures", ""]
+    md += _embed(figures, "Gain over real only against shots", shots_plot(rows))
+    md += _sample_grids(exp_dir, cfg, figures)
     md += headline_table(cfg, rows)
     md += volume_table(cfg, table)
     md += steps_table(cfg, table)
@@ -79,15 +102,11 @@ def build_report(exp_dir: str | Path) -> dict:
            f"- device: {env.get('device')}", "- versions: " + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items()),
            "", "## Config", "", "```json", json.dumps(cfg, indent=2), "```", ""]
 
-    figures = _figures(exp_dir, cfg, table, rows)
-    figure_dir = exp_dir / "figures"
-    figure_dir.mkdir(exist_ok=True)
-    md_figures = []
-    for index, (title, data) in enumerate(figures):
+    (exp_dir / "figures").mkdir(exist_ok=True)
+    for index, (_, data) in enumerate(figures):
         (exp_dir / figure_path(index)).write_bytes(data)
-        md_figures.append(f"![{title}]({figure_path(index)})")
-    md[md.index("## Findings"):md.index("## Findings")] = ["## Figures", ""] + md_figures + [""]
     markdown = "\n".join(md)
     write_text(exp_dir / "report.md", markdown)
     write_text(exp_dir / "report.html", render_html(markdown, figures, cfg["name"]))
-    return {"report": str(exp_dir / "report.html"), "rows": rows, "findings": statements, "cells": len(records)}
+    return {"report": str(exp_dir / "report.html"), "rows": rows, "findings": statements, "answers": answer_rows,
+            "advice": advice, "cells": len(records)}

@@ -1,4 +1,5 @@
-"""The statistics the report's tables and findings are made of: means over seeds and paired gains.
+"""The statistics the report's tables and findings are made of: means over seeds, paired gains, the verdict
+of one comparison (`outcome`) and how many seeds would resolve a difference (`seeds_needed`).
 
 Pure functions of numbers (`{seed: top-1}` dictionaries); scipy is imported only when a test needs it.
 """
@@ -8,10 +9,17 @@ from __future__ import annotations
 import statistics
 
 SIGNIFICANCE = 0.05
-# The gain a setting's seeds should resolve (95% CI half-width of the paired gain) for its verdict to count as an
-# answer rather than noise: the 2 points the embedded study is sized for. The findings say, next to the count over
-# all settings, how the settings that resolve it came out; the verdict itself is over all settings.
+# The gain the embedded study's seeds are sized to resolve (95% CI half-width of the paired gain), and the margin of
+# "no difference" in `outcome`: a paired gain whose whole 95% interval lies within +-2 points.
 RESOLUTION_POINTS = 2.0
+MAX_SEEDS = 10_000  # `seeds_needed` gives up beyond this many seeds
+
+# The rule of every verdict in the report, stated once there (see `outcome` and `claim_verdict`).
+VERDICT_RULE = (f"A comparison in one setting is **better** when the 95% confidence interval of its paired gain over "
+                f"seeds lies above 0, **worse** when it lies below 0, **no difference** when it lies within "
+                f"±{RESOLUTION_POINTS:g} points, and **unresolved** otherwise (or with one seed). A claim **holds** when "
+                f"the settings support it in more than half of them, **does not hold** when they contradict it in more "
+                f"than half, and is **inconclusive** otherwise.")
 
 
 def summarise(values: list[float]) -> dict:
@@ -28,7 +36,7 @@ def paired_gain(arm: dict[int, float], real: dict[int, float]) -> dict | None:
     if not seeds:
         return None
     diffs = [arm[s] - real[s] for s in seeds]
-    p_value = resolves = None
+    p_value = resolves = sd = None
     if len(diffs) > 1:
         from scipy import stats
 
@@ -38,8 +46,63 @@ def paired_gain(arm: dict[int, float], real: dict[int, float]) -> dict | None:
             p_value = float(stats.ttest_1samp(diffs, 0.0).pvalue)
         else:
             p_value = 0.0 if diffs[0] != 0 else 1.0
-    return {"gain": statistics.mean(diffs), "p": p_value, "n": len(diffs), "resolves": resolves,
+    return {"gain": statistics.mean(diffs), "p": p_value, "n": len(diffs), "resolves": resolves, "sd": sd,
             "significant": p_value is not None and p_value < SIGNIFICANCE}
+
+
+def outcome(gain: dict | None) -> str:
+    """One comparison's verdict from its paired gain: 'better', 'worse', 'no difference' (the 95% interval within
+    ±RESOLUTION_POINTS) or 'unresolved' (a wider interval around 0, one seed, or no seeds in common)."""
+    if not gain or gain["resolves"] is None:
+        return "unresolved"
+    if gain["significant"]:
+        return "better" if gain["gain"] > 0 else "worse"
+    if abs(gain["gain"]) + gain["resolves"] <= RESOLUTION_POINTS:
+        return "no difference"
+    return "unresolved"
+
+
+def claim_verdict(supported: int, contradicted: int, total: int) -> str:
+    """'holds' / 'does not hold' / 'inconclusive': more than half of `total` settings support / contradict it."""
+    if supported > total / 2:
+        return "holds"
+    if contradicted > total / 2:
+        return "does not hold"
+    return "inconclusive"
+
+
+def seeds_needed(sd: float | None, difference: float) -> int | None:
+    """The fewest seeds n whose 95% interval of a mean paired difference, t(0.975, n-1) x sd / sqrt(n), is narrower
+    than |difference| (2 when sd is 0); None without an sd, for a zero difference, or beyond MAX_SEEDS."""
+    if sd is None or difference == 0:
+        return None
+    if sd == 0:
+        return 2
+    from scipy import stats
+
+    target = abs(difference) / sd
+    low, high = 2, MAX_SEEDS  # the half-width falls with n: bisect for the first n below the target
+    quantile = 1 - SIGNIFICANCE / 2
+    if stats.t.ppf(quantile, high - 1) / high ** 0.5 >= target:
+        return None
+    while low < high:
+        mid = (low + high) // 2
+        if stats.t.ppf(quantile, mid - 1) / mid ** 0.5 < target:
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
+def interval(values: list[float]) -> tuple[float, float] | None:
+    """The 95% t interval of the mean of `values` (None below 2 values)."""
+    if len(values) < 2:
+        return None
+    from scipy import stats
+
+    mean = statistics.mean(values)
+    half = float(stats.t.ppf(1 - SIGNIFICANCE / 2, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5)
+    return mean - half, mean + half
 
 
 def fmt_gain(gain: dict | None) -> str:

@@ -22,13 +22,29 @@ def _group_key(key: dict) -> tuple:
     return (key["dataset"], key["model"], key["shots"])
 
 
+def collect_records(records: list[dict]) -> dict:
+    """The store's records by (dataset, model, shots) -> arm -> volume -> synthetic_steps -> {seed: record}."""
+    table: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(dict))))
+    for record in records:
+        key = record["key"]
+        table[_group_key(key)][key["arm"]][key["volume"]][key["synthetic_steps"]][key["seed"]] = record
+    return table
+
+
 def collect(exp_dir: Path) -> dict:
     """Top-1 by (dataset, model, shots) -> arm -> volume -> synthetic_steps -> {seed: top1}."""
     table: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(dict))))
-    for record in read_results(exp_dir):
-        key = record["key"]
-        table[_group_key(key)][key["arm"]][key["volume"]][key["synthetic_steps"]][key["seed"]] = record["metrics"]["top1"]
+    for group, arms in collect_records(read_results(exp_dir)).items():
+        for arm, volumes in arms.items():
+            for volume, steps in volumes.items():
+                for length, seeds in steps.items():
+                    table[group][arm][volume][length] = {s: r["metrics"]["top1"] for s, r in seeds.items()}
     return table
+
+
+def setting_name(group: tuple) -> str:
+    """'mnist5k / mini_resnet / 2-shot' for a (dataset, model, shots) group (shots None: all)."""
+    return f"{group[0]} / {group[1]} / {group[2] or 'all'}-shot"
 
 
 def volume_runs(arms: dict, arm: str) -> dict[int, dict[int, float]]:

@@ -1,0 +1,32 @@
+"""`synthbridge advise`: the volume advisor on an experiment folder."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def advise(parser: argparse.ArgumentParser):
+    """say whether generating more synthetic images will pay (per volume sweep of an experiment folder)"""
+    parser.add_argument("exp_dir", help="experiment folder made by `synthbridge run`")
+    parser.add_argument("--json", action="store_true", help="print every figure as JSON instead of text")
+
+    def handle(args: argparse.Namespace) -> int:
+        import json
+        from pathlib import Path
+
+        from synthbridge.errors import UserError
+        from synthbridge.experiments.store import read_results
+        from synthbridge.reporting import advise as advise_folder
+        from synthbridge.reporting import collect_records, format_advice
+
+        exp_dir = Path(args.exp_dir)
+        if not (exp_dir / "experiment.json").exists():
+            raise UserError(f"{str(exp_dir)!r} is not an experiment folder (no experiment.json); run `synthbridge run` first")
+        records = read_results(exp_dir)
+        if not records:
+            raise UserError(f"{str(exp_dir)!r} has no finished cells yet; run `synthbridge run` first")
+        entries = advise_folder(exp_dir, collect_records(records))
+        print(json.dumps(entries, indent=2) if args.json else format_advice(entries))
+        return 0
+
+    return handle
