@@ -99,8 +99,10 @@ def run_workers(config_path: str, out: str | Path, workers: int, total: int, set
 
 
 def sets_made(out: Path) -> int:
-    """Synthetic sets finished so far (their generation record is written last)."""
-    return len(list((out / "synthetic").glob("*/generation.json")))
+    """Synthetic sets finished so far (their generation record says complete)."""
+    from synthbridge.io import read_json
+
+    return sum(read_json(f).get("status") == "complete" for f in (out / "synthetic").glob("*/generation.json"))
 
 
 def format_phases(phases: dict) -> str:
