@@ -10,7 +10,7 @@ import sys
 import threading
 import warnings
 
-from synthbridge.cli import advise, embedded, experiments, gap, generate, info, invert, train
+from synthbridge.cli import advise, embedded, experiments, gap, generate, info, invert, lora, train
 from synthbridge.cli.args import Command, Parser
 from synthbridge.errors import UserError
 
@@ -18,6 +18,7 @@ COMMANDS: dict[str, Command] = {
     "datasets": info.datasets,
     "generate": generate.generate,
     "invert": invert.invert,
+    "lora": lora.lora,
     "gap": gap.gap,
     "train": train.train,
     "run": experiments.run,

@@ -1,0 +1,312 @@
+"""`train_lora(config)`: LoRA adapters of the generator fitted to the real images (DataDream, Real-Fake, Diff-Mix).
+
+In: a `LoraTrainConfig`. Out: an adapter folder that plain diffusers loads, `pipe.load_lora_weights(OUT)`
+(per class: `OUT/<class>/`, one adapter each), with lora.json (config, loss curve, seconds) beside it.
+
+The adapters are peft LoRA layers on the UNet's attention projections (`unet.add_adapter(LoraConfig(...))`, as
+diffusers' own LoRA training script does), optionally also on the text encoder's; every other weight stays
+frozen. The loss is the generator's own denoising loss on the real training images (the K shots of a few-shot
+set), each captioned with a prompt naming its class. Every step is a function of (seed, class, step): its
+images, the VAE sample, noise and timesteps, and the adapter's initial weights of (seed, class): a run
+interrupted after a checkpoint and resumed ends with the same adapter as one never interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from synthbridge.adaptation.config import RESUME_KEYS, TEXT_TARGETS, LoraTrainConfig, resolve
+from synthbridge.data import DatasetBundle, ImageSet, few_shot, load_dataset
+from synthbridge.errors import UserError
+from synthbridge.io import atomic_path, ensure_writable_dir, environment, read_json, safe_name, write_json
+from synthbridge.prompts import build_prompt, resolve_template
+from synthbridge.seeding import derive_seed
+
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # the file name diffusers' load_lora_weights looks for
+LORA_INFO = "lora.json"
+CHECKPOINT = "checkpoint.pt"
+
+
+def train_lora(config: LoraTrainConfig, *, resume: bool = False, overwrite: bool = False,
+               bundle: DatasetBundle | None = None) -> dict:
+    """Train the adapter(s) of `config` into `config.out`; returns {"adapters": {key: summary}, ...}."""
+    from synthbridge.diffusion.pipeline import generator_info, load_generator
+
+    config.check()
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite exclude each other: continue the run, or start it afresh")
+    out = ensure_writable_dir(config.out, "adapter folder")
+    _prepare_folder(out, resume, overwrite)
+    info = generator_info(config.generator)  # a missing generator fails before the dataset is read
+    if bundle is None:
+        bundle = load_dataset(config.dataset, data_root=config.data_root, download=config.download)
+    images = few_shot(bundle.train, config.shots, config.seed, bundle.classes) if config.shots else bundle.train
+    config = resolve(config, info.native_size)
+    wanted = _classes(config, bundle)
+    device = _device(config.device)
+    pipe = load_generator(info, config.dtype, device, quiet=True)
+
+    adapters = {}
+    for key, label in ([("all", None)] if not config.per_class else [(c, bundle.classes.index(c)) for c in wanted]):
+        folder = out if label is None else out / safe_name(key)
+        chosen = images if label is None else images.subset([i for i, t in enumerate(images.targets) if t == label])
+        adapters[key] = _train_one(pipe, config, info, bundle, chosen, folder, key, resume)
+    if config.grid:
+        adapters_grid(out, pipe, config, bundle, images, wanted if config.per_class else None)
+    summary = {"per_class": config.per_class, "adapters": {k: str(Path(v["folder"]).relative_to(out)) or "."
+                                                          for k, v in adapters.items()},
+               "config": config.to_dict(), "seconds": sum(v["seconds"] for v in adapters.values())}
+    if config.per_class:
+        write_json(out / LORA_INFO, summary)
+    return {**summary, "runs": adapters}
+
+
+def _classes(config: LoraTrainConfig, bundle: DatasetBundle) -> list[str]:
+    if unknown := [c for c in config.classes if c not in bundle.classes]:
+        raise UserError(f"class {unknown[0]!r} is not in dataset {config.dataset!r} (classes: "
+                        f"{', '.join(bundle.classes[:8])}{'...' if len(bundle.classes) > 8 else ''}); check the name")
+    return list(config.classes) or list(bundle.classes)
+
+
+def _train_one(pipe, config: LoraTrainConfig, info, bundle: DatasetBundle, images: ImageSet, out: Path, key: str,
+               resume: bool) -> dict:
+    """One adapter (the whole dataset's, or one class's) into `out`; a finished one with the same config is reused."""
+    from diffusers import DDPMScheduler
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import cast_training_params
+    from peft import LoraConfig, inject_adapter_in_model
+    from peft.utils import set_peft_model_state_dict
+
+    from synthbridge.inversion.train import denoising_loss, loss_curve, pixel_transform
+    from synthbridge.training.loop import StepBatches
+
+    out.mkdir(parents=True, exist_ok=True)
+    record = {k: _plain(getattr(config, k)) for k in RESUME_KEYS}
+    if (out / LORA_INFO).is_file() and (out / LORA_WEIGHTS).is_file():
+        finished = read_json(out / LORA_INFO)
+        if finished.get("resume_config") == record:
+            return finished
+        raise UserError(f"{str(out)!r} holds an adapter trained with another config; pass --overwrite to replace "
+                        f"it, or pick a new --out")
+    checkpoint = _read_checkpoint(out / CHECKPOINT, record) if resume else None
+    began = time.perf_counter()
+
+    # 1. fresh adapters on the frozen generator (their initial weights drawn from (seed, key))
+    _remove_adapters(pipe)
+    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
+        module.requires_grad_(False)
+        module.eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(config.seed, "lora", key, "init"))
+        pipe.unet.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.alpha, init_lora_weights="gaussian",
+                                         target_modules=list(config.targets)))
+        if config.text_encoder:  # peft's own injection (transformers' add_adapter asks for a newer peft)
+            text_config = LoraConfig(r=config.rank, lora_alpha=config.alpha, init_lora_weights="gaussian",
+                                     target_modules=list(TEXT_TARGETS))
+            inject_adapter_in_model(text_config, pipe.text_encoder, "default")
+            pipe.text_encoder.peft_config = {"default": text_config}
+    trained = [pipe.unet] + ([pipe.text_encoder] if config.text_encoder else [])
+    cast_training_params(trained, dtype=torch.float32)
+    params = [p for module in trained for p in module.parameters() if p.requires_grad]
+    if not params:
+        raise UserError(f"no module of the UNet matches --targets {' '.join(config.targets)}; name attention "
+                        f"projections such as to_q to_k to_v to_out.0")
+
+    # 2. optimizer and schedule (diffusers' own), restored when resuming
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-2)
+    schedule = get_scheduler("constant", optimizer, num_warmup_steps=0, num_training_steps=config.steps)
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    start, losses, seconds_before = 0, [], 0.0
+    if checkpoint is not None:
+        set_peft_model_state_dict(pipe.unet, checkpoint["unet"])
+        if config.text_encoder:
+            set_peft_model_state_dict(pipe.text_encoder, checkpoint["text_encoder"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        schedule.load_state_dict(checkpoint["scheduler"])
+        start, losses, seconds_before = int(checkpoint["step"]), list(checkpoint["losses"]), float(checkpoint["seconds"])
+
+    # 3. the loop: captions name each image's class; step s draws from derive_seed(seed, "lora", key, s)
+    template = resolve_template(config.template)
+    prompts = [build_prompt(template, phrase, bundle.superclass) for phrase in bundle.phrases]
+    input_ids = pipe.tokenizer(prompts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                               truncation=True, return_tensors="pt").input_ids
+    batch = min(config.batch_size, len(images))
+    batches = StepBatches([len(images)], [batch], config.seed, f"lora/{key}", 0, config.steps)
+    to_pixels = pixel_transform(config.resolution)
+    device, dtype = pipe.unet.device, pipe.unet.dtype
+    bar = tqdm(total=config.steps, initial=start, desc=f"lora {key}", unit="step", disable=not config.show_progress,
+               dynamic_ncols=True)
+    loop_began = time.perf_counter()
+    try:
+        for step in range(start, config.steps):
+            indices = [index for _, index, _ in batches.keys(step)]
+            pixels = torch.stack([to_pixels(images.load(i)) for i in indices]).to(device, dtype)
+            ids = input_ids[[images.targets[i] for i in indices]].to(device)
+            generator = torch.Generator(device="cpu").manual_seed(derive_seed(config.seed, "lora", key, "step", step))
+            loss = denoising_loss(pipe, noise_scheduler, pixels, ids, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+            done = step + 1
+            if done % config.checkpoint_every == 0 and done < config.steps:
+                _save_checkpoint(out / CHECKPOINT, pipe, config, optimizer, schedule, done, losses, record,
+                                 seconds_before + time.perf_counter() - loop_began)
+    finally:
+        bar.close()
+    train_seconds = seconds_before + time.perf_counter() - loop_began
+
+    # 4. the adapter in diffusers' format, and its record
+    _save_adapter(pipe, config, out)
+    summary = {"key": key, "folder": str(out), "generator": info.name, "generator_fingerprint": info.fingerprint,
+               "dataset": config.dataset, "num_images": len(images), "batch_size": batch,
+               "trainable_parameters": sum(p.numel() for p in params), "config": config.to_dict(),
+               "resume_config": record, "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])),
+               "loss_curve": loss_curve(losses), "resumed_from_step": start, "train_seconds": train_seconds,
+               "seconds": seconds_before + time.perf_counter() - began, "environment": environment()}
+    write_json(out / LORA_INFO, summary)
+    (out / CHECKPOINT).unlink(missing_ok=True)
+    return summary
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _remove_adapters(pipe) -> None:
+    """Drop the adapters a previous class left on the pipeline's modules (peft's own delete_adapters)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    if getattr(pipe.unet, "peft_config", None):
+        pipe.unet.delete_adapters(list(pipe.unet.peft_config))
+    if getattr(pipe.text_encoder, "peft_config", None):  # injected by peft: unwrap its LoRA layers in place
+        for name, module in list(pipe.text_encoder.named_modules()):
+            if isinstance(module, BaseTunerLayer):
+                parent, _, child = name.rpartition(".")
+                setattr(pipe.text_encoder.get_submodule(parent), child, module.get_base_layer())
+        del pipe.text_encoder.peft_config
+
+
+def _lora_state(pipe, config: LoraTrainConfig) -> dict:
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    state = {"unet_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))}
+    if config.text_encoder:
+        state["text_encoder_lora_layers"] = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.text_encoder))
+    return state
+
+
+def _save_adapter(pipe, config: LoraTrainConfig, out: Path) -> None:
+    """pytorch_lora_weights.safetensors via the pipeline class's own save_lora_weights, written whole or not at all."""
+    tmp = Path(tempfile.mkdtemp(prefix=".lora-", dir=out))
+    try:
+        type(pipe).save_lora_weights(save_directory=str(tmp), safe_serialization=True, **_lora_state(pipe, config))
+        os.replace(tmp / LORA_WEIGHTS, out / LORA_WEIGHTS)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _save_checkpoint(path: Path, pipe, config, optimizer, schedule, step: int, losses: list[float], record: dict,
+                     seconds: float) -> None:
+    from peft.utils import get_peft_model_state_dict
+
+    state = {"unet": get_peft_model_state_dict(pipe.unet), "optimizer": optimizer.state_dict(),
+             "scheduler": schedule.state_dict(), "step": step, "losses": losses, "seconds": seconds, "config": record}
+    if config.text_encoder:
+        state["text_encoder"] = get_peft_model_state_dict(pipe.text_encoder)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _read_checkpoint(path: Path, record: dict) -> dict | None:
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("config") != record:
+        raise UserError(f"{str(path.parent)!r} holds a LoRA run with another config; resume it with the same "
+                        f"arguments, or pass --overwrite")
+    return state
+
+
+def _prepare_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    busy = out.exists() and any(out.iterdir())
+    if busy and overwrite:
+        shutil.rmtree(out)
+        out.mkdir(parents=True)
+    elif busy and not resume:
+        raise UserError(f"{str(out)!r} is not empty; pass --resume to continue it, --overwrite to replace it, "
+                        f"or pick a new --out")
+    elif resume and not busy:
+        raise UserError(f"nothing to resume in {str(out)!r}; drop --resume to start a new run")
+
+
+def _device(name: str | None) -> torch.device:
+    if name:
+        return torch.device(name)
+    from accelerate import PartialState
+
+    return PartialState().device
+
+
+def adapters_grid(out: Path, pipe, config: LoraTrainConfig, bundle: DatasetBundle, images: ImageSet,
+                  classes: list[str] | None, per_class: int = 3) -> Path:
+    """grid.png: real | plain | adapted images, one row per class, the same seeds in the last two panels."""
+    from synthbridge.diffusion.pipeline import generator_info
+    from synthbridge.diffusion.sampling import render
+    from synthbridge.grids import labelled_grid, pick_per_class, save_png
+
+    defaults = generator_info(config.generator).defaults
+    steps, guidance = defaults.get("steps", 25), defaults.get("guidance_scale", 7.5)
+    template = resolve_template(config.template)
+    labels = list(range(bundle.num_classes)) if classes is None else [bundle.classes.index(c) for c in classes]
+    real = pick_per_class(images, bundle.num_classes, per_class, config.seed)
+    plain, adapted = [], []
+    for label in labels:
+        prompt = build_prompt(template, bundle.phrases[label], bundle.superclass)
+        seeds = [derive_seed(config.seed, "lora-grid", label, j) for j in range(per_class)]
+        draw = lambda: render(pipe, [prompt] * per_class, seeds, negative_prompt=None, steps=steps,  # noqa: E731
+                              guidance_scale=guidance, height=config.resolution, width=config.resolution)[0]
+        _remove_adapters(pipe)
+        plain.append(draw())
+        with _quiet_diffusers():  # "no LoRA keys for the text encoder": true, and no news
+            pipe.load_lora_weights(str(out if classes is None else out / safe_name(bundle.classes[label])))
+        adapted.append(draw())
+        pipe.unload_lora_weights()
+    grid = labelled_grid([("real", [real[label] for label in labels]), ("plain", plain), ("adapted", adapted)],
+                         [bundle.phrases[label] for label in labels])
+    return save_png(grid, out / "grid.png")
+
+
+@contextlib.contextmanager
+def _quiet_diffusers():
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        diffusers_logging.set_verbosity(level)
+
+
+def describe(out: str | Path) -> dict:
+    """The record of an adapter folder (dataset-wise: its lora.json; per class: the index and each class's)."""
+    out = Path(out)
+    if not (out / LORA_INFO).is_file():
+        raise UserError(f"{str(out)!r} is not a LoRA folder (no {LORA_INFO}); make one with `synthbridge lora`")
+    return read_json(out / LORA_INFO)
+
+
+__all__ = ["LORA_INFO", "LORA_WEIGHTS", "LoraTrainConfig", "adapters_grid", "describe", "train_lora"]
