@@ -24,12 +24,14 @@ def _shard(text: str) -> tuple[int, int]:
 
 def generate(parser: argparse.ArgumentParser):
     """make synthetic images with a text-to-image model (resumable, shardable)"""
-    from synthbridge.diffusion.pipeline import DTYPES, SCHEDULERS
+    from synthbridge.diffusion.pipeline import DTYPES, NATIVE_SCHEDULER, SCHEDULERS
+    from synthbridge.generation.config import IMAGE_FORMATS
 
     parser.add_argument("--dataset", default="mnist5k",
                         help="registry name (see `synthbridge datasets`) or imagefolder:PATH")
     parser.add_argument("--generator", default="mini",
-                        help="'mini' (embedded), a local diffusers folder, or a hub id in the local cache "
+                        help="'mini' (embedded), a local diffusers folder of any text-to-image pipeline (SD 1.x/2.x, "
+                             "SDXL, SD 3, PixArt, FLUX, ...), or a hub id in the local cache "
                              "(e.g. runwayml/stable-diffusion-v1-5)")
     parser.add_argument("--per-class", type=positive_int, required=True,
                         help="images per class; rerunning with a larger value extends the folder")
@@ -47,7 +49,9 @@ def generate(parser: argparse.ArgumentParser):
     sampling.add_argument("--guidance-scale", type=non_negative_float,
                           help="classifier-free guidance (default: SD 7.5; mini: its recorded 4.0)")
     sampling.add_argument("--steps", type=positive_int, help="denoising steps (num_inference_steps)")
-    sampling.add_argument("--scheduler", choices=SCHEDULERS, help="all are deterministic given the seed")
+    sampling.add_argument("--scheduler", choices=(*SCHEDULERS, NATIVE_SCHEDULER),
+                          help=f"all are deterministic given the seed; {NATIVE_SCHEDULER}: the generator folder's own "
+                               f"(default: ddim for Stable Diffusion, else the folder's own)")
     sampling.add_argument("--height", type=positive_int, help="pixels, a multiple of 8 (default: the generator's size)")
     sampling.add_argument("--width", type=positive_int, help="pixels, a multiple of 8 (default: the generator's size)")
     sampling.add_argument("--dtype", choices=DTYPES, default="fp32", help="fp16/bf16 need a GPU")
@@ -62,6 +66,13 @@ def generate(parser: argparse.ArgumentParser):
                          help="new seeds tried for a blank, NSFW-blacked or filtered-out image")
     quality.add_argument("--blank-threshold", type=non_negative_float, default=2.0,
                          help="pixel standard deviation (0..255) below which an image counts as blank")
+    storage = parser.add_argument_group("storage (part of the set: a rerun with other values needs --overwrite)")
+    storage.add_argument("--image-format", choices=tuple(IMAGE_FORMATS), default="png",
+                         help="png (lossless, default), webp or jpg (lossy, a fraction of the disk)")
+    storage.add_argument("--quality", type=positive_int, default=95, help="webp/jpg quality, 1-100 (default 95)")
+    storage.add_argument("--save-size", type=positive_int, metavar="N",
+                         help="save images with their shorter side resized to N pixels (PIL LANCZOS; "
+                              "default: the generated size)")
     env = parser.add_argument_group("environment (changes no image beyond float rounding)")
     env.add_argument("--batch-size", type=positive_int, default=8, help="images per pipeline call")
     env.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: accelerate's device for this process)")

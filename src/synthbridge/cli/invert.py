@@ -27,7 +27,8 @@ def invert(parser: argparse.ArgumentParser):
     embedded, full = PROFILES["embedded"], PROFILES["full"]
     parser.add_argument("--dataset", default="mnist5k", help="registry name (see `synthbridge datasets`) or imagefolder:PATH")
     parser.add_argument("--generator", default="mini",
-                        help="'mini' (embedded), a local diffusers folder, or a hub id in the local cache")
+                        help="'mini' (embedded), a local Stable Diffusion 1.x/2.x or SDXL folder (SDXL: the token is "
+                             "learned in both text encoders), or a hub id in the local cache")
     parser.add_argument("--out", required=True, help="style folder (learned_embeds.safetensors, invert.json)")
     parser.add_argument("--token", help="the new token (default: <DATASET-style>, e.g. <mnist5k-style>)")
     parser.add_argument("--initializer-word",
@@ -46,7 +47,8 @@ def invert(parser: argparse.ArgumentParser):
     opt.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant")
     opt.add_argument("--lr-warmup-steps", type=non_negative_int, default=0)
     opt.add_argument("--batch-size", type=positive_int, help=f"images per step ({embedded['batch_size']} / {full['batch_size']})")
-    opt.add_argument("--resolution", type=positive_int, help="training pixels (default: the generator's size, mini 32, SD 512)")
+    opt.add_argument("--resolution", type=positive_int,
+                     help="training (and --grid) pixels (default: the generator's size, mini 32, SD 512)")
     opt.add_argument("--dtype", choices=DTYPES, default="fp32", help="frozen weights' dtype; fp16/bf16 need a GPU")
     opt.add_argument("--max-norm", type=non_negative_float,
                      help="cap on the token vector's L2 norm after every step (default: the largest norm of the "
@@ -54,7 +56,9 @@ def invert(parser: argparse.ArgumentParser):
     opt.add_argument("--seed", type=non_negative_int, default=0)
     env = parser.add_argument_group("environment")
     env.add_argument("--checkpoint-every", type=positive_int, help="steps between checkpoints (default: a tenth of the run)")
-    env.add_argument("--grid", action="store_true", help="after training, write STYLE_DIR/grid.png: real | plain | style")
+    env.add_argument("--grid", action="store_true",
+                     help="after training, write STYLE_DIR/grid.png: real | plain | style (at --resolution, with the "
+                          "generator's default steps, at most 25)")
     env.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: accelerate's device)")
     add_data_args(env)
     env.add_argument("--no-progress", action="store_true", help="no progress bar")

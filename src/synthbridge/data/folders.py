@@ -1,9 +1,10 @@
 """Datasets read from folders: `imagefolder:PATH` and synthetic sets written by `render`/`generate`.
 
 imagefolder layout: PATH/train/<class>/*.png|jpg and PATH/test/<class>/... (or PATH/val/).
-Synthetic layout: DIR/<safe class folder>/<index>.png plus DIR/manifest.jsonl, one JSON line per
-image with at least {"class": <real class name>, "path": "<folder>/<file>"}. Classes are matched to
-the real dataset by name, never by position.
+Synthetic layout: DIR/<safe class folder>/<index>.png (or .webp / .jpg: `generate --image-format`) plus
+DIR/manifest.jsonl, one JSON line per image with at least {"class": <real class name>, "path": "<folder>/<file>"}.
+Classes are matched to the real dataset by name, never by position. Any suffix in IMAGE_SUFFIXES is read
+(a superset of what torchvision's ImageFolder reads, so a synthetic folder is an ImageFolder too).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from synthbridge.data.base import DatasetBundle, FileImages
 from synthbridge.errors import UserError
 from synthbridge.io import read_jsonl, safe_name
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 MANIFEST = "manifest.jsonl"
 
 

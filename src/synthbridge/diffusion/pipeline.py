@@ -3,20 +3,23 @@
 In: a generator name (one a plugin registered, such as the embedded `mini`; a local diffusers folder;
 or a hub id already in the local cache), a dtype and device, a scheduler name. Out: what identifies the
 generator and its defaults (`GeneratorInfo`, read from config files before any weights are loaded) and
-a diffusers `StableDiffusionPipeline` ready to call. Drawing images from seeds is `diffusion.sampling`;
-learned styles are `diffusion.styles`.
+a diffusers pipeline ready to call: `StableDiffusionPipeline` for a Stable Diffusion 1.x/2.x folder (as it
+always was), any other text-to-image family (SDXL, SD 3, PixArt, FLUX, ...) through diffusers'
+`AutoPipelineForText2Image`, with that family's own scheduler and guidance defaults. Drawing images from
+seeds is `diffusion.sampling`; learned styles are `diffusion.styles`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import logging
 import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,6 +30,8 @@ from synthbridge.registry import Registry
 log = logging.getLogger(__name__)
 
 SCHEDULERS = ("ddim", "dpm++", "euler", "pndm")
+NATIVE_SCHEDULER = "native"  # keep the scheduler the folder ships (a flow-matching family's only choice)
+SD_PIPELINE = "StableDiffusionPipeline"  # loaded as it always was; every other family via AutoPipelineForText2Image
 DTYPES = ("fp32", "fp16", "bf16")
 # Built-in sampler defaults: diffusers' own for Stable Diffusion (guidance 7.5, 50 steps) with a
 # deterministic scheduler. A named generator brings its own (`NamedGenerator.defaults`), and a folder's
@@ -36,6 +41,7 @@ GENERATOR_SETTINGS = "synthbridge.json"  # optional defaults stored in a generat
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 SCHEDULER_NAMES = {"DDIMScheduler": "ddim", "DPMSolverMultistepScheduler": "dpm++", "EulerDiscreteScheduler": "euler",
                    "PNDMScheduler": "pndm"}  # diffusers class -> `--scheduler` name
+SCHEDULER_CLASSES = {name: cls for cls, name in SCHEDULER_NAMES.items()}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -62,6 +68,14 @@ class GeneratorInfo:
     native_size: int  # the pixel size the UNet was trained for (sample_size x VAE scale factor)
     vae_scale_factor: int  # image pixels per latent pixel
     safety_checker: bool  # whether the pipeline blacks out images it flags as NSFW
+    pipeline_class: str = SD_PIPELINE  # model_index.json's _class_name (the family)
+    components: dict = field(default_factory=dict)  # component name -> class name, from model_index.json
+    scheduler_class: str | None = None  # the class of the scheduler the folder ships
+
+    @property
+    def is_stable_diffusion(self) -> bool:
+        """A Stable Diffusion 1.x/2.x folder (loaded with StableDiffusionPipeline, SD's sampler defaults)."""
+        return self.pipeline_class == SD_PIPELINE
 
 
 def torch_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -123,7 +137,21 @@ def describe_generator(name: str, folder: Path) -> GeneratorInfo:
             settings = json.loads((folder / GENERATOR_SETTINGS).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"cannot read {folder / GENERATOR_SETTINGS} ({exc}); fix or remove the file") from None
-    defaults = dict(GENERATORS.get(name).defaults if name in GENERATORS else SD_DEFAULTS)
+    try:
+        model_index = _read_config(folder / "model_index.json")
+        pipeline_class = str(model_index.get("_class_name") or SD_PIPELINE)
+        denoiser = "unet" if _has_component(model_index, "unet") or pipeline_class == SD_PIPELINE else "transformer"
+        denoiser_config = _read_config(folder / denoiser / "config.json")
+        # a transformer family without sample_size (FLUX) uses diffusers' default of 128 latent pixels
+        sample_size = int(denoiser_config["sample_size"] if denoiser == "unet" else denoiser_config.get("sample_size", 128))
+        # as diffusers computes it: one factor of 2 per VAE block after the first
+        vae_scale_factor = 2 ** (len(_read_config(folder / "vae" / "config.json")["block_out_channels"]) - 1)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"generator folder {str(folder)!r} lacks a readable denoiser/vae config ({_first_line(exc)}); "
+                        f"pass a diffusers text-to-image folder (unet/ or transformer/, vae/)") from None
+    scheduler_class = _scheduler_class(folder)
+    defaults = dict(GENERATORS.get(name).defaults if name in GENERATORS else
+                    SD_DEFAULTS if pipeline_class == SD_PIPELINE else family_defaults(pipeline_class, scheduler_class))
     # synthbridge.json (written by `synthbridge build-generator`) holds the sampler settings the generator
     # was tuned for under "defaults", with diffusers' names (num_inference_steps, scheduler class names).
     stored = settings.get("defaults", settings)
@@ -132,20 +160,53 @@ def describe_generator(name: str, folder: Path) -> GeneratorInfo:
         value = stored.get(key, stored.get(alias) if alias else None)
         if value is not None:
             defaults[key] = SCHEDULER_NAMES.get(value, value) if key == "scheduler" else value
-    if defaults["scheduler"] not in SCHEDULERS:
+    if defaults["scheduler"] not in (*SCHEDULERS, NATIVE_SCHEDULER):
         log.warning("generator default scheduler %r is not one of %s; using ddim", defaults["scheduler"], SCHEDULERS)
         defaults["scheduler"] = "ddim"
-    try:
-        model_index = _read_config(folder / "model_index.json")
-        sample_size = int(_read_config(folder / "unet" / "config.json")["sample_size"])
-        # as diffusers computes it: one factor of 2 per VAE block after the first
-        vae_scale_factor = 2 ** (len(_read_config(folder / "vae" / "config.json")["block_out_channels"]) - 1)
-    except (OSError, KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"generator folder {str(folder)!r} lacks a readable unet/vae config ({_first_line(exc)}); "
-                        f"pass a Stable Diffusion folder") from None
+    components = {key: value[1] for key, value in model_index.items()
+                  if isinstance(value, list) and len(value) == 2 and value[0] is not None}
     return GeneratorInfo(name=name, folder=str(folder), fingerprint=folder_fingerprint(folder), defaults=defaults,
                          native_size=sample_size * vae_scale_factor, vae_scale_factor=vae_scale_factor,
-                         safety_checker=_has_component(model_index, "safety_checker"))
+                         safety_checker=_has_component(model_index, "safety_checker"), pipeline_class=pipeline_class,
+                         components=components, scheduler_class=scheduler_class)
+
+
+def family_defaults(pipeline_class: str, scheduler_class: str | None) -> dict:
+    """The sampler a non-SD family's own pipeline uses by default: its `__call__` defaults for guidance and steps
+    (SDXL 5.0 / 50, SD 3 7.0 / 28, FLUX 3.5 / 28, PixArt 4.5 / 20) and the scheduler its folder ships."""
+    import diffusers
+
+    defaults = dict(SD_DEFAULTS)
+    pipeline_type = getattr(diffusers, pipeline_class, None)
+    parameters = inspect.signature(pipeline_type.__call__).parameters if pipeline_type is not None else {}
+    for key, parameter in (("guidance_scale", "guidance_scale"), ("steps", "num_inference_steps")):
+        if parameter in parameters and isinstance(parameters[parameter].default, (int, float)):
+            defaults[key] = parameters[parameter].default
+    defaults["scheduler"] = SCHEDULER_NAMES.get(scheduler_class, NATIVE_SCHEDULER)
+    return defaults
+
+
+def _scheduler_class(folder: Path) -> str | None:
+    try:
+        return _read_config(folder / "scheduler" / "scheduler_config.json").get("_class_name")
+    except (OSError, ValueError):
+        return None
+
+
+def check_scheduler(info: GeneratorInfo, name: str) -> None:
+    """Refuse a `--scheduler` the generator's own scheduler cannot be swapped for (a flow-matching family takes
+    no DDPM-family sampler), from config files only: diffusers' own `compatibles` list of the folder's scheduler."""
+    if name == NATIVE_SCHEDULER or info.scheduler_class is None or name not in SCHEDULER_CLASSES:
+        return
+    import diffusers
+
+    own = getattr(diffusers, info.scheduler_class, None)
+    if own is None:
+        return
+    scheduler = own.from_pretrained(info.folder, subfolder="scheduler")
+    if SCHEDULER_CLASSES[name] not in {cls.__name__ for cls in scheduler.compatibles}:
+        raise UserError(f"--scheduler {name} does not apply to {info.pipeline_class} (its scheduler is "
+                        f"{info.scheduler_class}); leave --scheduler out or pass --scheduler {NATIVE_SCHEDULER}")
 
 
 def _read_config(path: Path) -> dict:
@@ -196,29 +257,38 @@ def quiet_loading(quiet: bool) -> Iterator[None]:
 
 
 def load_generator(info: GeneratorInfo, dtype: str, device: torch.device, quiet: bool = False):
-    """The StableDiffusionPipeline in `info.folder` on `device` in `dtype`, with its progress bar off."""
-    from diffusers import StableDiffusionPipeline
+    """The pipeline in `info.folder` on `device` in `dtype`, with its progress bar off: a Stable Diffusion folder
+    through StableDiffusionPipeline, any other text-to-image family through AutoPipelineForText2Image."""
+    from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline
 
     kwargs: dict = {"torch_dtype": torch_dtype(dtype, device)}  # `dtype=` only exists in recent diffusers
-    if not info.safety_checker:
+    loader = StableDiffusionPipeline if info.is_stable_diffusion else AutoPipelineForText2Image
+    if info.is_stable_diffusion and not info.safety_checker:
         # A folder saved without a safety checker (tiny and embedded generators) must be loaded with it
         # explicitly off; a folder that has one keeps it.
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     try:
         with quiet_loading(quiet), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
-            pipe = StableDiffusionPipeline.from_pretrained(info.folder, **kwargs)
+            pipe = loader.from_pretrained(info.folder, **kwargs)
     except Exception as exc:  # noqa: BLE001  (file and format errors all mean: this generator cannot be used)
-        raise UserError(f"cannot load generator {info.name!r} from {info.folder} ({_first_line(exc)}); "
-                        f"rebuild or re-download it") from None
+        raise UserError(f"cannot load generator {info.name!r} ({info.pipeline_class}) from {info.folder} "
+                        f"({_first_line(exc)}); rebuild or re-download it") from None
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
+def denoiser(pipe) -> torch.nn.Module:
+    """The pipeline's denoising network: `unet` (SD, SDXL) or `transformer` (SD 3, PixArt, FLUX)."""
+    module = getattr(pipe, "unet", None)
+    return module if module is not None else pipe.transformer
+
+
 def set_scheduler(pipe, name: str) -> None:
-    """Swap the pipeline's scheduler for `make_scheduler(name, its own config)`."""
-    pipe.scheduler = make_scheduler(name, pipe.scheduler.config)
+    """Swap the pipeline's scheduler for `make_scheduler(name, its own config)`; `native` keeps the folder's own."""
+    if name != NATIVE_SCHEDULER:
+        pipe.scheduler = make_scheduler(name, pipe.scheduler.config)
 
 
 def make_scheduler(name: str, config) -> object:
@@ -256,8 +326,8 @@ def open_generator(info: GeneratorInfo, dtype: str, device: torch.device, pipeli
     if pipeline is None:
         return load_generator(info, dtype, device, quiet=True)
     wanted = torch_dtype(dtype, device)
-    if pipeline.unet.dtype != wanted:
-        raise UserError(f"the given pipeline is {pipeline.unet.dtype}, but the config asks for {dtype}; "
+    if denoiser(pipeline).dtype != wanted:
+        raise UserError(f"the given pipeline is {denoiser(pipeline).dtype}, but the config asks for {dtype}; "
                         f"load it in {wanted} or change --dtype")
     return pipeline.to(device)
 

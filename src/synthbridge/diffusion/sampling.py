@@ -9,6 +9,7 @@ On a GPU the same holds as far as its kernels are deterministic for a fixed shap
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 
@@ -38,13 +39,39 @@ def render(pipe, prompts: Sequence[str], seeds: Sequence[int], *, negative_promp
     # one CPU generator per image: the initial latents (and any scheduler noise) of image i come from its
     # own seed, and on any device, since diffusers draws from CPU generators on the CPU
     generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
-    output = pipe(
-        prompt=list(prompts),
-        negative_prompt=[negative_prompt] * len(prompts) if negative_prompt else None,
-        num_inference_steps=steps, guidance_scale=guidance_scale, height=height, width=width,
-        generator=generators, output_type="pil")
-    nsfw = output.nsfw_content_detected or [False] * len(prompts)
+    options = call_options(pipe, negative_prompt, guidance_scale)
+    if negative_prompt and "negative_prompt" in options:
+        options["negative_prompt"] = [negative_prompt] * len(prompts)
+    output = pipe(prompt=list(prompts), num_inference_steps=steps, height=height, width=width, generator=generators,
+                  output_type="pil", **options)
+    nsfw = getattr(output, "nsfw_content_detected", None) or [False] * len(prompts)  # only SD has a safety checker
     return list(output.images)[:count], [bool(flag) for flag in nsfw][:count]
+
+
+def call_parameters(pipe) -> set[str]:
+    """The keyword arguments the pipeline's `__call__` takes (families differ: not all take a negative prompt)."""
+    return set(inspect.signature(pipe.__call__).parameters)
+
+
+def call_options(pipe, negative_prompt: str | None, guidance_scale: float) -> dict:
+    """The guidance and negative-prompt arguments of a call, for those this pipeline takes (see `check_options`)."""
+    accepted = call_parameters(pipe)
+    options: dict = {"guidance_scale": guidance_scale} if "guidance_scale" in accepted else {}
+    if "negative_prompt" in accepted:
+        options["negative_prompt"] = None
+    return options
+
+
+def check_options(pipe, negative_prompt: str | None, guidance_given: bool) -> None:
+    """Asking a pipeline for an option its family does not take is a one-line UserError, never silently dropped."""
+    from synthbridge.errors import UserError
+
+    accepted = call_parameters(pipe)
+    family = type(pipe).__name__
+    if negative_prompt and "negative_prompt" not in accepted:
+        raise UserError(f"{family} takes no negative prompt; leave --negative-prompt out for this generator")
+    if guidance_given and "guidance_scale" not in accepted:
+        raise UserError(f"{family} takes no guidance scale; leave --guidance-scale out for this generator")
 
 
 def is_blank(image: Image.Image, threshold: float) -> bool:
@@ -65,7 +92,9 @@ def check_prompt_lengths(pipe, prompts_by_class: dict[str, list[str]]) -> list[s
     """Warn once per class whose longest prompt is more tokens than the pipeline's text encoder reads (the text
     encoder sees only the first `model_max_length`), and silence diffusers' and transformers' own notices (the
     former repeats on every call and prints the cut-off tokens). Returns the classes warned about."""
-    tokenizer = pipe.tokenizer
+    tokenizer = getattr(pipe, "tokenizer", None)
+    if tokenizer is None:  # a family without a (first) tokenizer: nothing to measure against
+        return []
     limit = int(tokenizer.model_max_length)
     long = []
     for name, prompts in prompts_by_class.items():

@@ -3,17 +3,27 @@
 A style folder holds:
     learned_embeds.safetensors  {token: tensor[dim]}, the format of diffusers' textual-inversion example,
                                 so plain `pipe.load_textual_inversion(path, token=token)` loads it
+    learned_embeds_2.safetensors  SDXL only: the token's vector for the second text encoder, as diffusers'
+                                textual_inversion_sdxl example writes it; loaded with
+                                `pipe.load_textual_inversion(path, token=token, text_encoder=pipe.text_encoder_2,
+                                tokenizer=pipe.tokenizer_2)`
     invert.json                 the token, initializer, generator, dataset, resolved config, loss curve, time
     checkpoint.pt               only while a run is unfinished: embedding, optimizer, step (for --resume)
     grid.png                    with --grid: real | plain prompt | style prompt, one row per class
 
-In: a folder and a StableDiffusionPipeline. Out: the pipeline's tokenizer and text encoder know the
-token. Anything missing or mismatched is a UserError naming the fix, never a fallback to plain prompts.
+In: a folder and a Stable Diffusion 1.x/2.x or SDXL pipeline. Out: the pipeline's tokenizer(s) and text
+encoder(s) know the token. Anything missing or mismatched is a UserError naming the fix, never a fallback to
+plain prompts. Which families a token can go into is `text_encoder_slots` (CLIP tokenizer and text encoder where
+SD and SDXL keep them); any other family is a one-line UserError naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -22,6 +32,11 @@ from synthbridge.errors import UserError
 from synthbridge.io import atomic_path
 
 STYLE_EMBEDS = "learned_embeds.safetensors"
+STYLE_EMBEDS_2 = "learned_embeds_2.safetensors"  # the second text encoder's vector (SDXL)
+EMBED_FILES = (STYLE_EMBEDS, STYLE_EMBEDS_2)  # one per text encoder, in the order of TEXT_ENCODER_SLOTS
+TEXT_ENCODER_SLOTS = (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2"))
+CLIP_TOKENIZERS = ("CLIPTokenizer", "CLIPTokenizerFast")
+CLIP_TEXT_ENCODERS = ("CLIPTextModel", "CLIPTextModelWithProjection")
 STYLE_INFO = "invert.json"
 CHECKPOINT = "checkpoint.pt"
 GRID = "grid.png"
@@ -33,6 +48,60 @@ def save_embedding(path: str | Path, token: str, embedding: torch.Tensor) -> Non
 
     with atomic_path(path) as tmp:
         save_file({token: embedding.detach().to("cpu", torch.float32).contiguous()}, str(tmp))
+
+
+def text_encoder_slots(family: str, components: dict[str, str | None]) -> list[tuple[str, str]]:
+    """The (tokenizer, text encoder) component names a style token goes into: one pair for SD 1.x/2.x, two for
+    SDXL. `components`: component name -> class name (model_index.json, or a loaded pipeline's). A family
+    without CLIP tokenizers and text encoders in those places and a UNet (SD 3, PixArt, FLUX, ...) is a
+    UserError naming it."""
+    slots = [(tok, enc) for tok, enc in TEXT_ENCODER_SLOTS if components.get(tok) or components.get(enc)]
+    clip = all(components.get(tok) in CLIP_TOKENIZERS and components.get(enc) in CLIP_TEXT_ENCODERS for tok, enc in slots)
+    others = [name for name, cls in components.items() if cls and name.startswith("text_encoder")
+              and name not in {enc for _, enc in TEXT_ENCODER_SLOTS}]
+    if not slots or slots[0][0] != "tokenizer" or not clip or others or components.get("unet") != "UNet2DConditionModel":
+        found = ", ".join(f"{name}={components.get(name)}" for name in ("unet", "transformer", "text_encoder",
+                                                                         "text_encoder_2", "text_encoder_3")
+                          if components.get(name))
+        raise UserError(f"a style token cannot be learned for {family} ({found}): style inversion needs the CLIP "
+                        f"tokenizer/text_encoder (and tokenizer_2/text_encoder_2) and UNet of Stable Diffusion 1.x/2.x or "
+                        f"SDXL; use such a generator")
+    return slots
+
+
+def style_encoders(pipe) -> list[tuple[object, torch.nn.Module]]:
+    """The loaded (tokenizer, text encoder) pairs of `pipe` a style token goes into (see `text_encoder_slots`)."""
+    components = {name: type(module).__name__ for name, module in pipe.components.items() if module is not None}
+    slots = text_encoder_slots(type(pipe).__name__, components)
+    return [(getattr(pipe, tok), getattr(pipe, enc)) for tok, enc in slots]
+
+
+def style_files(style_dir: str | Path) -> list[Path]:
+    """The embedding files of a style folder, one per text encoder it was learned for (SD: 1, SDXL: 2)."""
+    folder = Path(style_dir)
+    return [folder / STYLE_EMBEDS] + ([folder / STYLE_EMBEDS_2] if (folder / STYLE_EMBEDS_2).is_file() else [])
+
+
+def style_digest(files: list[Path]) -> str:
+    """The identity of a style's embeddings: one file's sha256 (as before SDXL), or the sha256 of each file's."""
+    from synthbridge.diffusion.pipeline import file_sha256
+
+    digests = [file_sha256(file) for file in files]
+    return digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def quiet_embedding_resize() -> Iterator[None]:
+    """Silence transformers' "new embeddings will be initialized from a multivariate normal distribution" notice
+    for one call: diffusers' load_textual_inversion resizes the embeddings with mean_resizing on and then
+    overwrites the new row with the learned vector, so the notice only alarms the user."""
+    library_log = logging.getLogger("transformers.modeling_utils")
+    level = library_log.level
+    library_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        library_log.setLevel(level)
 
 
 def read_style(style_dir: str | Path) -> tuple[str, Path, dict]:
@@ -79,28 +148,37 @@ def read_embedding(embeds: Path, token: str) -> torch.Tensor:
 
 
 def load_style(pipe, style_dir: str | Path) -> str:
-    """Add the learned style token of `style_dir` to `pipe` (with diffusers' load_textual_inversion); return it.
+    """Add the learned style token of `style_dir` to `pipe` (with diffusers' load_textual_inversion, into each
+    text encoder it was learned for: SDXL's two); return it.
 
-    The embedding must have the width of the pipeline's text encoder: a style learned for another
+    The embeddings must have the widths of the pipeline's text encoders: a style learned for another
     generator is an error, never silently skipped. A pipeline that already holds the token (reused in an
-    experiment grid) is accepted only if its embedding equals the file's.
+    experiment grid) is accepted only if its embeddings equal the files'.
     """
-    token, embeds, info = read_style(style_dir)
-    vector = read_embedding(embeds, token)
-    width = pipe.text_encoder.get_input_embeddings().weight.shape[1]
-    if vector.shape[0] != width:
-        learned_for = f" (generator {info['generator']!r})" if info.get("generator") else ""
-        raise UserError(f"style {str(style_dir)!r} was learned for a text encoder of width {vector.shape[0]}"
-                        f"{learned_for}, but this generator's is {width}; invert again with this generator")
-    if token in pipe.tokenizer.get_vocab():
-        row = pipe.text_encoder.get_input_embeddings().weight[pipe.tokenizer.convert_tokens_to_ids(token)]
-        if not torch.equal(row.detach().to("cpu", torch.float32), vector.float()):
-            raise UserError(f"the generator already has another embedding for {token!r}; load the generator afresh "
-                            f"or invert with another --token")
-        return token
-    try:
-        pipe.load_textual_inversion(str(embeds), token=token)
-    except (ValueError, KeyError, RuntimeError, OSError) as exc:
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise UserError(f"cannot load style {str(embeds)!r} into the generator ({first_line})") from None
+    token, _, info = read_style(style_dir)
+    encoders = style_encoders(pipe)
+    files = style_files(style_dir)
+    learned_for = f" (generator {info['generator']!r})" if info.get("generator") else ""
+    if len(files) != len(encoders):
+        raise UserError(f"style {str(style_dir)!r} was learned for {len(files)} text encoder(s){learned_for}, but "
+                        f"{type(pipe).__name__} has {len(encoders)}; invert again with this generator")
+    vectors = [read_embedding(file, token) for file in files]
+    for vector, (_, text_encoder) in zip(vectors, encoders):
+        width = text_encoder.get_input_embeddings().weight.shape[1]
+        if vector.shape[0] != width:
+            raise UserError(f"style {str(style_dir)!r} was learned for a text encoder of width {vector.shape[0]}"
+                            f"{learned_for}, but this generator's is {width}; invert again with this generator")
+    for file, vector, (tokenizer, text_encoder) in zip(files, vectors, encoders):
+        if token in tokenizer.get_vocab():
+            row = text_encoder.get_input_embeddings().weight[tokenizer.convert_tokens_to_ids(token)]
+            if not torch.equal(row.detach().to("cpu", torch.float32), vector.float()):
+                raise UserError(f"the generator already has another embedding for {token!r}; load the generator "
+                                f"afresh or invert with another --token")
+            continue
+        try:
+            with quiet_embedding_resize():
+                pipe.load_textual_inversion(str(file), token=token, tokenizer=tokenizer, text_encoder=text_encoder)
+        except (ValueError, KeyError, RuntimeError, OSError) as exc:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise UserError(f"cannot load style {str(file)!r} into the generator ({first_line})") from None
     return token

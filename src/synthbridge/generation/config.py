@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from synthbridge.diffusion.pipeline import DTYPES, SCHEDULERS
+from synthbridge.diffusion.pipeline import DTYPES, NATIVE_SCHEDULER, SCHEDULERS
 from synthbridge.errors import UserError, reject_unknown_keys
 
 # The parameters that decide what the images in a folder are. A rerun into the same folder must match
@@ -19,15 +19,20 @@ from synthbridge.errors import UserError, reject_unknown_keys
 # are absent because they do not change any image. Batch size and device are absent too: they change
 # images only by float rounding (at most one 8-bit level in a few pixels; see diffusion.sampling.render), and
 # each manifest line records the batch size that reproduces it bit for bit.
+# The storage keys (format, quality, saved size) are part of it too: they change the files, not the drawing.
 SET_KEYS = ("dataset", "classes", "generator", "generator_fingerprint", "templates", "negative_prompt",
             "style_token", "style_sha256", "guidance_scale", "steps", "scheduler", "height", "width", "dtype",
-            "seed", "blank_threshold", "filter", "filter_model", "filter_arch", "max_retries")
+            "seed", "blank_threshold", "filter", "filter_model", "filter_arch", "max_retries",
+            "image_format", "quality", "save_size")
+# --image-format -> (PIL format name, file suffix); all three are read by torchvision's ImageFolder, by
+# `datasets.load_dataset("imagefolder")` and by synthbridge.data.load_synthetic.
+IMAGE_FORMATS = {"png": ("PNG", ".png"), "webp": ("WEBP", ".webp"), "jpg": ("JPEG", ".jpg")}
 
 
 @dataclass(frozen=True)
 class GenerateConfig:
     # --- what to generate
-    out: str  # output folder: <class folder>/<index>.png, manifest.jsonl, generation.json
+    out: str  # output folder: <class folder>/<index>.<png|webp|jpg>, manifest.jsonl, generation.json
     dataset: str = "mnist5k"  # registry name or imagefolder:PATH (gives class names, phrases, superclass)
     generator: str = "mini"  # "mini" (embedded), a local diffusers folder, or a hub id (loaded offline from the cache)
     per_class: int = 10  # images per class; a rerun with a larger value extends the folder
@@ -40,7 +45,8 @@ class GenerateConfig:
     # --- sampling
     guidance_scale: float | None = None  # None: the generator's default (SD 7.5, mini: synthbridge.json or 3.0)
     steps: int | None = None  # num_inference_steps; None: the generator's default
-    scheduler: str | None = None  # ddim, dpm++, euler, pndm (all deterministic); None: the generator's default
+    scheduler: str | None = None  # ddim, dpm++, euler, pndm (all deterministic), native (the folder's own scheduler);
+    # None: the generator's default (SD: ddim; another family: its folder's own)
     height: int | None = None  # pixels, a multiple of 8; None: the generator's native size
     width: int | None = None
     dtype: str = "fp32"  # fp32, fp16, bf16 (fp16/bf16 only on a GPU)
@@ -51,6 +57,10 @@ class GenerateConfig:
     filter_model: str | None = None  # local CLIP folder, `synthbridge train` run folder, or classifier .safetensors
     filter_arch: str | None = None  # timm model name for a bare .safetensors without metadata
     max_retries: int = 3  # new seeds tried for an image that is blank, NSFW-blacked or rejected by the filter
+    # --- storage (what the files are; the drawing is the same)
+    image_format: str = "png"  # png (lossless), webp or jpg (lossy, at `quality`): see IMAGE_FORMATS
+    quality: int = 95  # webp/jpg encoder quality, 1-100; png ignores it
+    save_size: int | None = None  # pixels of the saved image's shorter side (PIL LANCZOS); None: as generated
     # --- environment (changes no image beyond float rounding)
     batch_size: int = 8  # images per pipeline call (every call is padded to this shape)
     device: str | None = None  # None: accelerate's device for this process (cuda:N, mps or cpu)
@@ -70,8 +80,9 @@ class GenerateConfig:
             raise UserError(f"--steps must be a whole number > 0, got {self.steps!r}")
         if self.guidance_scale is not None and not self.guidance_scale >= 0:
             raise UserError(f"--guidance-scale must be a number >= 0, got {self.guidance_scale!r}")
-        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
-            raise UserError(f"unknown scheduler {self.scheduler!r}; choose one of: {', '.join(SCHEDULERS)}")
+        if self.scheduler is not None and self.scheduler not in (*SCHEDULERS, NATIVE_SCHEDULER):
+            raise UserError(f"unknown scheduler {self.scheduler!r}; choose one of: {', '.join(SCHEDULERS)}, "
+                            f"{NATIVE_SCHEDULER}")
         if self.dtype not in DTYPES:
             raise UserError(f"unknown dtype {self.dtype!r}; choose one of: {', '.join(DTYPES)}")
         for name in ("height", "width"):
@@ -96,6 +107,13 @@ class GenerateConfig:
                                 "images; delete the folder once, then start the shards without --overwrite")
         if self.classes is not None and not self.classes:
             raise UserError("--classes needs at least one class name")
+        if self.image_format not in IMAGE_FORMATS:
+            raise UserError(f"unknown --image-format {self.image_format!r}; choose one of: {', '.join(IMAGE_FORMATS)}")
+        if not isinstance(self.quality, int) or isinstance(self.quality, bool) or not 1 <= self.quality <= 100:
+            raise UserError(f"--quality must be a whole number from 1 to 100, got {self.quality!r}")
+        if self.save_size is not None and (not isinstance(self.save_size, int) or isinstance(self.save_size, bool)
+                                           or self.save_size < 1):
+            raise UserError(f"--save-size must be a whole number of pixels > 0, got {self.save_size!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -3,17 +3,17 @@
 Layout (the contract `synthbridge.data.folders.load_synthetic` reads):
 
     DIR/generation.json               what defines the set (compared on every rerun), counts, timings, runs
-    DIR/<safe_name(class)>/00000.png  image `index` of `class`
+    DIR/<safe_name(class)>/00000.png  image `index` of `class` (.webp or .jpg with --image-format)
     DIR/manifest.jsonl                one line per image, sorted by (class order, index)
     DIR/rejected.jsonl                images given up after --max-retries (no PNG), when there are any
     DIR/manifest.<worker>.jsonl       per-process parts while processes run; merged and removed at the end
 
 Why parts: several processes (`--shard i/n`, or `accelerate launch`) write into one folder at once.
 Each appends only to its own part, so no two processes ever write the same file; the merge reads the
-final manifest plus every part under a file lock, keeps one line per image whose PNG exists, sorts,
+final manifest plus every part under a file lock, keeps one line per image whose image file exists, sorts,
 and writes manifest.jsonl atomically. It is idempotent: merging twice gives the same file.
 
-Why it resumes: a PNG is written to a temporary name and renamed into place, and its manifest line is
+Why it resumes: an image file is written to a temporary name and renamed into place, and its manifest line is
 appended (and fsynced) only after that. So after a crash an image is either listed and complete, or
 not listed. An image found on disk without a line (the crash hit between the rename and the append)
 is *regenerated*, not re-added: its line would need the seed, and after a retry the seed is not
@@ -31,9 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+from PIL import Image
 
 from synthbridge.data.folders import MANIFEST
 from synthbridge.errors import UserError
+from synthbridge.generation.config import IMAGE_FORMATS
 from synthbridge.io import read_json, read_jsonl, safe_name, write_json, write_text
 
 GENERATION_JSON = "generation.json"
@@ -49,6 +51,7 @@ class WorkItem:
     class_position: int  # position of the class in the set's class list (sort order of the manifest)
     class_name: str
     index: int
+    suffix: str = ".png"  # the file type of the set (--image-format)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -56,16 +59,33 @@ class WorkItem:
 
     @property
     def path(self) -> str:
-        return image_path(self.class_name, self.index)
+        return image_path(self.class_name, self.index, self.suffix)
 
 
-def image_path(class_name: str, index: int) -> str:
-    return f"{safe_name(class_name)}/{index:05d}.png"
+def image_path(class_name: str, index: int, suffix: str = ".png") -> str:
+    return f"{safe_name(class_name)}/{index:05d}{suffix}"
 
 
-def work_items(classes: Sequence[str], per_class: int) -> list[WorkItem]:
+def work_items(classes: Sequence[str], per_class: int, suffix: str = ".png") -> list[WorkItem]:
     """All images of the set, index-major: a shard or an interrupted run holds every class about equally."""
-    return [WorkItem(position, name, index) for index in range(per_class) for position, name in enumerate(classes)]
+    return [WorkItem(position, name, index, suffix) for index in range(per_class)
+            for position, name in enumerate(classes)]
+
+
+def stored_image(image: Image.Image, save_size: int | None) -> Image.Image:
+    """The image as it is saved: its shorter side resized to `save_size` with PIL's LANCZOS (aspect kept), or as is."""
+    width, height = image.size
+    if save_size is None or save_size == min(width, height):
+        return image
+    scale = save_size / min(width, height)
+    return image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.LANCZOS)
+
+
+def write_image(image: Image.Image, path: Path, image_format: str, quality: int, save_size: int | None) -> None:
+    """Save `image` to `path` (a temporary name: the caller renames it into place) in the set's format and size."""
+    pil_format, _ = IMAGE_FORMATS[image_format]
+    options = {} if image_format == "png" else {"quality": quality}
+    stored_image(image, save_size).save(path, format=pil_format, **options)
 
 
 def split(items: Sequence[WorkItem], index: int, count: int) -> list[WorkItem]:
@@ -106,7 +126,7 @@ def read_records(out: Path) -> list[dict]:
 
 
 def latest(records: Iterable[dict], out: Path) -> dict[tuple[str, int], dict]:
-    """One record per image: accepted ones only while their PNG exists (a line whose file a crash or a
+    """One record per image: accepted ones only while their image file exists (a line whose file a crash or a
     user removed is dropped, so the image is made again)."""
     chosen: dict[tuple[str, int], dict] = {}
     for record in records:
@@ -128,7 +148,7 @@ def pending(out: Path, items: Sequence[WorkItem]) -> list[WorkItem]:
         # atomic_path's temporary files of this image, left by a hard kill (only this item's own names,
         # so another process's file in flight is never touched)
         if target.parent.is_dir():
-            for stale in target.parent.glob(f".{target.name}.*.tmp.png"):
+            for stale in target.parent.glob(f".{target.name}.*.tmp{target.suffix}"):
                 stale.unlink(missing_ok=True)
     return todo
 
@@ -221,4 +241,4 @@ def class_counts(records: dict[tuple[str, int], dict], classes: Sequence[str], p
 
 __all__ = ["GENERATION_JSON", "LOCK", "MANIFEST", "REJECTED", "WorkItem", "class_counts", "clear", "folder_lock",
            "image_path", "is_foreign", "latest", "merge", "part_files", "part_path", "pending", "read_generation",
-           "read_records", "split", "work_items", "worker_name", "write_generation"]
+           "read_records", "split", "stored_image", "work_items", "worker_name", "write_generation", "write_image"]

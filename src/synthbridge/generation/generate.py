@@ -1,8 +1,9 @@
 """`generate(config)`: make the synthetic images of one set, resumably and split over processes.
 
 In: a `GenerateConfig` (dataset, generator, prompts, sampler, images per class, output folder).
-Out: the folder described in `synthbridge.generation.folder` (PNGs, manifest.jsonl, generation.json)
-and a summary dict (the content of generation.json plus this run's numbers).
+Out: the folder described in `synthbridge.generation.folder` (images as PNG, WebP or JPEG at the set's saved
+size, manifest.jsonl, generation.json) and a summary dict (the content of generation.json plus this run's numbers).
+The generator is any diffusers text-to-image pipeline (`diffusion.pipeline.load_generator`).
 
 Every image is a pure function of its coordinates: image `index` of class `c` is drawn from
 `derive_seed(seed, c, index)` with the prompt of template `index mod T`; a retry k uses
@@ -28,18 +29,19 @@ from PIL import Image
 from synthbridge.data import DatasetBundle, load_dataset
 from synthbridge.diffusion.pipeline import (
     GeneratorInfo,
+    check_scheduler,
+    denoiser,
     describe_generator,
-    file_sha256,
     load_generator,
     locate_generator,
     set_scheduler,
     torch_dtype,
 )
-from synthbridge.diffusion.sampling import check_prompt_lengths, is_blank, render
-from synthbridge.diffusion.styles import load_style, read_style
+from synthbridge.diffusion.sampling import check_options, check_prompt_lengths, is_blank, render
+from synthbridge.diffusion.styles import load_style, read_style, style_digest, style_files, text_encoder_slots
 from synthbridge.errors import UserError
 from synthbridge.generation import folder as store
-from synthbridge.generation.config import SET_KEYS, GenerateConfig
+from synthbridge.generation.config import IMAGE_FORMATS, SET_KEYS, GenerateConfig
 from synthbridge.io import append_jsonl, atomic_path, ensure_writable_dir, environment
 from synthbridge.prompts import build_prompt, resolve_templates, template_for
 from synthbridge.seeding import derive_seed
@@ -65,9 +67,8 @@ class _Attempt:
 def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | None = None) -> dict:
     """Make (or complete, or extend) the set `config` describes in `config.out`; returns the summary.
 
-    `pipeline`: an already loaded StableDiffusionPipeline for `config.generator` (an experiment grid
-    loads Stable Diffusion once); its scheduler is replaced by the one asked for. `bundle`: the dataset,
-    if already loaded.
+    `pipeline`: an already loaded pipeline for `config.generator` (an experiment grid loads Stable
+    Diffusion once); its scheduler is replaced by the one asked for. `bundle`: the dataset, if already loaded.
     """
     from accelerate import PartialState
 
@@ -78,8 +79,8 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
     out = ensure_writable_dir(config.out)
     style_token = style_sha256 = style_template = None
     if config.style:
-        style_token, embeds, style_info = read_style(config.style)
-        style_sha256 = file_sha256(embeds)
+        style_token, _, style_info = read_style(config.style)
+        style_sha256 = style_digest(style_files(config.style))
         style_template = style_info.get("template")  # the prompt form the token was learned in
     templates = resolve_templates(config.dataset, config.templates, config.templates_file, style_token,
                                   style_template)
@@ -99,6 +100,9 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
     # 2. the set: fill the sampler defaults from the generator's files and compare with what the folder
     #    holds (read only; a refusal costs no model load)
     info = describe_generator(generator_id, generator_folder)
+    if config.style:  # a family that cannot hold a learned token fails before any weights load
+        text_encoder_slots(info.pipeline_class, info.components)
+    guidance_given = config.guidance_scale is not None
     config = resolve(config, info)
     set_params = _normalise({
         "dataset": config.dataset, "classes": classes, "generator": info.name,
@@ -109,7 +113,7 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         "filter": config.filter,
         "filter_model": str(Path(config.filter_model).expanduser().resolve()) if config.filter else None,
         "filter_arch": config.filter_arch if config.filter else None,
-        "max_retries": config.max_retries})
+        "max_retries": config.max_retries, **storage_params(config)})
     with store.folder_lock(out):
         prepare_folder(out, set_params, config.overwrite)
 
@@ -119,8 +123,9 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
     else:
         pipe = pipeline.to(device)
         pipe.set_progress_bar_config(disable=True)
-        if pipe.unet.dtype != torch_dtype(config.dtype, device) or pipe.vae_scale_factor != info.vae_scale_factor:
-            raise UserError(f"the given pipeline ({pipe.unet.dtype}) is not {config.generator!r} in {config.dtype}")
+        if denoiser(pipe).dtype != torch_dtype(config.dtype, device) or pipe.vae_scale_factor != info.vae_scale_factor:
+            raise UserError(f"the given pipeline ({denoiser(pipe).dtype}) is not {config.generator!r} in {config.dtype}")
+    check_options(pipe, config.negative_prompt, guidance_given)
     set_scheduler(pipe, config.scheduler)
     if config.style:
         load_style(pipe, config.style)
@@ -150,7 +155,8 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
     process = (state.process_index, state.num_processes)
     worker = store.worker_name(shard, process)
     with store.claim_worker(out, worker):  # two processes making the same share would undo each other's work
-        mine = store.split(store.split(store.work_items(classes, config.per_class), *shard), *process)
+        items = store.work_items(classes, config.per_class, IMAGE_FORMATS[config.image_format][1])
+        mine = store.split(store.split(items, *shard), *process)
         todo = store.pending(out, mine)
         part = store.part_path(out, worker)
 
@@ -232,8 +238,8 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
                 record = _manifest_line(config, set_params, attempt, seed, text, score)
                 if reason is None:
                     with atomic_path(out / attempt.item.path) as tmp:
-                        image.save(tmp, format="PNG")
-                    append_jsonl(part, record)  # only once the PNG is complete and in place
+                        store.write_image(image, tmp, config.image_format, config.quality, config.save_size)
+                    append_jsonl(part, record)  # only once the file is complete and in place
                     made += 1
                 elif attempt.attempt < config.max_retries:
                     log.info("image %s (seed %d) is %s; trying the next seed", attempt.item.path, seed, reason)
@@ -275,12 +281,27 @@ def resolve(config: GenerateConfig, info: GeneratorInfo) -> GenerateConfig:
         scheduler=config.scheduler or defaults["scheduler"],
         height=int(config.height or defaults.get("height") or info.native_size),
         width=int(config.width or defaults.get("width") or info.native_size))
+    resolved = replace(resolved, save_size=resolved.save_size or min(resolved.height, resolved.width))
     for name in ("height", "width"):
         value = getattr(resolved, name)
         if value % 8 or value % info.vae_scale_factor:
             raise UserError(f"--{name} must be a multiple of 8 and of the VAE's factor {info.vae_scale_factor}, got {value}")
     resolved.check()
+    check_scheduler(info, resolved.scheduler)
     return resolved
+
+
+def storage_params(config: GenerateConfig) -> dict:
+    """The set keys of how images are stored (a resolved config): format, quality (None for lossless PNG, which
+    ignores it) and the saved size."""
+    return {"image_format": config.image_format, "quality": None if config.image_format == "png" else config.quality,
+            "save_size": config.save_size}
+
+
+def _with_legacy_storage(params: dict) -> dict:
+    """A set recorded before the storage options existed was PNG at the generated size."""
+    size = min(params["height"], params["width"]) if params.get("height") and params.get("width") else None
+    return {"image_format": "png", "quality": None, "save_size": size, **params}
 
 
 def prepare_folder(out: Path, set_params: dict, overwrite: bool) -> dict | None:
@@ -291,7 +312,7 @@ def prepare_folder(out: Path, set_params: dict, overwrite: bool) -> dict | None:
             raise UserError(f"{str(out)!r} is not empty and was not made by `synthbridge generate`; pick an empty or "
                             f"new --out, or pass --overwrite to write into it anyway")
         return None
-    old = previous.get("set", {})
+    old = _with_legacy_storage(previous.get("set", {}))
     if differing := [key for key in SET_KEYS if old.get(key) != set_params.get(key)]:
         if not overwrite:
             shown = "; ".join(f"{k}: {_short(old.get(k))} -> {_short(set_params.get(k))}" for k in differing[:3])
@@ -309,7 +330,8 @@ def _record(previous: dict | None, set_params: dict, config: GenerateConfig, inf
     record.update(status="running", set=set_params, per_class=per_class, classes=classes,
                   config=_normalise(config.to_dict()),
                   generator={"name": info.name, "folder": info.folder, "fingerprint": info.fingerprint,
-                             "safety_checker": info.safety_checker, "defaults": info.defaults},
+                             "safety_checker": info.safety_checker, "defaults": info.defaults,
+                             "pipeline": info.pipeline_class},
                   environment=environment())
     record.setdefault("runs", [])
     return record
@@ -341,8 +363,9 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
                      batch_size: int | None = None) -> Image.Image:
     """Make one image of a folder again, alone, from its manifest line (seed, prompt) and generation.json.
 
-    The call has the batch shape the image was made with (padded, see `render`), so the result is
-    bit-identical to the file; pass `batch_size=1` for a plain single-image call (equal up to rounding).
+    The call has the batch shape the image was made with (padded, see `render`), and the image is resized
+    to the set's saved size, so a PNG set's file is reproduced bit for bit (for webp/jpg: the image before
+    lossy encoding); pass `batch_size=1` for a plain single-image call (equal up to rounding).
     """
     out = Path(out)
     record = store.read_generation(out)
@@ -364,7 +387,7 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
     images, _ = render(pipe, [line["prompt"]], [line["seed"]], negative_prompt=params["negative_prompt"],
                        steps=params["steps"], guidance_scale=params["guidance_scale"], height=params["height"],
                        width=params["width"], batch_size=batch_size or line.get("batch_size"))
-    return images[0]
+    return store.stored_image(images[0], _with_legacy_storage(params)["save_size"])
 
 
 def _manifest_line(config: GenerateConfig, set_params: dict, attempt: _Attempt, seed: int, prompt: str,
@@ -377,6 +400,7 @@ def _manifest_line(config: GenerateConfig, set_params: dict, attempt: _Attempt, 
         "scheduler": config.scheduler, "height": config.height, "width": config.width,
         "generator": set_params["generator"], "style_token": set_params["style_token"],
         "style_sha256": set_params["style_sha256"], "dtype": config.dtype,
+        "image_format": set_params["image_format"], "quality": set_params["quality"], "save_size": set_params["save_size"],
         "batch_size": config.batch_size,  # the call shape: with it, regenerate_image() gives the same bytes
         "regenerated_from_seeds": attempt.rejected_seeds, "rejected_reasons": attempt.rejected_reasons,
     }

@@ -14,6 +14,12 @@ put in place of the token's row by a forward hook, so the other rows cannot move
 restoring them after each step), and the optimizer state is one vector even for Stable Diffusion's
 49,408-row vocabulary.
 
+SDXL has two text encoders: the token is added to both, with a vector in each (trained together, as
+diffusers' textual_inversion_sdxl example does), and the UNet is conditioned as the SDXL pipeline
+conditions it (both encoders' penultimate hidden states side by side, the second's pooled projection and
+the six size/crop numbers). The second vector is saved as learned_embeds_2.safetensors. A family without
+CLIP text encoders where SD and SDXL keep them is a one-line UserError (`diffusion.styles.text_encoder_slots`).
+
 Every step is a function of (seed, step): which images (a seeded permutation per epoch), the VAE
 sample, the noise and the timesteps. A run interrupted after a checkpoint and continued with
 `resume=True` ends with the same embedding as a run never interrupted.
@@ -33,7 +39,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from synthbridge.data import DatasetBundle, few_shot, load_dataset
-from synthbridge.diffusion.styles import CHECKPOINT, GRID, STYLE_EMBEDS, STYLE_INFO, save_embedding
+from synthbridge.diffusion.styles import (
+    CHECKPOINT,
+    EMBED_FILES,
+    GRID,
+    STYLE_EMBEDS,
+    STYLE_INFO,
+    save_embedding,
+    style_encoders,
+    text_encoder_slots,
+)
 from synthbridge.errors import UserError
 from synthbridge.inversion.config import INITIALIZER_CANDIDATES, RESUME_KEYS, InvertConfig, resolve
 from synthbridge.io import atomic_path, ensure_writable_dir, environment, read_json, write_json
@@ -43,14 +58,15 @@ from synthbridge.seeding import derive_seed
 log = logging.getLogger(__name__)
 
 LOSS_CURVE_POINTS = 20  # points of the loss curve in invert.json (each the mean over its window of steps)
+CHECKPOINT_VECTORS = ("embedding", "embedding_2")  # checkpoint keys of the vectors, one per text encoder
 
 
 def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = False, pipeline=None,
            bundle: DatasetBundle | None = None) -> dict:
     """Learn the style token of `config.dataset` into `config.out`; returns the summary (invert.json).
 
-    `pipeline`: an already loaded StableDiffusionPipeline for `config.generator` (its tokenizer and text
-    encoder gain the token, with the learned embedding, in place). `bundle`: the dataset, if loaded.
+    `pipeline`: an already loaded SD 1.x/2.x or SDXL pipeline for `config.generator` (its tokenizer(s) and
+    text encoder(s) gain the token, with the learned embedding, in place). `bundle`: the dataset, if loaded.
     `resume`: continue an interrupted run in `config.out` (or return a finished one with the same config).
     `overwrite`: delete what `config.out` holds and start afresh.
     """
@@ -67,6 +83,7 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
     device = _device(config.device)
     dtype = torch_dtype(config.dtype, device)
     info = generator_info(config.generator)  # a missing generator fails before the dataset is read
+    text_encoder_slots(info.pipeline_class, info.components)  # so does a family that cannot hold a token
 
     # 2. the real images: the whole train split (all classes together), or K per class
     if bundle is None:
@@ -75,40 +92,46 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
 
     # 3. the generator, and the config resolved against the profile and the generator's size
     pipe = open_generator(info, config.dtype, device, pipeline)
+    encoders = style_encoders(pipe)  # [(tokenizer, text encoder)]: SD one, SDXL two
     config = resolve(config, info.native_size)
     if config.initializer_word is None:
-        config = dataclasses.replace(config, initializer_word=default_initializer(pipe.tokenizer))
-    if config.max_norm is None:  # the largest norm of any word the text encoder was trained with
-        words = pipe.text_encoder.get_input_embeddings().weight
-        config = dataclasses.replace(config, max_norm=round(float(words.detach().float().norm(dim=1).max()), 6))
+        config = dataclasses.replace(config, initializer_word=default_initializer(encoders[0][0]))
+    if config.max_norm is None:  # the largest norm of any word the (first) text encoder was trained with
+        config = dataclasses.replace(config, max_norm=round(vocabulary_norm(encoders[0][1]), 6))
+    caps = norm_caps([encoder for _, encoder in encoders], config.max_norm)
     if resume and (out / STYLE_INFO).is_file():
         return _finished_run(out, config)
     checkpoint = _read_checkpoint(out / CHECKPOINT, config) if resume else None
 
-    # 4. the new token: added to the tokenizer, a new embedding row initialised from the initializer word
-    token_id, initializer_id = add_token(pipe.tokenizer, pipe.text_encoder, config.token, config.initializer_word)
-    input_ids = class_prompt_ids(pipe.tokenizer, bundle, config.template, config.token, token_id)  # (classes, 77)
+    # 4. the new token: added to each tokenizer, a new embedding row initialised from the initializer word
+    ids = [add_token(tokenizer, encoder, config.token, config.initializer_word) for tokenizer, encoder in encoders]
+    input_ids = [class_prompt_ids(tokenizer, bundle, config.template, config.token, token_id)  # (classes, 77) each
+                 for (tokenizer, _), (token_id, _) in zip(encoders, ids)]
 
-    # 5. freeze the whole generator; the one trained tensor is the token's vector, injected by a hook
-    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
+    # 5. freeze the whole generator; the trained tensors are the token's vectors (one per text encoder), each
+    #    injected by a hook
+    for module in (pipe.unet, pipe.vae, *(encoder for _, encoder in encoders)):
         module.requires_grad_(False)
         module.eval()  # no dropout: a step depends on (seed, step) only
-    embeddings = pipe.text_encoder.get_input_embeddings()
-    vector = torch.nn.Parameter(embeddings.weight[initializer_id].detach().to(device, torch.float32).clone())
-    hook = embeddings.register_forward_hook(_inject(token_id, vector))
+    tables = [encoder.get_input_embeddings() for _, encoder in encoders]
+    vectors = [torch.nn.Parameter(table.weight[initializer_id].detach().to(device, torch.float32).clone())
+               for table, (_, initializer_id) in zip(tables, ids)]
+    hooks = [table.register_forward_hook(_inject(token_id, vector)) for table, (token_id, _), vector
+             in zip(tables, ids, vectors)]
 
     # 6. optimizer and learning-rate schedule (diffusers' own), restored from the checkpoint if resuming
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_scheduler
 
-    optimizer = torch.optim.AdamW([vector], lr=config.lr, weight_decay=0.0)  # no decay: it would shrink the token
+    optimizer = torch.optim.AdamW(vectors, lr=config.lr, weight_decay=0.0)  # no decay: it would shrink the token
     lr_schedule = get_scheduler(config.lr_schedule, optimizer, num_warmup_steps=config.lr_warmup_steps,
                                 num_training_steps=config.steps)
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # the training noise of this generator
     start, losses, seconds_before = 0, [], 0.0
     if checkpoint is not None:
         with torch.no_grad():
-            vector.copy_(checkpoint["embedding"].to(device))
+            for vector, key in zip(vectors, CHECKPOINT_VECTORS):
+                vector.copy_(checkpoint[key].to(device))
         optimizer.load_state_dict(checkpoint["optimizer"])
         lr_schedule.load_state_dict(checkpoint["scheduler"])
         start, losses = int(checkpoint["step"]), checkpoint["losses"].tolist()
@@ -126,33 +149,39 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
         for step in range(start, config.steps):
             indices = [index for _, index, _ in batches.keys(step)]
             pixels = torch.stack([to_pixels(images.load(i)) for i in indices]).to(device, dtype)
-            ids = input_ids[[images.targets[i] for i in indices]].to(device)
+            targets = [images.targets[i] for i in indices]
+            batch_ids = [ids_of_class[targets].to(device) for ids_of_class in input_ids]
             generator = torch.Generator(device="cpu").manual_seed(derive_seed(config.seed, "invert", "step", step))
-            loss = denoising_loss(pipe, noise_scheduler, pixels, ids, generator)
+            loss = denoising_loss(pipe, noise_scheduler, pixels, batch_ids, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if config.max_norm:  # projected step: the token stays within the norm of the words it sits among
-                with torch.no_grad():
-                    vector.mul_(torch.clamp(config.max_norm / vector.norm().clamp_min(1e-12), max=1.0))
+            for vector, cap in zip(vectors, caps):  # projected step: within the norm of the words it sits among
+                if cap:
+                    with torch.no_grad():
+                        vector.mul_(torch.clamp(cap / vector.norm().clamp_min(1e-12), max=1.0))
             lr_schedule.step()
             losses.append(loss.item())
             bar.update(1)
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
             done = step + 1
             if done % config.checkpoint_every == 0 and done < config.steps:
-                _save_checkpoint(out / CHECKPOINT, vector, optimizer, lr_schedule, done, losses, config,
+                _save_checkpoint(out / CHECKPOINT, vectors, optimizer, lr_schedule, done, losses, config,
                                  seconds_before + time.perf_counter() - loop_began)
     finally:
         bar.close()
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
     train_seconds = seconds_before + time.perf_counter() - loop_began
 
-    # 8. save: the learned row goes into the text encoder (the pipeline now draws the style), the file
-    # in diffusers' format, and invert.json; the checkpoint is no longer needed
+    # 8. save: the learned rows go into the text encoders (the pipeline now draws the style), the files
+    # in diffusers' format (one per text encoder), and invert.json; the checkpoint is no longer needed
     with torch.no_grad():
-        embeddings.weight[token_id] = vector.detach().to(embeddings.weight.dtype)
-    save_embedding(out / STYLE_EMBEDS, config.token, vector)
+        for table, (token_id, _), vector in zip(tables, ids, vectors):
+            table.weight[token_id] = vector.detach().to(table.weight.dtype)
+    for name, vector in zip(EMBED_FILES, vectors):
+        save_embedding(out / name, config.token, vector)
+    vector, embeddings, initializer_id = vectors[0], tables[0], ids[0][1]
     summary = {
         "token": config.token, "initializer_word": config.initializer_word, "generator": info.name,
         "generator_fingerprint": info.fingerprint, "dataset": config.dataset,
@@ -164,8 +193,14 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
         "seconds": seconds_before + time.perf_counter() - began, "train_seconds": train_seconds,
         "resumed_from_step": start,
         "files": {"embeddings": STYLE_EMBEDS, "grid": GRID if config.grid else None},
+        "text_encoders": len(encoders),
         "environment": environment(),
     }
+    if len(encoders) > 1:  # SDXL: the second encoder's file and vector
+        summary["files"]["embeddings_2"] = EMBED_FILES[1]
+        summary["embedding_dims"] = [int(v.shape[0]) for v in vectors]
+        summary["embedding_norms_learned"] = [float(v.detach().norm()) for v in vectors]
+        summary["norm_caps"] = caps
     write_json(out / STYLE_INFO, summary)
     (out / CHECKPOINT).unlink(missing_ok=True)
 
@@ -173,7 +208,7 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
     if config.grid:
         from synthbridge.inversion.grid import style_grid
 
-        style_grid(out, pipeline=pipe, bundle=bundle, real_images=images, seed=config.seed)
+        style_grid(out, pipeline=pipe, bundle=bundle, real_images=images, seed=config.seed, resolution=config.resolution)
     return summary
 
 
@@ -225,6 +260,21 @@ def add_token(tokenizer, text_encoder, token: str, initializer_word: str) -> tup
     return token_id, initializer_id
 
 
+def vocabulary_norm(text_encoder) -> float:
+    """The largest L2 norm among a text encoder's token embeddings."""
+    return float(text_encoder.get_input_embeddings().weight.detach().float().norm(dim=1).max())
+
+
+def norm_caps(text_encoders: list, max_norm: float) -> list[float]:
+    """The norm cap of each encoder's vector: `max_norm` for the first; for SDXL's second, `max_norm` scaled by the
+    ratio of the two vocabularies' largest norms (so the default caps each vector at its own vocabulary's
+    largest word). 0 (no cap) stays 0."""
+    if not max_norm or len(text_encoders) == 1:
+        return [max_norm] * len(text_encoders)
+    first = vocabulary_norm(text_encoders[0])
+    return [max_norm] + [round(max_norm * vocabulary_norm(encoder) / first, 6) for encoder in text_encoders[1:]]
+
+
 def class_prompt_ids(tokenizer, bundle: DatasetBundle, template: str, token: str, token_id: int) -> torch.Tensor:
     """Token ids (classes, max_length) of each class's prompt, padded as the SD pipeline pads its prompts."""
     literal = resolve_template(template)
@@ -263,9 +313,11 @@ def _inject(token_id: int, vector: torch.Tensor):
     return hook
 
 
-def denoising_loss(pipe, noise_scheduler, pixels: torch.Tensor, input_ids: torch.Tensor,
+def denoising_loss(pipe, noise_scheduler, pixels: torch.Tensor, input_ids: list[torch.Tensor],
                    generator: torch.Generator) -> torch.Tensor:
-    """The diffusion training loss: MSE between the UNet's prediction and its target at random timesteps."""
+    """The diffusion training loss: MSE between the UNet's prediction and its target at random timesteps.
+
+    `input_ids`: the prompts' token ids for each text encoder (SD one, SDXL two)."""
     with torch.no_grad():
         latents = pipe.vae.encode(pixels).latent_dist.sample(generator=generator)
         latents = latents * pipe.vae.config.scaling_factor
@@ -273,8 +325,13 @@ def denoising_loss(pipe, noise_scheduler, pixels: torch.Tensor, input_ids: torch
     timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],),
                               generator=generator).to(latents.device)
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-    encoder_hidden_states = pipe.text_encoder(input_ids)[0]
-    prediction = pipe.unet(noisy, timesteps, encoder_hidden_states.to(latents.dtype)).sample
+    if len(input_ids) == 1:
+        encoder_hidden_states = pipe.text_encoder(input_ids[0])[0]
+        prediction = pipe.unet(noisy, timesteps, encoder_hidden_states.to(latents.dtype)).sample
+    else:
+        encoder_hidden_states, added = sdxl_conditioning(pipe, input_ids, pixels.shape[-2:])
+        prediction = pipe.unet(noisy, timesteps, encoder_hidden_states.to(latents.dtype),
+                               added_cond_kwargs={k: v.to(latents.dtype) for k, v in added.items()}).sample
     prediction_type = noise_scheduler.config.prediction_type
     if prediction_type == "epsilon":
         target = noise
@@ -283,6 +340,20 @@ def denoising_loss(pipe, noise_scheduler, pixels: torch.Tensor, input_ids: torch
     else:  # "sample"
         target = latents
     return F.mse_loss(prediction.float(), target.float())
+
+
+def sdxl_conditioning(pipe, input_ids: list[torch.Tensor], size) -> tuple[torch.Tensor, dict]:
+    """The UNet conditioning the SDXL pipeline builds from a prompt: both encoders' penultimate hidden states,
+    side by side, and (added to the time embedding) the second encoder's pooled projection and the six numbers
+    original size, crop corner (0, 0) and target size, here all the training resolution."""
+    states, pooled = [], None
+    for encoder, ids in zip((pipe.text_encoder, pipe.text_encoder_2), input_ids):
+        output = encoder(ids, output_hidden_states=True)
+        states.append(output.hidden_states[-2])
+        pooled = output[0]  # the projected pooled embedding (text_encoder_2 is a CLIPTextModelWithProjection)
+    height, width = (int(v) for v in size)
+    time_ids = torch.tensor([[height, width, 0, 0, height, width]], device=pooled.device).repeat(pooled.shape[0], 1)
+    return torch.cat(states, dim=-1), {"text_embeds": pooled, "time_ids": time_ids}
 
 
 def loss_curve(losses: list[float], points: int = LOSS_CURVE_POINTS) -> list[dict]:
@@ -317,7 +388,7 @@ def _prepare_folder(out: Path, resume: bool, overwrite: bool) -> None:
     finished = (out / STYLE_INFO).is_file()
     unfinished = (out / CHECKPOINT).is_file()
     if overwrite:
-        for name in (STYLE_EMBEDS, STYLE_INFO, CHECKPOINT, GRID):
+        for name in (*EMBED_FILES, STYLE_INFO, CHECKPOINT, GRID):
             (out / name).unlink(missing_ok=True)
     elif finished and not resume:
         raise UserError(f"{str(out)!r} already holds a finished style; pass --overwrite to learn it again, "
@@ -359,10 +430,11 @@ def _read_checkpoint(path: Path, config: InvertConfig) -> dict | None:
     return state
 
 
-def _save_checkpoint(path: Path, vector: torch.Tensor, optimizer, lr_schedule, step: int, losses: list[float],
+def _save_checkpoint(path: Path, vectors: list[torch.Tensor], optimizer, lr_schedule, step: int, losses: list[float],
                      config: InvertConfig, seconds: float) -> None:
-    """Everything a resumed run needs to continue exactly: the vector, AdamW moments, schedule, step, losses."""
-    state = {"embedding": vector.detach().cpu().clone(), "optimizer": optimizer.state_dict(),
+    """Everything a resumed run needs to continue exactly: the vectors, AdamW moments, schedule, step, losses."""
+    state = {**{key: vector.detach().cpu().clone() for key, vector in zip(CHECKPOINT_VECTORS, vectors)},
+             "optimizer": optimizer.state_dict(),
              "scheduler": lr_schedule.state_dict(), "step": step,
              "losses": torch.tensor(losses, dtype=torch.float64), "seconds": seconds,
              "config": json.dumps(_resume_config(config))}
