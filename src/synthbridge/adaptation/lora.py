@@ -53,6 +53,9 @@ def train_lora(config: LoraTrainConfig, *, resume: bool = False, overwrite: bool
     wanted = _classes(config, bundle)
     device = _device(config.device)
     pipe = load_generator(info, config.dtype, device, quiet=True)
+    if getattr(pipe, "text_encoder_2", None) is not None or not hasattr(pipe, "unet"):
+        raise UserError(f"lora trains adapters for Stable Diffusion 1.x/2.x pipelines; {type(pipe).__name__} is not "
+                        f"supported yet: use a Stable Diffusion folder")
 
     adapters = {}
     for key, label in ([("all", None)] if not config.per_class else [(c, bundle.classes.index(c)) for c in wanted]):
@@ -151,7 +154,7 @@ def _train_one(pipe, config: LoraTrainConfig, info, bundle: DatasetBundle, image
             pixels = torch.stack([to_pixels(images.load(i)) for i in indices]).to(device, dtype)
             ids = input_ids[[images.targets[i] for i in indices]].to(device)
             generator = torch.Generator(device="cpu").manual_seed(derive_seed(config.seed, "lora", key, "step", step))
-            loss = denoising_loss(pipe, noise_scheduler, pixels, ids, generator)
+            loss = denoising_loss(pipe, noise_scheduler, pixels, [ids], generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
