@@ -147,3 +147,47 @@ def test_cli_prints_a_table_and_bad_input_is_one_line(mnist5k, tmp_path, capsys)
 def test_config_rejects_unknown_keys():
     with pytest.raises(UserError, match="unknown gap config keys fid"):
         GapConfig.from_dict({"synthetic": "S", "fid": 1})
+
+
+def test_random_weights_and_an_input_size_fetch_nothing_and_are_recorded(mnist5k, tmp_path, capsys):
+    same = copy_as_synthetic(mnist5k, tmp_path / "same", shots=3)
+    args = ["gap", "--synthetic", str(same), "--shots", "3", "--kid-subsets", "3", "--model", "vit_tiny_patch16_224",
+            "--no-pretrained", "--input-size", "32"]
+    assert main([*args, "--out", str(tmp_path / "a.json")]) == 0
+    assert "random weights, 32 px" in capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "b.json")]) == 0
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
+    assert (a["model"], a["weights"], a["input_size"], a["feature_dim"]) == ("vit_tiny_patch16_224", "random", 32, 192)
+    assert a["fd"] == b["fd"]  # random weights, but seeded: the same features every run
+
+
+def test_weights_that_cannot_be_fetched_are_one_whole_line_naming_gaps_own_flags(mnist5k, tmp_path, capsys, monkeypatch):
+    import re
+
+    import timm
+
+    from synthbridge.cli.main import build_parser
+
+    same = copy_as_synthetic(mnist5k, tmp_path / "same", shots=2)
+    real_create = timm.create_model
+
+    def offline(name, pretrained=False, **kwargs):
+        if pretrained:  # what timm raises offline, with a long first line
+            raise RuntimeError("Cannot find the requested files in the local cache " + "and outgoing traffic " * 20)
+        return real_create(name, pretrained=False, **kwargs)
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    assert main(["gap", "--synthetic", str(same), "--shots", "2", "--model", "resnet18"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot get ImageNet weights for 'resnet18'" in err
+    assert "traffic ..." in err and "traffi " not in err  # shortened at a word, never mid-word
+    gap_flags = {flag for action in build_parser()._subparsers._group_actions[0].choices["gap"]._actions
+                 for flag in action.option_strings}
+    named = set(re.findall(r"--[a-z][a-z-]*", err))
+    assert {"--checkpoint", "--no-pretrained", "--model"} <= named <= gap_flags
+
+
+def test_the_default_feature_model_follows_the_image_size():
+    from synthbridge.gap import default_model
+
+    assert default_model(28) == "mini_resnet" and default_model(96) == "resnet50" and default_model(None) == "resnet50"

@@ -1,8 +1,9 @@
 """The distribution gap: how far a synthetic image set is from the real training set.
 
 In: a dataset (its train split, or K shots per class, is the real side), a synthetic folder (from
-`render` or `generate`), and a pretrained backbone whose pooled features describe an image (the embedded
-`mini_resnet` by default; any timm model with weights at hand at full scale). Out: a dict (optionally a
+`render` or `generate`), and a backbone whose pooled features describe an image (by default the embedded
+`mini_resnet` for images of at most 64 px and ImageNet-pretrained `resnet50` for larger ones; any timm model
+with its pretrained weights, a checkpoint, or random weights with `pretrained=False`, at `input_size`). Out: a dict (optionally a
 JSON file, and a grid PNG of real | synthetic images) with
 
     fd                          Frechet distance between Gaussians fitted to the two sets' features
@@ -33,6 +34,18 @@ from synthbridge.errors import UserError, reject_unknown_keys
 from synthbridge.io import ensure_writable_dir, environment, write_json
 from synthbridge.seeding import derive_seed
 
+# The feature backbone when none is named: the embedded glyph backbone for small images (the embedded world),
+# the study's ImageNet-pretrained ResNet-50 for photos.
+DEFAULT_MODELS = {"embedded": "mini_resnet", "full": "resnet50"}
+WEIGHTS_ADVICE = "pass --checkpoint FILE, --no-pretrained (random features) or another --model"
+
+
+def default_model(image_size: int | None) -> str:
+    """The feature backbone for a dataset whose images are `image_size` pixels (DEFAULT_MODELS, by profile)."""
+    from synthbridge.profiles import choose_profile
+
+    return DEFAULT_MODELS[choose_profile(None, image_size)]
+
 
 @dataclass(frozen=True)
 class GapConfig:
@@ -42,8 +55,10 @@ class GapConfig:
     shots: int | None = None  # real side: K images per class (the few-shot set a run trained on); None: all
     max_images: int | None = None  # at most this many images per side (a seeded random subset); None: all
     # --- how to measure
-    model: str = "mini_resnet"  # feature backbone: an embedded model or a timm name with weights at hand
+    model: str | None = None  # feature backbone: a timm name or an embedded model; None: DEFAULT_MODELS by image size
     checkpoint: str | None = None  # weights for `model` (safetensors or torch file); None: its pretrained weights
+    pretrained: bool = True  # False (and no checkpoint): random weights, seeded (nothing is downloaded)
+    input_size: int | None = None  # input side in pixels (a ViT's position embeddings are resized); None: the model's
     kid_subsets: int = 100  # KID: number of random subsets averaged
     kid_subset_size: int = 1000  # KID: images per subset (capped at half the smaller set)
     cv_folds: int = 5  # real-vs-synthetic classifier: cross-validation folds
@@ -67,6 +82,8 @@ class GapConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be a whole number > 0, got {value!r}")
+        if self.input_size is not None and (not isinstance(self.input_size, int) or self.input_size < 1):
+            raise UserError(f"--input-size must be a whole number > 0, got {self.input_size!r}")
         if not isinstance(self.cv_folds, int) or self.cv_folds < 2:
             raise UserError(f"--cv-folds must be a whole number >= 2, got {self.cv_folds!r}")
         for name in ("out", "grid"):
@@ -104,11 +121,16 @@ def measure_gap(config: GapConfig, *, bundle: DatasetBundle | None = None) -> di
         raise UserError(f"need at least 2 images on each side, got {len(real)} real and {len(synthetic)} synthetic")
 
     # 3. the backbone without its classifier: pooled pre-logit features (timm's forward_head(pre_logits=True))
-    model = create_model(config.model, num_classes=1, pretrained=True, checkpoint=config.checkpoint)
+    config = dataclasses.replace(config, model=config.model or default_model(bundle.image_size))
+    with torch.random.fork_rng(devices=[]):  # random weights (pretrained=False) are the same in every run
+        torch.manual_seed(derive_seed(config.seed, "gap", "init"))
+        model = create_model(config.model, num_classes=1, pretrained=config.pretrained, checkpoint=config.checkpoint,
+                             input_size=config.input_size, advice=WEIGHTS_ADVICE)
     model.reset_classifier(0)
     device = _device(config.device)
     model = model.to(device).eval()
-    transform = make_transform(data_config(model), "none", train=False)
+    model_data = data_config(model)
+    transform = make_transform(model_data, "none", train=False)
 
     # 4. features of both sets through the same evaluation transform, computed once for all three measures
     real_features = extract_features(model, real, transform, config.batch_size, device)
@@ -131,7 +153,8 @@ def measure_gap(config: GapConfig, *, bundle: DatasetBundle | None = None) -> di
         "real_vs_synthetic_accuracy": accuracy, "real_vs_synthetic_accuracy_std": accuracy_std,
         "recognition": recognition,
         "num_real": len(real), "num_synthetic": len(synthetic), "num_classifier_per_side": per_side,
-        "feature_dim": int(real_features.shape[1]), "kid_subset_size": kid_size,
+        "feature_dim": int(real_features.shape[1]), "input_size": int(model_data["input_size"][-1]),
+        "weights": config.checkpoint or ("pretrained" if config.pretrained else "random"), "kid_subset_size": kid_size,
         "config": config.to_dict(), "seconds": time.perf_counter() - began, "environment": environment(),
     }
     if config.grid:
@@ -275,7 +298,8 @@ def format_gap(result: dict) -> str:
                                        f"{result['real_vs_synthetic_accuracy_std']:.3f}  (0.5 = indistinguishable)"),
     ]
     head = (f"{result['dataset']} train ({result['num_real']} real) vs {result['synthetic']} "
-            f"({result['num_synthetic']} synthetic); features: {result['model']} ({result['feature_dim']}-d)")
+            f"({result['num_synthetic']} synthetic); features: {result['model']} ({result['feature_dim']}-d, "
+            f"{result.get('weights', 'pretrained')} weights, {result.get('input_size', '?')} px)")
     return "\n".join([head] + [f"  {name:28s} {value}" for name, value in rows])
 
 

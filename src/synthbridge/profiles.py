@@ -23,3 +23,19 @@ def choose_profile(requested: str | None, *sizes: int | None) -> str:
             raise UserError(f"unknown profile {requested!r}; choose one of: {', '.join(PROFILES)}")
         return requested
     return "embedded" if any(size is not None and size <= SMALL_IMAGE_PX for size in sizes) else "full"
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one, e.g. under SLURM or taskset)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_num_workers(profile: str) -> int:
+    """Data loader processes when none are asked for: 0 in the embedded profile (the memory pipeline needs none),
+    else min(4, available cores - 1), at least 0 (one core stays with the training process)."""
+    return 0 if profile == "embedded" else max(0, min(4, available_cores() - 1))

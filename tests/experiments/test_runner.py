@@ -208,3 +208,52 @@ def test_plan_counts_the_stage1_runs_and_the_compute_reuse_saves(tmp_path, capsy
     assert main(["run", str(config), "--plan"]) == 0
     assert "stage-1 (synthetic stage) runs: 8 without reuse, 2 with reuse" in capsys.readouterr().out
     assert not (tmp_path / "exp").exists()
+
+
+def test_a_change_of_analysis_or_report_keys_only_keeps_finished_cells_and_sets(tmp_path, monkeypatch):
+    import synthbridge.training as training
+
+    cfg = tiny_config(arms=("real", "bridged"), volumes=(4,), synthetic_steps=(), seeds=(0,))
+    run_experiment(cfg, tmp_path / "exp", show_progress=False)
+    trained = []
+    monkeypatch.setattr(training, "train", lambda *a, **k: trained.append(a) or pytest.fail("trained a cell again"))
+    renamed = tiny_config(arms=("real", "bridged"), volumes=(4,), synthetic_steps=(), seeds=(0,), analysis=True,
+                          name="renamed", gap_model="mini_vit")
+    summary = run_experiment(renamed, tmp_path / "exp", show_progress=False)
+    assert summary["ran"] == 0 and not trained and len(read_results(tmp_path / "exp")) == 2
+    record = json.loads((tmp_path / "exp" / "experiment.json").read_text())
+    assert (record["config"]["name"], record["config"]["analysis"], record["config"]["gap_model"]) == \
+        ("renamed", True, "mini_vit")  # the new values are recorded, the old ones kept
+    assert record["changed"][0]["was"] == {"name": "tiny", "analysis": False, "gap_model": None}
+    # the sets the finished cells read, with the analysis the new config asks for (`run --sets-only`)
+    run_experiment(renamed, tmp_path / "exp", show_progress=False, sets_only=True)
+    assert json.loads((tmp_path / "exp" / "analysis" / "gap-digits.json").read_text())["model"] == "mini_vit"
+    assert not trained
+    # anything else is another grid: refused, naming what differs
+    with pytest.raises(UserError, match=r"another config \(seeds differ\)"):
+        run_experiment(tiny_config(arms=("real", "bridged"), volumes=(4,), synthetic_steps=(), seeds=(0, 1)),
+                       tmp_path / "exp", show_progress=False)
+
+
+def test_gap_measures_use_the_grids_model_and_weights_and_are_remade_for_another(tmp_path, monkeypatch):
+    import synthbridge.gap as gap_module
+    from synthbridge.experiments.sets import analyse_set, gap_config
+
+    cfg = tiny_config(models=("resnet18", "vit_tiny_patch16_224"), train={"pretrained": False, "input_size": 96})
+    config = gap_config(cfg, "digits", tmp_path / "syn")
+    assert (config.model, config.pretrained, config.checkpoint, config.input_size) == ("resnet18", False, None, 96)
+    sub_grids = tiny_config(models=("mini_resnet",), grids=({"models": ["vit_tiny_patch16_224"]},), gap_model=None)
+    assert gap_config(sub_grids, "digits", tmp_path / "syn").model == "vit_tiny_patch16_224"
+
+    measured = []
+
+    def fake_measure(config):
+        measured.append(config.model)
+        return {"model": config.model, "config": config.to_dict(),
+                "recognition": {"per_class": {}, "overall": None}}
+
+    monkeypatch.setattr(gap_module, "measure_gap", fake_measure)
+    (tmp_path / "exp" / "syn").mkdir(parents=True)
+    for model in ("mini_resnet", "mini_resnet", "mini_vit"):
+        analyse_set(tiny_config(gap_model=model), tmp_path / "exp", "digits", False, tmp_path / "exp" / "syn")
+    assert measured == ["mini_resnet", "mini_vit"]  # once per feature model

@@ -233,7 +233,9 @@ def test_the_defaults_profile_follows_the_input_and_image_sizes_and_is_recorded(
     assert (small.profile, small.real.steps, small.real.augment) == ("embedded", 200, "light")
     assert (photos.profile, photos.real.epochs, photos.real.augment) == ("full", 30, "timm")
     forced = TrainConfig(model="mini_resnet", profile="full").resolve(input_size=32, image_size=8)
-    assert forced.profile == "full" and forced.num_workers == 4
+    from synthbridge.profiles import default_num_workers
+
+    assert forced.profile == "full" and forced.num_workers == default_num_workers("full")
     with pytest.raises(UserError, match="unknown profile 'tiny'"):
         TrainConfig(profile="tiny").resolve(input_size=32)
     train(tiny(), tmp_path / "run")
@@ -265,3 +267,107 @@ def test_the_pipeline_is_memory_for_small_images_and_recorded(tmp_path):
     assert abs(metrics["top1"] - loader["top1"]) < 15
     with pytest.raises(UserError, match="--pipeline must be one of"):
         tiny(pipeline="gpu").resolve()
+
+
+# --- input size, weights kept, workers, unreadable images (issue 14) ---------------------------------------------
+
+def test_input_size_builds_the_model_for_it_and_resamples_position_embeddings(tmp_path):
+    from safetensors.torch import save_file
+    from timm.layers import resample_abs_pos_embed
+
+    from synthbridge.models import create_model, data_config
+
+    # a CNN runs at any size: only its data config changes; a ViT is built for the size (6x6 patches at 96 px)
+    assert data_config(create_model("resnet18", 3, pretrained=False, input_size=96))["input_size"] == (3, 96, 96)
+    assert data_config(create_model("resnet18", 3, pretrained=False))["input_size"] == (3, 224, 224)
+    vit = create_model("vit_tiny_patch16_224", 3, pretrained=False, input_size=96)
+    assert vit.pos_embed.shape == (1, 1 + 36, 192) and data_config(vit)["input_size"] == (3, 96, 96)
+    assert vit(torch.zeros(1, 3, 96, 96)).shape == (1, 3)
+    # local weights made at 224 px, loaded at 96: timm's resample_abs_pos_embed, the other weights as they were
+    torch.manual_seed(0)
+    source = create_model("vit_tiny_patch16_224", 5, pretrained=False)
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(tmp_path / "vit224.safetensors"))
+    small = create_model("vit_tiny_patch16_224", 5, checkpoint=tmp_path / "vit224.safetensors", input_size=96)
+    expected = resample_abs_pos_embed(source.pos_embed.detach(), new_size=[6, 6], num_prefix_tokens=1)
+    assert torch.allclose(small.pos_embed, expected)
+    assert torch.equal(small.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
+    with pytest.raises(UserError, match="--input-size must be a whole number > 0"):
+        TrainConfig(input_size=0).resolve(input_size=32)
+
+
+def test_train_records_and_uses_the_input_size_and_picks_the_profile_from_it(tmp_path):
+    from synthbridge.cli import main
+
+    # the embedded mini_vit (32 px weights, 8x8 tokens) at 64 px: 16x16 tokens, its shipped weights resampled
+    code = main(["train", "--dataset", "digits", "--shots", "2", "--model", "mini_vit", "--input-size", "64",
+                 "--real-steps", "1", "--real-batch-size", "8", "--out", str(tmp_path / "vit64"), "--report-to", "none"])
+    assert code == 0
+    config = json.loads((tmp_path / "vit64" / "config.json").read_text())["config"]
+    assert (config["input_size"], config["profile"]) == (64, "embedded")  # 64 px is still a small input
+    assert load_file(tmp_path / "vit64" / "model.safetensors")["pos_embed"].shape == (1, 256, 96)
+    # the profile follows the size used: resnet18 (224 px by default) on 32-pixel images is embedded either way,
+    # but at --input-size 96 on 96-pixel images it is full, and 64 px makes it embedded
+    assert TrainConfig(model="resnet18", input_size=96).resolve(input_size=224, image_size=96).profile == "full"
+    assert TrainConfig(model="resnet18", input_size=64).resolve(input_size=224, image_size=96).profile == "embedded"
+    assert TrainConfig(model="resnet18").resolve(input_size=224, image_size=96).input_size == 224  # recorded
+
+
+@pytest.mark.parametrize("keep, stage_weights, final", [("stages", True, True), ("final", False, True),
+                                                        ("none", False, False)])
+def test_keep_drops_the_weights_a_finished_run_does_not_keep(tmp_path, synthetic_dir, keep, stage_weights, final):
+    metrics = train(tiny(strategy="bridged", synthetic=str(synthetic_dir), keep=keep), tmp_path / "run")
+    run = tmp_path / "run"
+    assert metrics["kept"] == keep and json.loads((run / "config.json").read_text())["config"]["keep"] == keep
+    assert (run / "stages" / "synthetic" / "model.safetensors").exists() == stage_weights
+    assert (run / "stages" / "real" / "model.safetensors").exists() == stage_weights
+    assert (run / "model.safetensors").exists() == final
+    assert (run / "metrics.json").exists() and (run / "stages" / "synthetic" / "stage.json").exists()
+
+
+def test_keep_defaults_by_profile_and_stage_weights_resume_until_the_run_finishes(tmp_path, synthetic_dir, monkeypatch):
+    assert TrainConfig().resolve(input_size=32).keep == "stages"
+    assert TrainConfig().resolve(input_size=224, image_size=500).keep == "final"
+    cfg = tiny(strategy="bridged", synthetic=str(synthetic_dir), keep="final")
+    original, calls = loop_module.train_stage, []
+
+    def interrupted_in_stage_two(model, sources, per_batch, num_classes, stage, name, *args, **kwargs):
+        calls.append(name)
+        if name == "real" and len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(model, sources, per_batch, num_classes, stage, name, *args, **kwargs)
+
+    monkeypatch.setattr("synthbridge.training.trainer.train_stage", interrupted_in_stage_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "run")
+    assert (tmp_path / "run" / "stages" / "synthetic" / "model.safetensors").exists()  # kept while the run runs
+    train(cfg, tmp_path / "run", resume=True)
+    assert calls == ["synthetic", "real", "real"]  # the finished stage 1 was loaded, not trained again
+    assert not (tmp_path / "run" / "stages" / "synthetic" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("cores, workers", [(1, 0), (2, 1), (3, 2), (16, 4)])
+def test_num_workers_default_follows_the_available_cores(monkeypatch, cores, workers):
+    monkeypatch.setattr("synthbridge.profiles.available_cores", lambda: cores)
+    assert TrainConfig(profile="full").resolve(input_size=224).num_workers == workers
+    assert TrainConfig(profile="embedded").resolve(input_size=224).num_workers == 0
+    assert TrainConfig(profile="full", num_workers=3).resolve(input_size=224).num_workers == 3
+
+
+def test_an_unreadable_synthetic_image_is_one_log_line_and_not_counted(tmp_path, caplog):
+    import warnings
+
+    from synthbridge.data import load_synthetic
+
+    folder = write_synthetic_folder(tmp_path / "syn", DIGITS, per_class=2)
+    (folder / "3" / "00001.png").write_bytes(b"not a png")
+    # counted without training on it (as when DataLoader workers decode): open and verify only
+    fresh = load_synthetic(str(folder), DIGITS)
+    assert fresh.readable_count() == 19 and fresh.subset(range(6, 8)).readable_count() == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no Python warning
+        for pipeline in ("memory", "loader"):
+            caplog.clear()
+            metrics = train(tiny(strategy="bridged", synthetic=str(folder), pipeline=pipeline), tmp_path / pipeline)
+            assert metrics["num_train_synthetic"] == 19
+    lines = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert lines and all("\n" not in line and "00001.png" in line and "1 skipped so far" in line for line in lines)

@@ -42,6 +42,11 @@ def train(parser: argparse.ArgumentParser):
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--no-pretrained", action="store_true", help="start from random weights")
     parser.add_argument("--checkpoint", help="start from this weights file (.safetensors, or a torch file read weights-only)")
+    parser.add_argument("--input-size", type=positive_int, metavar="N",
+                        help="input side in pixels (default: the model's; a ViT's position embeddings are resized)")
+    parser.add_argument("--keep", choices=["stages", "final", "none"],
+                        help="weights a finished run keeps: every stage's, the final model's, or none (metrics only); "
+                             "default: final in the full profile, stages in the embedded one")
     parser.add_argument("--real-fraction", type=fraction, help="mixed: share of real images in every batch (default: pool both)")
     parser.add_argument("--no-mixup", action="store_true", help="bridged/synthetic: no mixup/cutmix on synthetic images")
     parser.add_argument("--no-head-reinit", action="store_true", help="bridged: keep the stage-1 classifier head")

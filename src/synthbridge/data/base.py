@@ -10,7 +10,6 @@ works on whole batches (`training.augment`).
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +107,14 @@ class ImageSet(torch.utils.data.Dataset):
     def decoded_targets(self) -> list[int]:
         return self.targets
 
+    def unreadable_among(self, indices: Sequence[int]) -> set[int]:
+        """Which of the items `indices` are files that cannot be read (none, for images held in memory)."""
+        return set()
+
+    def readable_count(self) -> int:
+        """Items whose own image can be read: what a run trained on (a bad file's slot repeats another image)."""
+        return len(self) - len(self.unreadable_among(range(len(self))))
+
     def _decode(self) -> Decoded:
         arrays = [np.asarray(self.item(i)[0]) for i in range(len(self))]
         return Decoded.stack(arrays, f"a set of {len(self)} images")
@@ -135,13 +142,15 @@ class ArrayImages(ImageSet):
 
 
 class FileImages(ImageSet):
-    """Images read from files. A file that cannot be decoded is skipped (counted, with a warning)."""
+    """Images read from files. A file that cannot be decoded is skipped: one log line per bad file, the running
+    count in it, and not counted in `readable_count()`."""
 
     def __init__(self, paths: Sequence[str | Path], targets: Sequence[int]):
         super().__init__()
         self.paths = [Path(p) for p in paths]
         self.targets = [int(t) for t in targets]
         self.unreadable: set[int] = set()
+        self._read: set[int] = set()  # files this process has decoded
 
     def load(self, index: int) -> Image.Image:
         # A file that fails here is replaced by the next readable one, so a long run never crashes on
@@ -153,12 +162,34 @@ class FileImages(ImageSet):
             try:
                 with Image.open(self.paths[i]) as image:
                     image.load()
+                    self._read.add(i)
                     return image.convert("RGB")
             except (OSError, ValueError, SyntaxError) as exc:
-                self.unreadable.add(i)
-                warnings.warn(f"skipping unreadable image {self.paths[i]} ({exc}); "
-                              f"{len(self.unreadable)} skipped so far")
+                self._skip(i, exc)
         raise UserError("no readable image in this dataset; check the files")
+
+    def _skip(self, index: int, exc: BaseException) -> None:
+        """Mark file `index` unreadable, in one log line (not a Python warning with its source line)."""
+        self.unreadable.add(index)
+        reason = str(exc)
+        for path in (repr(str(self.paths[index])), str(self.paths[index])):  # the path is in the line already
+            reason = reason.replace(path, "")
+        reason = " ".join(reason.split()) or type(exc).__name__
+        log.warning("skipping unreadable image %s (%s); %d skipped so far", self.paths[index], reason,
+                    len(self.unreadable))
+
+    def unreadable_among(self, indices: Sequence[int]) -> set[int]:
+        """The files among `indices` that cannot be read. A file not decoded yet in this process (DataLoader workers
+        decode in their own) is checked without decoding: PIL's open and verify (header, PNG checksums)."""
+        for i in indices:
+            if i in self._read or i in self.unreadable:
+                continue
+            try:
+                with Image.open(self.paths[i]) as image:
+                    image.verify()
+            except (OSError, ValueError, SyntaxError) as exc:
+                self._skip(i, exc)
+        return {i for i in indices if i in self.unreadable}
 
     def item(self, index: int) -> tuple[Image.Image, int]:
         image = self.load(index)
@@ -208,6 +239,11 @@ class SubsetImages(ImageSet):
         targets = self.base.decoded_targets()
         return [targets[i] for i in self.indices]
 
+    def unreadable_among(self, indices: Sequence[int]) -> set[int]:
+        indices = list(indices)
+        bad = self.base.unreadable_among([self.indices[k] for k in indices])
+        return {k for k in indices if self.indices[k] in bad}
+
     def _decode(self) -> Decoded:
         return self.base.decoded().select(self.indices)
 
@@ -231,6 +267,13 @@ class ConcatImages(ImageSet):
 
     def decoded_targets(self) -> list[int]:
         return [t for p in self.parts for t in p.decoded_targets()]
+
+    def unreadable_among(self, indices: Sequence[int]) -> set[int]:
+        bad = set()
+        for part, start in zip(self.parts, self.offsets[:-1].tolist()):
+            mine = [i - start for i in indices if start <= i < start + len(part)]
+            bad |= {start + i for i in part.unreadable_among(mine)}
+        return bad
 
     def _decode(self) -> Decoded:
         return Decoded.concat([p.decoded() for p in self.parts])

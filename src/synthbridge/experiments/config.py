@@ -17,6 +17,9 @@ import yaml
 from synthbridge.errors import UserError, reject_unknown_keys
 
 GRID_KEYS = ("datasets", "models", "arms", "volumes", "volume_arms", "synthetic_steps", "shots", "seeds")
+# Keys that change only the analysis or the report, never a cell's training or a set: a folder made with other
+# values of these still resumes (`experiments.runner.open_experiment`).
+ANALYSIS_KEYS = ("name", "analysis", "gap_model")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class ExperimentConfig:
     train: dict = field(default_factory=dict)  # TrainConfig fields shared by all cells (real: {...}, synthetic_stage: {...})
     grids: tuple[dict, ...] = ()  # sub-grids, each overriding some GRID_KEYS above; empty: the one grid above
     analysis: bool = True  # gap measures per synthetic set and LEEP before/after the synthetic stage
+    gap_model: str | None = None  # backbone of the gap measures (with train's pretrained/checkpoint); None: models[0]
     data_root: str | None = None  # where full-scale datasets live
 
     def sub_grids(self) -> list[ExperimentConfig]:
@@ -54,6 +58,16 @@ class ExperimentConfig:
     def check(self) -> None:
         for grid in self.sub_grids():
             grid._check_one()
+
+    @property
+    def feature_model(self) -> str:
+        """The backbone the gap measures use: `gap_model`, else the first model of the (first) grid."""
+        return self.gap_model or self.sub_grids()[0].models[0]
+
+    def training_dict(self) -> dict:
+        """The config without the keys that change only analysis and reporting (ANALYSIS_KEYS): what finished
+        cells and sets depend on."""
+        return {k: v for k, v in self.to_dict().items() if k not in ANALYSIS_KEYS}
 
     def _check_one(self) -> None:
         from synthbridge.experiments.arms import ARMS

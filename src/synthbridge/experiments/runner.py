@@ -4,7 +4,8 @@ need, train one cell, and store its record. Each step is resumable on its own.
 EXP_DIR/
   experiment.json                  the config of the grid (a rerun must match it)
   styles/, synthetic/, analysis/   what cells share, made once (see `experiments.sets`)
-  runs/<cell id>/                  one `synthbridge train` run folder per cell
+  runs/<cell id>/                  one `synthbridge train` run folder per cell (+ leep.json for bridged cells
+                                   with analysis on)
   stage1/                          finished synthetic stages, trained once for every cell that shares one
                                    (`training.stage_cache`: bridged cells that differ only in their real shots)
   results.jsonl                    one line per finished cell (the results store)
@@ -20,27 +21,45 @@ from pathlib import Path
 from synthbridge.errors import UserError
 from synthbridge.experiments.arms import ARMS
 from synthbridge.experiments.cells import Cell, train_config
-from synthbridge.experiments.config import ExperimentConfig
+from synthbridge.experiments.config import ANALYSIS_KEYS, ExperimentConfig
 from synthbridge.experiments.sets import leep_before
 from synthbridge.experiments.store import locked, read_results
 from synthbridge.io import ensure_writable_dir, environment, read_json, write_json
 
 STAGE_CACHE = "stage1"
+LEEP_FILE = "leep.json"
 
 
 def open_experiment(cfg: ExperimentConfig, exp_dir: Path) -> None:
-    """Check the grid and record it in EXP_DIR/experiment.json; a folder holding another grid is refused."""
+    """Check the grid and record it in EXP_DIR/experiment.json; a folder holding another grid is refused.
+    A config that differs only in analysis or report keys (`ANALYSIS_KEYS`: analysis, gap_model, name) is the
+    same grid: its finished cells and sets stay, and the record takes the new values (the old ones are kept
+    under `changed`)."""
     cfg.check()
     ensure_writable_dir(exp_dir, "experiment folder")
     record_file = exp_dir / "experiment.json"
+    plain = lambda data: json.loads(json.dumps(data))
     with locked(exp_dir / ".experiment.lock"):
-        if record_file.exists():
-            if read_json(record_file)["config"] != json.loads(json.dumps(cfg.to_dict())):
-                raise UserError(f"{str(exp_dir)!r} holds an experiment with another config; pick a new --out "
-                                f"(or restore that config to resume it)")
-        else:
+        if not record_file.exists():
             write_json(record_file, {"config": cfg.to_dict(), "environment": environment(),
                                      "started_at": datetime.now(timezone.utc).isoformat()})
+            return
+        record = read_json(record_file)
+        old, new = record["config"], plain(cfg.to_dict())
+        old_grid, new_grid = _without_analysis(old), plain(cfg.training_dict())
+        if old_grid != new_grid:
+            differ = sorted(k for k in new_grid if old_grid.get(k) != new_grid[k])
+            raise UserError(f"{str(exp_dir)!r} holds an experiment with another config ({', '.join(differ)} differ); "
+                            f"pick a new --out (or restore that config to resume it)")
+        if changed := {k: old.get(k) for k in ANALYSIS_KEYS if old.get(k) != new.get(k)}:
+            history = record.get("changed", []) + [{"at": datetime.now(timezone.utc).isoformat(), "was": changed}]
+            write_json(record_file, {**record, "config": new, "changed": history})
+
+
+def _without_analysis(config: dict) -> dict:
+    """A recorded config without the analysis and report keys, with the defaults of keys it predates."""
+    defaults = json.loads(json.dumps(ExperimentConfig().to_dict()))
+    return {k: config.get(k, defaults[k]) for k in defaults if k not in ANALYSIS_KEYS}
 
 
 def unfinished(exp_dir: Path, cells: list[Cell]) -> list[Cell]:
@@ -74,26 +93,37 @@ def sets_needed(grid: list[Cell], cells: list[Cell]) -> list[SetNeed]:
 def train_cell(cfg: ExperimentConfig, exp_dir: Path, cell: Cell, synthetic_dir: Path | None) -> dict:
     """Train one cell into EXP_DIR/runs/<id> (resuming an interrupted run); returns its record for the store."""
     from synthbridge.training import train
-    from synthbridge.training.trainer import RunMismatch
+    from synthbridge.training.trainer import RunMismatch, prune_run
 
     arm = ARMS.get(cell.arm)
     train_cfg = train_config(cfg, cell, synthetic_dir)
     run_dir = exp_dir / "runs" / cell.id
     resume = (run_dir / "config.json").exists()
     stage_cache = exp_dir / STAGE_CACHE
+    # the stage weights stay until the cell's LEEP has read them; then the run keeps what `train.keep` says
     try:
-        metrics = train(train_cfg, run_dir, resume=resume, stage_cache=stage_cache, cache=True)
+        metrics = train(train_cfg, run_dir, resume=resume, stage_cache=stage_cache, cache=True, prune=False)
     except RunMismatch:  # a run folder left by another version of this cell: start it again
-        metrics = train(train_cfg, run_dir, overwrite=True, stage_cache=stage_cache, cache=True)
+        metrics = train(train_cfg, run_dir, overwrite=True, stage_cache=stage_cache, cache=True, prune=False)
+    if cfg.analysis and arm.strategy == "bridged":
+        cell_leep(cfg, exp_dir, cell, synthetic_dir)  # into runs/<id>/leep.json
+    prune_run(run_dir, metrics["kept"])
     return {"cell": cell.id, "key": asdict(cell), "arm_label": arm.label, "run_dir": f"runs/{cell.id}",
             "metrics": {k: metrics[k] for k in ("top1", "num_test", "per_class", "stages", "seconds",
-                                                "num_train_real", "num_train_synthetic")},
+                                                "num_train_real", "num_train_synthetic", "input_size")},
             "finished_at": datetime.now(timezone.utc).isoformat()}
 
 
 def cell_leep(cfg: ExperimentConfig, exp_dir: Path, cell: Cell, synthetic_dir: Path | None) -> dict:
-    """LEEP of a bridged cell's backbone on the real train split: pretrained, and after the synthetic stage."""
+    """LEEP of a bridged cell's backbone on the real train split: of the weights it starts from (None without
+    pretrained weights or checkpoint), and after the synthetic stage. Measured once, while the run's stage
+    weights are there (`train_cell`), into runs/<id>/leep.json; later calls read it."""
     from synthbridge.transfer import stage_leep
 
-    return {"pretrained": leep_before(exp_dir, cfg, cell.dataset, cell.model),
-            "after_synthetic": stage_leep(exp_dir / "runs" / cell.id, train_config(cfg, cell, synthetic_dir))}
+    out = exp_dir / "runs" / cell.id / LEEP_FILE
+    if out.exists():
+        return read_json(out)
+    train_cfg = train_config(cfg, cell, synthetic_dir)
+    scores = {"pretrained": leep_before(exp_dir, train_cfg), "after_synthetic": stage_leep(out.parent, train_cfg)}
+    write_json(out, scores)
+    return scores

@@ -39,18 +39,26 @@ def source_classes(name: str) -> int:
     return int(timm.models.get_pretrained_cfg(name).num_classes or 1000)
 
 
+WEIGHTS_ADVICE = "pass --checkpoint FILE or --no-pretrained (in a grid: train: {checkpoint: FILE} or {pretrained: false})"
+
+
 def create_model(name: str, num_classes: int, *, pretrained: bool = True, checkpoint: str | Path | None = None,
-                 **kwargs) -> torch.nn.Module:
+                 input_size: int | None = None, advice: str = WEIGHTS_ADVICE, **kwargs) -> torch.nn.Module:
     """A timm model with a fresh `num_classes` head on top of pretrained features.
 
     Pretrained weights of the embedded models, and any `checkpoint`, are loaded strictly: every
-    parameter but the classifier must be present and fit, or it is an error.
+    parameter but the classifier must be present and fit, or it is an error. `input_size` (pixels a side):
+    the model is built for that input (timm's `img_size=` where the architecture takes it, so a ViT's position
+    embeddings are resized; weights of another size are resampled) and its data config says that size.
+    `advice`: what the error for unobtainable ImageNet weights tells the user to do (the caller's own flags).
     """
     load_plugins()  # plugins register their architectures with timm
     if not timm.is_model(name):
         local = f"{', '.join(LOCAL_WEIGHTS.names())}, " if LOCAL_WEIGHTS.names() else ""
         raise UserError(f"unknown model {name!r}; use {local}a timm model name (see timm.list_models()), "
                         f"or check the spelling")
+    if input_size is not None and (not isinstance(input_size, int) or input_size < 1):
+        raise UserError(f"--input-size must be a whole number > 0, got {input_size!r}")
     if checkpoint is None and pretrained and name in LOCAL_WEIGHTS:
         local = LOCAL_WEIGHTS.get(name)
         checkpoint = local.path
@@ -61,14 +69,48 @@ def create_model(name: str, num_classes: int, *, pretrained: bool = True, checkp
         checkpoint = Path(checkpoint)
         if not checkpoint.is_file():
             raise UserError(f"checkpoint {str(checkpoint)!r} does not exist; pass an existing .safetensors or .pth file")
-        model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+        model = _build(name, input_size, pretrained=False, num_classes=num_classes, **kwargs)
         load_weights(model, checkpoint, name)
         return model
     try:
-        return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, **kwargs)
+        return _build(name, input_size, pretrained=pretrained, num_classes=num_classes, **kwargs)
+    except UserError:
+        raise
     except Exception as exc:  # no network, no cached weights
-        raise UserError(f"cannot get ImageNet weights for {name!r} ({str(exc).splitlines()[0][:160]}); "
-                        f"pass --checkpoint FILE or --no-pretrained") from None
+        raise UserError(f"cannot get ImageNet weights for {name!r} ({_first_line(exc)}); {advice}") from None
+
+
+def _build(name: str, input_size: int | None, **kwargs) -> torch.nn.Module:
+    """timm.create_model, for `input_size` pixels where given: `img_size=` for architectures that take it (ViTs;
+    others, such as CNNs, run at any size as they are); the model's pretrained config then records the size,
+    so `data_config` (timm's resolve_data_config) gives transforms of that size."""
+    if input_size is None:
+        return timm.create_model(name, **kwargs)
+    try:
+        model = timm.create_model(name, img_size=input_size, **kwargs)
+    except TypeError as exc:
+        if "img_size" not in str(exc):
+            raise
+        model = timm.create_model(name, **kwargs)
+    model.pretrained_cfg = {**model.pretrained_cfg, "input_size": (3, input_size, input_size)}
+    return model
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception's first line, shortened at a word boundary (never cut mid-word)."""
+    return _shorten(_nth_line(exc, 0), limit)
+
+
+def _nth_line(exc: BaseException, n: int) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[min(n, len(lines) - 1)] if lines else type(exc).__name__
+
+
+def _shorten(text: str, limit: int = 160) -> str:
+    """`text` in at most `limit` characters, cut at a word boundary with ' ...' (never mid-word)."""
+    import textwrap
+
+    return textwrap.shorten(text, width=limit, placeholder=" ...")
 
 
 def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
@@ -78,17 +120,18 @@ def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
     try:
         state = load_state_dict(str(path), use_ema=False, weights_only=True)
     except Exception as exc:  # includes the unpickler refusing arbitrary objects
-        raise UserError(f"cannot read checkpoint {str(path)!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+        raise UserError(f"cannot read checkpoint {str(path)!r} ({type(exc).__name__}: {_first_line(exc, 120)}); "
                         f"pass a safetensors file or a torch file of plain tensors") from None
     head = model.pretrained_cfg.get("classifier") or "fc"
     own = model.state_dict()
     is_head = lambda key: key.startswith(head + ".")
+    state = _resample_position_embeddings(model, state, own)
     # A checkpoint for other classes brings another head: the model keeps its new one.
     state = {k: v for k, v in state.items() if not (is_head(k) and (k not in own or own[k].shape != v.shape))}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shapes that do not fit
-        raise UserError(f"{str(path)!r} does not fit model {name!r} ({str(exc).splitlines()[1].strip()[:160]}); "
+        raise UserError(f"{str(path)!r} does not fit model {name!r} ({_shorten(_nth_line(exc, 1))}); "
                         f"pass a checkpoint made for this architecture") from None
     missing = [k for k in missing if not is_head(k)]
     if missing or unexpected:
@@ -97,10 +140,40 @@ def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
                         f"unexpected keys, e.g. {sample}); pass a checkpoint made for this architecture")
 
 
+def _resample_position_embeddings(model: torch.nn.Module, state: dict, own: dict) -> dict:
+    """Absolute position embeddings made for another input size (a ViT trained at 224 px, used at 96) resized to
+    the model's token grid with timm's `resample_abs_pos_embed`; everything else as it is."""
+    from timm.layers import resample_abs_pos_embed
+
+    grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
+    if grid is None:
+        return state
+    prefix = 0 if getattr(model, "no_embed_class", False) else int(getattr(model, "num_prefix_tokens", 0))
+    resized = dict(state)
+    for key, value in state.items():
+        if key.endswith("pos_embed") and key in own and value.ndim == 3 and value.shape != own[key].shape:
+            resized[key] = resample_abs_pos_embed(value, new_size=list(grid), num_prefix_tokens=prefix)
+    return resized
+
+
+def checkpoint_classes(name: str, path: str | Path) -> int | None:
+    """The number of classes of the classifier a weights file holds for timm model `name` (None: it has none)."""
+    from timm.models import load_state_dict
+
+    load_plugins()
+    head = (timm.models.get_pretrained_cfg(name).classifier if timm.models.get_pretrained_cfg(name) else None) or "fc"
+    try:
+        state = load_state_dict(str(path), use_ema=False, weights_only=True)
+    except Exception as exc:
+        raise UserError(f"cannot read checkpoint {str(path)!r} ({type(exc).__name__}: {_first_line(exc, 120)}); "
+                        f"pass a safetensors file or a torch file of plain tensors") from None
+    weight = state.get(f"{head}.weight")
+    return int(weight.shape[0]) if weight is not None and weight.ndim == 2 else None
+
+
 def data_config(model: torch.nn.Module) -> dict:
     """timm's input config (size, mean, std, interpolation, crop) for a model."""
     return timm.data.resolve_data_config({}, model=model)
-
 
 
 def input_size(name: str) -> int | None:

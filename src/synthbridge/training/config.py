@@ -13,10 +13,11 @@ import dataclasses
 from dataclasses import dataclass, field, fields, replace
 
 from synthbridge.errors import UserError, reject_unknown_keys
-from synthbridge.profiles import choose_profile
+from synthbridge.profiles import choose_profile, default_num_workers
 
 AUGMENTS = ("none", "light", "timm")
 PIPELINES = ("auto", "memory", "loader")
+KEEPS = ("stages", "final", "none")  # what weights a finished run keeps
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class TrainConfig:
     # --- weights
     pretrained: bool = True  # start from pretrained weights (embedded files, or timm's ImageNet weights)
     checkpoint: str | None = None  # local weights file to start from instead
+    input_size: int | None = None  # input side in pixels (timm img_size: a ViT's position embeddings are resized);
+    # None: the model's default (its pretrained config), which resolve() records
     # --- strategy knobs
     real_fraction: float | None = None  # mixed: share of real images in every batch; None pools both sets uniformly
     head_reinit: bool = True  # bridged: re-initialise the classifier between the stages
@@ -73,7 +76,7 @@ class TrainConfig:
     data_root: str | None = None  # where full-scale datasets live
     download: bool = False  # let torchvision download a missing dataset
     profile: str | None = None  # defaults profile: embedded or full; None: chosen from the input and image sizes
-    num_workers: int | None = None  # data loader processes; None: 0 in the embedded profile, 4 otherwise
+    num_workers: int | None = None  # data loader processes; None: 0 in the embedded profile, else min(4, cores - 1)
     pipeline: str = "auto"  # input pipeline: memory (decoded images, batched augmentation), loader (PIL per image,
     # DataLoader workers); auto: memory in the embedded profile, loader in the full one
     mixed_precision: str = "no"  # "no", "fp16", "bf16" (through accelerate)
@@ -83,22 +86,28 @@ class TrainConfig:
     eval_batch_size: int = 256
     evaluate_stages: bool = True  # also measure each intermediate stage's own top-1 (bridged: the stage-1 model)
     checkpoint_every: int | None = None  # steps between checkpoints; None: every epoch, at least 25 steps apart
+    keep: str | None = None  # weights a finished run keeps: stages (every stage's and the final), final (the final
+    # model only), none (metrics only); None: final in the full profile, stages in the embedded one
 
     def resolve(self, *, input_size: int | None = None, image_size: int | None = None) -> TrainConfig:
-        """Fill every None hyperparameter from the profile's defaults and check the values. The profile is
-        `self.profile`, or `embedded` when the model's input or the dataset's images are small (`choose_profile`)."""
-        profile = choose_profile(self.profile, input_size, image_size)
+        """Fill every None hyperparameter from the profile's defaults and check the values. `input_size`: the
+        model's default input side (used, and recorded, unless `self.input_size` is set). The profile is
+        `self.profile`, or `embedded` when the input actually used or the dataset's images are small
+        (`choose_profile`)."""
+        size = self.input_size if self.input_size is not None else input_size
+        profile = choose_profile(self.profile, size, image_size)
         defaults = PROFILES[profile]
         real = _fill(self.real, defaults["real"])
         synthetic_stage = _fill(self.synthetic_stage, defaults["synthetic"])
-        workers = self.num_workers if self.num_workers is not None else (0 if profile == "embedded" else 4)
+        workers = self.num_workers if self.num_workers is not None else default_num_workers(profile)
+        keep = self.keep if self.keep is not None else ("stages" if profile == "embedded" else "final")
         if self.lr_scale != "none":  # lr = lr * (global batch / lr_base_size) ** (1 or 0.5)
             power = 1.0 if self.lr_scale == "linear" else 0.5
             scaled = lambda stage: replace(stage, lr=stage.lr * (stage.batch_size / self.lr_base_size) ** power)
             real, synthetic_stage = scaled(real), scaled(synthetic_stage)
         pipeline = self.pipeline if self.pipeline != "auto" else ("memory" if profile == "embedded" else "loader")
         resolved = replace(self, real=real, synthetic_stage=synthetic_stage, num_workers=workers, profile=profile,
-                           pipeline=pipeline)
+                           pipeline=pipeline, input_size=size, keep=keep)
         resolved.check()
         return resolved
 
@@ -132,6 +141,11 @@ class TrainConfig:
             raise UserError(f"--mixed-precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if self.lr_scale not in ("none", "linear", "sqrt"):
             raise UserError(f"--lr-scale must be none, linear or sqrt, got {self.lr_scale!r}")
+        if self.input_size is not None and (not isinstance(self.input_size, int) or isinstance(self.input_size, bool)
+                                            or self.input_size < 1):
+            raise UserError(f"--input-size must be a whole number > 0, got {self.input_size!r}")
+        if self.keep is not None and self.keep not in KEEPS:
+            raise UserError(f"--keep must be one of {', '.join(KEEPS)}, got {self.keep!r}")
         if self.eval_batch_size < 1:
             raise UserError(f"--eval-batch-size must be > 0, got {self.eval_batch_size}")
 

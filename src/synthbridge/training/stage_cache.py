@@ -57,6 +57,7 @@ def stage_key(cfg: TrainConfig, stage: Stage, bundle: DatasetBundle, num_process
     folder = Path(cfg.synthetic).resolve()
     description = {
         "stage": stage.name, "config": asdict(stage.config), "seed": cfg.seed, "model": cfg.model,
+        "input_size": getattr(cfg, "input_size", None),
         "pretrained": cfg.pretrained, "checkpoint": file_sha256(Path(cfg.checkpoint)) if cfg.checkpoint else None,
         "classes": list(bundle.classes), "synthetic": str(folder), "images": _images_identity(images),
         "test": {"dataset": bundle.name, "images": len(bundle.test), "evaluated": cfg.evaluate_stages},  # its own top-1

@@ -3,9 +3,11 @@
 RUN_DIR/
   config.json        resolved TrainConfig, classes, dataset info, versions, git revision
   metrics.json       top1 (percent), num_test, per_class, each stage's steps/seconds/loss (+ its own top1)
-  model.safetensors  the final classifier (load it with timm.create_model(..., pretrained_cfg_overlay=dict(file=...)))
+  model.safetensors  the final classifier (load it with timm.create_model(..., pretrained_cfg_overlay=dict(file=...)));
+                     not kept with `keep: none`
   stages/<stage>/    the weights and record of each finished stage (so a resumed run skips it; `reused_from`
-                     when it was loaded from a shared stage cache)
+                     when it was loaded from a shared stage cache); the weights are removed when the run finishes
+                     unless `keep: stages` (the records stay)
   checkpoints/       the latest checkpoint of the stage in progress (removed when the stage ends)
 """
 
@@ -70,9 +72,11 @@ def _prepare_run_dir(out: Path, record: dict, resume: bool, overwrite: bool) -> 
 
 def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
           bundle: DatasetBundle | None = None, accelerator: Accelerator | None = None,
-          stage_cache: str | Path | None = None, cache: bool = False) -> dict:
+          stage_cache: str | Path | None = None, cache: bool = False, prune: bool = True) -> dict:
     """Train with `cfg.strategy`, evaluate on the test split, write RUN_DIR; returns the metrics.
 
+    `prune`: drop the weights `cfg.keep` does not keep once the run is finished (False: the caller still reads
+    them, and calls `prune_run` itself).
     `stage_cache`: a folder of finished first stages shared between runs (`training.stage_cache`): a bridged
     run whose synthetic stage is there loads it instead of training it, and records `reused_from`.
     `cache`: keep the datasets and synthetic sets loaded (and decoded) for later runs in this process."""
@@ -103,8 +107,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
 
     # 3. model: pretrained features, a new head for this dataset's classes
     torch.manual_seed(derive_seed(cfg.seed, "init"))
-    model = create_model(cfg.model, bundle.num_classes, pretrained=cfg.pretrained, checkpoint=cfg.checkpoint)
-    model_data = data_config(model)
+    model = create_model(cfg.model, bundle.num_classes, pretrained=cfg.pretrained, checkpoint=cfg.checkpoint,
+                         input_size=cfg.input_size)
+    model_data = data_config(model)  # says cfg.input_size
     eval_transform = make_eval(model_data, cfg.pipeline)
     model = accelerator.prepare_model(model)
 
@@ -115,7 +120,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
     for position, stage in enumerate(stages):
         stage_dir = out / "stages" / stage.name
         unwrapped = accelerator.unwrap_model(model)
-        if (stage_dir / "stage.json").exists():  # finished before an interruption: reuse it
+        # finished before an interruption: reuse it (a stage whose weights a finished run dropped is trained again)
+        if (stage_dir / "stage.json").exists() and (stage_dir / "model.safetensors").exists():
             unwrapped.load_state_dict(load_file(stage_dir / "model.safetensors"))
             stages_record[stage.name] = read_json(stage_dir / "stage.json")
             seconds[stage.name] = stages_record[stage.name]["seconds"]
@@ -151,14 +157,18 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
     metrics = {
         "top1": metrics["top1"], "num_test": metrics["num_test"], "per_class": metrics["per_class"],
         "dataset": cfg.dataset, "model": cfg.model, "strategy": cfg.strategy, "seed": cfg.seed, "shots": cfg.shots,
-        "num_train_real": len(bundle.train), "num_train_synthetic": len(synthetic_images) if synthetic_images else 0,
-        "stages": stages_record, "seconds": seconds,
+        "num_train_real": bundle.train.readable_count(),
+        "num_train_synthetic": synthetic_images.readable_count() if synthetic_images else 0,
+        "input_size": cfg.input_size, "kept": cfg.keep, "stages": stages_record, "seconds": seconds,
     }
     if accelerator.is_main_process:
         with atomic_path(out / "model.safetensors") as tmp:
             save_file(_cpu_state(accelerator.unwrap_model(model)), str(tmp),
-                      metadata={"model": cfg.model, "num_classes": str(bundle.num_classes)})
+                      metadata={"model": cfg.model, "num_classes": str(bundle.num_classes),
+                                **({"input_size": str(cfg.input_size)} if cfg.input_size else {})})
         write_json(out / "metrics.json", metrics)
+        if prune:
+            prune_run(out, cfg.keep)
     accelerator.log({"test/top1": metrics["top1"]}, step=sum(r["steps"] for r in stages_record.values()))
     for tracker in accelerator.trackers:  # not end_training(): it would also end the process group
         tracker.finish()
@@ -195,6 +205,19 @@ def _save_stage(accelerator: Accelerator, model, stage_dir: Path, stage_record: 
         with atomic_path(stage_dir / "model.safetensors") as tmp:
             save_file(_cpu_state(accelerator.unwrap_model(model)), str(tmp))
         write_json(stage_dir / "stage.json", stage_record)
+
+
+def prune_run(out: str | Path, keep: str) -> None:
+    """Drop the weights a finished run folder does not keep: `stages` keeps all, `final` the final model only
+    (RUN_DIR/stages/*/model.safetensors go; their stage.json records stay), `none` no weights (metrics only).
+    Only a finished run is pruned: while it runs, its finished stages are what a resume skips."""
+    out = Path(out)
+    if keep == "stages":
+        return
+    for weights in sorted((out / "stages").glob("*/model.safetensors")):
+        weights.unlink(missing_ok=True)
+    if keep == "none":
+        (out / "model.safetensors").unlink(missing_ok=True)
 
 
 def _cpu_state(model: torch.nn.Module) -> dict:
