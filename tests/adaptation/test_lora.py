@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -94,3 +95,25 @@ def test_bad_input_is_one_line(tiny_sd_path, tmp_path):
     done = subprocess.run([sys.executable, "-m", "synthbridge", "lora", "--out", str(tmp_path / "d"), "--rank", "0"],
                           capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) <= 3 and "rank" in done.stderr
+
+
+def test_generate_with_an_adapter_records_it_and_draws_other_images(tiny_sd_path, tmp_path):
+    from PIL import Image
+
+    from synthbridge.generation import GenerateConfig, generate
+
+    train_lora(tiny(tiny_sd_path, tmp_path / "lora", steps=4, lr=1e-2))
+    common = dict(dataset="digits", generator=str(tiny_sd_path), per_class=1, classes=("3",), steps=2,
+                  batch_size=1, show_progress=False)
+    generate(GenerateConfig(out=str(tmp_path / "plain"), **common))
+    generate(GenerateConfig(out=str(tmp_path / "adapted"), lora=str(tmp_path / "lora"), **common))
+    generate(GenerateConfig(out=str(tmp_path / "zero"), lora=str(tmp_path / "lora"), lora_scale=0.0, **common))
+    pixels = {name: np.asarray(Image.open(next((tmp_path / name).glob("*/*.png")))) for name in ("plain", "adapted", "zero")}
+    assert not np.array_equal(pixels["plain"], pixels["adapted"])  # the same seed, drawn through the adapter
+    assert np.abs(pixels["plain"].astype(int) - pixels["zero"].astype(int)).max() <= 1  # weight 0: the plain generator
+    line = json.loads((tmp_path / "adapted" / "manifest.jsonl").read_text().splitlines()[0])
+    assert line["lora_scale"] == 1.0 and line["lora_sha256"] and line["lora"].endswith("lora")
+    with pytest.raises(UserError, match="other parameters"):  # another adapter weight is another set
+        generate(GenerateConfig(out=str(tmp_path / "adapted"), lora=str(tmp_path / "lora"), lora_scale=0.5, **common))
+    with pytest.raises(UserError, match="has no pytorch_lora_weights"):
+        generate(GenerateConfig(out=str(tmp_path / "x"), lora=str(tmp_path / "plain"), **common))

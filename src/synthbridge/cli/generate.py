@@ -45,6 +45,9 @@ def generate(parser: argparse.ArgumentParser):
     prompts.add_argument("--negative-prompt")
     prompts.add_argument("--style", metavar="STYLE_DIR",
                          help="learned dataset style: a folder with learned_embeds.safetensors and invert.json")
+    prompts.add_argument("--lora", metavar="LORA_DIR",
+                         help="a `synthbridge lora` adapter folder to draw with (dataset-wise)")
+    prompts.add_argument("--lora-scale", type=non_negative_float, default=1.0, help="the adapter's weight (default 1)")
     sampling = parser.add_argument_group("sampling (defaults come from the generator)")
     sampling.add_argument("--guidance-scale", type=non_negative_float,
                           help="classifier-free guidance (default: SD 7.5; mini: its recorded 4.0)")

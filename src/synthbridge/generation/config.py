@@ -23,7 +23,7 @@ from synthbridge.errors import UserError, reject_unknown_keys
 SET_KEYS = ("dataset", "classes", "generator", "generator_fingerprint", "templates", "negative_prompt",
             "style_token", "style_sha256", "guidance_scale", "steps", "scheduler", "height", "width", "dtype",
             "seed", "blank_threshold", "filter", "filter_model", "filter_arch", "max_retries",
-            "image_format", "quality", "save_size")
+            "image_format", "quality", "save_size", "lora_sha256", "lora_scale")
 # --image-format -> (PIL format name, file suffix); all three are read by torchvision's ImageFolder, by
 # `datasets.load_dataset("imagefolder")` and by synthbridge.data.load_synthetic.
 IMAGE_FORMATS = {"png": ("PNG", ".png"), "webp": ("WEBP", ".webp"), "jpg": ("JPEG", ".jpg")}
@@ -42,6 +42,8 @@ class GenerateConfig:
     templates_file: str | None = None  # one template per line, appended to `templates`
     negative_prompt: str | None = None
     style: str | None = None  # folder with learned_embeds.safetensors + invert.json ({"token": ...})
+    lora: str | None = None  # a `synthbridge lora` adapter folder (pytorch_lora_weights.safetensors), dataset-wise
+    lora_scale: float = 1.0  # the adapter's weight (0: the plain generator)
     # --- sampling
     guidance_scale: float | None = None  # None: the generator's default (SD 7.5, mini: synthbridge.json or 3.0)
     steps: int | None = None  # num_inference_steps; None: the generator's default
@@ -72,6 +74,8 @@ class GenerateConfig:
 
     def check(self) -> None:
         """Values a user can get wrong, as one-line UserErrors (before any model is loaded)."""
+        if not (isinstance(self.lora_scale, (int, float)) and 0 <= self.lora_scale < float("inf")):
+            raise UserError(f"--lora-scale must be a number >= 0, got {self.lora_scale!r}")
         if not isinstance(self.per_class, int) or self.per_class < 1:
             raise UserError(f"--per-class must be a whole number > 0, got {self.per_class!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:

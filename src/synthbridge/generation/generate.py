@@ -42,7 +42,7 @@ from synthbridge.diffusion.styles import load_style, read_style, style_digest, s
 from synthbridge.errors import UserError
 from synthbridge.generation import folder as store
 from synthbridge.generation.config import IMAGE_FORMATS, SET_KEYS, GenerateConfig
-from synthbridge.io import append_jsonl, atomic_path, ensure_writable_dir, environment
+from synthbridge.io import append_jsonl, atomic_path, ensure_writable_dir, environment, read_json
 from synthbridge.prompts import build_prompt, resolve_templates, template_for
 from synthbridge.seeding import derive_seed
 
@@ -84,6 +84,7 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         style_template = style_info.get("template")  # the prompt form the token was learned in
     templates = resolve_templates(config.dataset, config.templates, config.templates_file, style_token,
                                   style_template)
+    lora_sha256 = lora_digest(config.lora) if config.lora else None
     # Without a GPU, accelerate only recognises torchrun's processes when told it runs on the CPU.
     no_accelerator = not (torch.cuda.is_available() or torch.backends.mps.is_available())
     state = PartialState(cpu=no_accelerator or (config.device or "").startswith("cpu"))
@@ -113,7 +114,9 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         "filter": config.filter,
         "filter_model": str(Path(config.filter_model).expanduser().resolve()) if config.filter else None,
         "filter_arch": config.filter_arch if config.filter else None,
-        "max_retries": config.max_retries, **storage_params(config)})
+        "max_retries": config.max_retries, **storage_params(config),
+        "lora": str(Path(config.lora).expanduser().resolve()) if config.lora else None, "lora_sha256": lora_sha256,
+        "lora_scale": config.lora_scale if config.lora else None})
     with store.folder_lock(out):
         prepare_folder(out, set_params, config.overwrite)
 
@@ -129,6 +132,8 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
     set_scheduler(pipe, config.scheduler)
     if config.style:
         load_style(pipe, config.style)
+    if config.lora:
+        load_lora(pipe, config.lora, config.lora_scale)
     class_filter = None
     if config.filter:
         from synthbridge.generation.filters import load_filter
@@ -299,9 +304,39 @@ def storage_params(config: GenerateConfig) -> dict:
 
 
 def _with_legacy_storage(params: dict) -> dict:
-    """A set recorded before the storage options existed was PNG at the generated size."""
+    """A set recorded before the storage options existed was PNG at the generated size (and without an adapter)."""
     size = min(params["height"], params["width"]) if params.get("height") and params.get("width") else None
-    return {"image_format": "png", "quality": None, "save_size": size, **params}
+    return {"image_format": "png", "quality": None, "save_size": size, "lora_sha256": None, "lora_scale": None,
+            **params}
+
+
+def lora_digest(folder: str | Path) -> str:
+    """The adapter a set is drawn with, by the hash of its weights file; a missing or per-class folder is an error."""
+    from synthbridge.adaptation import LORA_INFO, LORA_WEIGHTS
+    from synthbridge.diffusion.pipeline import file_sha256
+
+    folder = Path(folder).expanduser()
+    weights = folder / LORA_WEIGHTS
+    if not weights.is_file():
+        per_class = (folder / LORA_INFO).is_file() and read_json(folder / LORA_INFO).get("per_class")
+        if per_class:
+            raise UserError(f"{str(folder)!r} holds per-class adapters; generate --lora takes one adapter folder "
+                            f"(per-class generation is not built yet): pass a dataset-wise `synthbridge lora` folder")
+        raise UserError(f"--lora {str(folder)!r} has no {LORA_WEIGHTS}; make one with `synthbridge lora`")
+    return file_sha256(weights)
+
+
+def load_lora(pipe, folder: str | Path, scale: float) -> None:
+    """The adapter into the pipeline (diffusers' load_lora_weights), at weight `scale`."""
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # "no LoRA keys for the text encoder": true of a UNet-only adapter
+    try:
+        pipe.load_lora_weights(str(Path(folder).expanduser()), adapter_name="synthbridge")
+    finally:
+        diffusers_logging.set_verbosity(level)
+    pipe.set_adapters(["synthbridge"], adapter_weights=[float(scale)])
 
 
 def prepare_folder(out: Path, set_params: dict, overwrite: bool) -> dict | None:
@@ -384,6 +419,8 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
     set_scheduler(pipe, params["scheduler"])
     if params["style_token"]:
         load_style(pipe, record["config"]["style"])
+    if params.get("lora"):
+        load_lora(pipe, params["lora"], params["lora_scale"])
     images, _ = render(pipe, [line["prompt"]], [line["seed"]], negative_prompt=params["negative_prompt"],
                        steps=params["steps"], guidance_scale=params["guidance_scale"], height=params["height"],
                        width=params["width"], batch_size=batch_size or line.get("batch_size"))
@@ -401,6 +438,7 @@ def _manifest_line(config: GenerateConfig, set_params: dict, attempt: _Attempt, 
         "generator": set_params["generator"], "style_token": set_params["style_token"],
         "style_sha256": set_params["style_sha256"], "dtype": config.dtype,
         "image_format": set_params["image_format"], "quality": set_params["quality"], "save_size": set_params["save_size"],
+        "lora": set_params["lora"], "lora_sha256": set_params["lora_sha256"], "lora_scale": set_params["lora_scale"],
         "batch_size": config.batch_size,  # the call shape: with it, regenerate_image() gives the same bytes
         "regenerated_from_seeds": attempt.rejected_seeds, "rejected_reasons": attempt.rejected_reasons,
     }

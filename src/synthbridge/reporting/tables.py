@@ -155,7 +155,8 @@ def leep_table(cfg: dict, records: list[dict]) -> list[str]:
           "| dataset | model | strategy | pretrained backbone | after the synthetic stage |", "|---|---|---|---|---|"]
     for (dataset, model, arm), e in leeps.items():
         after = f"{np.mean(e['after']):.3f}" if e["after"] else "–"
-        md.append(f"| {dataset} | {model} | {ARMS.get(arm).label} | {e['pretrained']} | {after} |")
+        before = "– (no pretrained weights)" if e["pretrained"] is None else e["pretrained"]
+        md.append(f"| {dataset} | {model} | {ARMS.get(arm).label} | {before} | {after} |")
     return md
 
 
