@@ -25,6 +25,19 @@ def choose_profile(requested: str | None, *sizes: int | None) -> str:
     return "embedded" if any(size is not None and size <= SMALL_IMAGE_PX for size in sizes) else "full"
 
 
+def fill_from_profile(config, defaults: dict, native_size: int):
+    """A generator-adapting config (invert, lora) with its `None` fields filled: the chosen profile's `defaults`
+    (profile name -> {field: value}), `profile` itself and the resolution (the generator's native size)."""
+    import dataclasses
+
+    profile = choose_profile(config.profile, native_size)
+    values = {key: value for key, value in defaults[profile].items() if getattr(config, key) is None}
+    values["profile"] = profile
+    if config.resolution is None:
+        values["resolution"] = native_size
+    return dataclasses.replace(config, **values)
+
+
 def available_cores() -> int:
     """The CPU cores this process may run on (its affinity mask where the OS has one, e.g. under SLURM or taskset)."""
     import os

@@ -23,8 +23,8 @@ from synthbridge.cli import main
 from synthbridge.data import load_synthetic
 from synthbridge.diffusion.pipeline import SCHEDULERS, file_sha256
 from synthbridge.errors import UserError
-from synthbridge.generation import GenerateConfig, generate, image_seed, regenerate_image
 from synthbridge.generation import folder as store
+from synthbridge.generation import generate, image_seed, regenerate_image
 from synthbridge.io import read_json, read_jsonl
 from synthbridge.prompts import (
     TEMPLATES,
@@ -36,17 +36,6 @@ from synthbridge.prompts import (
 )
 
 CLASSES = ("1", "3", "7")
-
-
-@pytest.fixture
-def make_config(tiny_sd_path, tmp_path):
-    def make(out="S", **overrides) -> GenerateConfig:
-        values = dict(out=str(tmp_path / out), dataset="digits", generator=str(tiny_sd_path), per_class=2,
-                      classes=CLASSES, steps=2, batch_size=4, show_progress=False)
-        values.update(overrides)
-        return GenerateConfig(**values)
-
-    return make
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:

@@ -18,21 +18,10 @@ from PIL import Image
 from synthbridge.cli import main
 from synthbridge.data import load_synthetic
 from synthbridge.errors import UserError
-from synthbridge.generation import GenerateConfig, generate, regenerate_image
+from synthbridge.generation import generate, regenerate_image
 from synthbridge.io import read_json, read_jsonl, write_json
 
 CLASSES = ("1", "3", "7")
-
-
-@pytest.fixture
-def make_config(tiny_sd_path, tmp_path):
-    def make(out="S", **overrides) -> GenerateConfig:
-        values = dict(out=str(tmp_path / out), dataset="digits", generator=str(tiny_sd_path), per_class=2,
-                      classes=CLASSES, steps=2, batch_size=4, show_progress=False)
-        values.update(overrides)
-        return GenerateConfig(**values)
-
-    return make
 
 
 def pixels(path) -> np.ndarray:

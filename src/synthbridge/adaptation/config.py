@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from synthbridge.diffusion.pipeline import DTYPES
 from synthbridge.errors import UserError, reject_unknown_keys
-from synthbridge.profiles import choose_profile
+from synthbridge.profiles import choose_profile, fill_from_profile
 
 UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # the attention projections diffusers' LoRA example adapts
 TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # CLIP's attention projections
@@ -90,12 +90,7 @@ class LoraTrainConfig:
 
 def resolve(config: LoraTrainConfig, native_size: int) -> LoraTrainConfig:
     """Fill every `None` default from the profile and the generator's size."""
-    profile = choose_profile(config.profile, native_size)
-    values = {key: value for key, value in PROFILES[profile].items() if getattr(config, key) is None}
-    values["profile"] = profile
-    if config.resolution is None:
-        values["resolution"] = native_size
-    config = dataclasses.replace(config, **values)
+    config = fill_from_profile(config, PROFILES, native_size)
     if config.alpha is None:
         config = dataclasses.replace(config, alpha=float(config.rank))
     if config.checkpoint_every is None:

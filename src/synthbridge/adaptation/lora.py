@@ -88,7 +88,7 @@ def _train_one(pipe, config: LoraTrainConfig, info, bundle: DatasetBundle, image
     from peft import LoraConfig, inject_adapter_in_model
     from peft.utils import set_peft_model_state_dict
 
-    from synthbridge.inversion.train import denoising_loss, loss_curve, pixel_transform
+    from synthbridge.inversion.train import denoising_loss, loss_curve, pixel_transform, step_inputs
     from synthbridge.training.loop import StepBatches
 
     out.mkdir(parents=True, exist_ok=True)
@@ -150,11 +150,9 @@ def _train_one(pipe, config: LoraTrainConfig, info, bundle: DatasetBundle, image
     loop_began = time.perf_counter()
     try:
         for step in range(start, config.steps):
-            indices = [index for _, index, _ in batches.keys(step)]
-            pixels = torch.stack([to_pixels(images.load(i)) for i in indices]).to(device, dtype)
-            ids = input_ids[[images.targets[i] for i in indices]].to(device)
-            generator = torch.Generator(device="cpu").manual_seed(derive_seed(config.seed, "lora", key, "step", step))
-            loss = denoising_loss(pipe, noise_scheduler, pixels, [ids], generator)
+            pixels, ids, generator = step_inputs(images, batches, step, to_pixels, [input_ids], device, dtype,
+                                                 config.seed, "lora", key)
+            loss = denoising_loss(pipe, noise_scheduler, pixels, ids, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

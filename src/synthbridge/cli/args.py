@@ -99,3 +99,16 @@ def add_data_args(group) -> None:
     """--data-root and --download, which every command that reads a dataset takes."""
     group.add_argument("--data-root", help="folder of full-scale datasets")
     group.add_argument("--download", action="store_true", help="let torchvision download a missing dataset")
+
+
+def add_adaptation_env_args(parser, grid_help: str) -> None:
+    """The environment options of the commands that adapt a generator to the real images (invert, lora): checkpoints,
+    a grid, the device, data paths, progress, and --resume / --overwrite of the output folder."""
+    env = parser.add_argument_group("environment")
+    env.add_argument("--checkpoint-every", type=positive_int, help="steps between checkpoints (default: a tenth of the run)")
+    env.add_argument("--grid", action="store_true", help=grid_help)
+    env.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: accelerate's device)")
+    add_data_args(env)
+    env.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace what --out holds")

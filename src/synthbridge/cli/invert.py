@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from synthbridge.cli.args import (
-    add_data_args,
+    add_adaptation_env_args,
     config_from_args,
     non_negative_float,
     non_negative_int,
@@ -54,16 +54,8 @@ def invert(parser: argparse.ArgumentParser):
                      help="cap on the token vector's L2 norm after every step (default: the largest norm of the "
                           "vocabulary's embeddings; 0: no cap)")
     opt.add_argument("--seed", type=non_negative_int, default=0)
-    env = parser.add_argument_group("environment")
-    env.add_argument("--checkpoint-every", type=positive_int, help="steps between checkpoints (default: a tenth of the run)")
-    env.add_argument("--grid", action="store_true",
-                     help="after training, write STYLE_DIR/grid.png: real | plain | style (at --resolution, with the "
-                          "generator's default steps, at most 25)")
-    env.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: accelerate's device)")
-    add_data_args(env)
-    env.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    parser.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    add_adaptation_env_args(parser, "after training, write STYLE_DIR/grid.png: real | plain | style (at --resolution, "
+                                    "with the generator's default steps, at most 25)")
 
     def run(args: argparse.Namespace) -> int:
         from synthbridge.inversion import InvertConfig

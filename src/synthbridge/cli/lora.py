@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from synthbridge.cli.args import add_data_args, config_from_args, non_negative_int, positive_float, positive_int
+from synthbridge.cli.args import add_adaptation_env_args, config_from_args, non_negative_int, positive_float, positive_int
 
 
 def lora(parser: argparse.ArgumentParser):
@@ -39,14 +39,7 @@ def lora(parser: argparse.ArgumentParser):
     opt.add_argument("--resolution", type=positive_int, help="training pixels (default: the generator's size)")
     opt.add_argument("--dtype", choices=DTYPES, default="fp32", help="frozen weights' dtype; fp16/bf16 need a GPU")
     opt.add_argument("--seed", type=non_negative_int, default=0)
-    env = parser.add_argument_group("environment")
-    env.add_argument("--checkpoint-every", type=positive_int, help="steps between checkpoints (default: a tenth of the run)")
-    env.add_argument("--grid", action="store_true", help="after training, write OUT/grid.png: real | plain | adapted")
-    env.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: accelerate's device)")
-    add_data_args(env)
-    env.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    parser.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    add_adaptation_env_args(parser, "after training, write OUT/grid.png: real | plain | adapted")
 
     def run(args: argparse.Namespace) -> int:
         from synthbridge.adaptation import LoraTrainConfig, train_lora

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from synthbridge.diffusion.pipeline import DTYPES
 from synthbridge.errors import UserError, reject_unknown_keys
-from synthbridge.profiles import choose_profile
+from synthbridge.profiles import choose_profile, fill_from_profile
 
 # Neutral words to start the style token from, in order of preference, when no --initializer-word is given.
 INITIALIZER_CANDIDATES = ("style", "photo", "image", "picture", "drawing", "painting", "art")
@@ -129,14 +129,9 @@ def default_token(dataset: str) -> str:
 
 def resolve(config: InvertConfig, native_size: int) -> InvertConfig:
     """Fill every `None` default: the profile's optimisation defaults, the generator's size, the token."""
-    profile = choose_profile(config.profile, native_size)
-    values = {key: value for key, value in PROFILES[profile].items() if getattr(config, key) is None}
-    values["profile"] = profile
-    if config.resolution is None:
-        values["resolution"] = native_size
+    config = fill_from_profile(config, PROFILES, native_size)
     if config.token is None:
-        values["token"] = default_token(config.dataset)
-    config = dataclasses.replace(config, **values)
+        config = dataclasses.replace(config, token=default_token(config.dataset))
     if config.checkpoint_every is None:
         config = dataclasses.replace(config, checkpoint_every=max(50, config.steps // 10))
     return config

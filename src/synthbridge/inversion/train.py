@@ -147,11 +147,8 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
     loop_began = time.perf_counter()
     try:
         for step in range(start, config.steps):
-            indices = [index for _, index, _ in batches.keys(step)]
-            pixels = torch.stack([to_pixels(images.load(i)) for i in indices]).to(device, dtype)
-            targets = [images.targets[i] for i in indices]
-            batch_ids = [ids_of_class[targets].to(device) for ids_of_class in input_ids]
-            generator = torch.Generator(device="cpu").manual_seed(derive_seed(config.seed, "invert", "step", step))
+            pixels, batch_ids, generator = step_inputs(images, batches, step, to_pixels, input_ids, device, dtype,
+                                                       config.seed, "invert")
             loss = denoising_loss(pipe, noise_scheduler, pixels, batch_ids, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -311,6 +308,19 @@ def _inject(token_id: int, vector: torch.Tensor):
         return torch.where(is_token, vector.to(output.dtype), output)
 
     return hook
+
+
+def step_inputs(images, batches, step: int, to_pixels, input_ids: list[torch.Tensor], device, dtype, seed: int,
+                *stream) -> tuple[torch.Tensor, list[torch.Tensor], torch.Generator]:
+    """A training step's inputs on the real images (inversion, LoRA): the pixels of the step's images (from the
+    `StepBatches` `batches`), each image's class-prompt ids per text encoder (`input_ids`: one (classes, L) tensor
+    per encoder), and the CPU generator of the step's VAE sample, noise and timesteps, seeded by (seed, *stream, step)."""
+    indices = [index for _, index, _ in batches.keys(step)]
+    pixels = torch.stack([to_pixels(images.load(i)) for i in indices]).to(device, dtype)
+    targets = [images.targets[i] for i in indices]
+    batch_ids = [ids_of_class[targets].to(device) for ids_of_class in input_ids]
+    generator = torch.Generator(device="cpu").manual_seed(derive_seed(seed, *stream, "step", step))
+    return pixels, batch_ids, generator
 
 
 def denoising_loss(pipe, noise_scheduler, pixels: torch.Tensor, input_ids: list[torch.Tensor],
