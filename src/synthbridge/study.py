@@ -32,7 +32,7 @@ from synthbridge.experiments.runner import (
     train_cell,
     unfinished,
 )
-from synthbridge.experiments.sets import analyse_set, ensure_style, ensure_synthetic
+from synthbridge.experiments.sets import analyse_set, analysis_is_current, ensure_style, ensure_synthetic
 from synthbridge.experiments.store import append_result
 
 
@@ -94,7 +94,10 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tu
     if sets_only:
         make_sets(cfg, exp_dir, cells, cells, worker=cell_slice)
         return {"cells": len(cells), "mine": len(mine), "ran": 0, "seconds": round(time.perf_counter() - began, 1)}
-    sets = make_sets(cfg, exp_dir, cells, todo)
+    # (the sets of finished cells too, when the grid asks for analysis they lack: an analysis-only config change)
+    stale = cfg.analysis and any(not analysis_is_current(cfg, exp_dir, need.dataset, need.style)
+                                 for need in sets_needed(cells, mine))
+    sets = make_sets(cfg, exp_dir, cells, mine if stale else todo)
 
     # 4-6. per cell: train, LEEP, store
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="cells", unit="cell", disable=not show_progress)

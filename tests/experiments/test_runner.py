@@ -225,9 +225,9 @@ def test_a_change_of_analysis_or_report_keys_only_keeps_finished_cells_and_sets(
     assert (record["config"]["name"], record["config"]["analysis"], record["config"]["gap_model"]) == \
         ("renamed", True, "mini_vit")  # the new values are recorded, the old ones kept
     assert record["changed"][0]["was"] == {"name": "tiny", "analysis": False, "gap_model": None}
-    # the sets the finished cells read, with the analysis the new config asks for (`run --sets-only`)
-    run_experiment(renamed, tmp_path / "exp", show_progress=False, sets_only=True)
+    # the sets the finished cells read get the analysis the new config asks for, without training anything
     assert json.loads((tmp_path / "exp" / "analysis" / "gap-digits.json").read_text())["model"] == "mini_vit"
+    run_experiment(renamed, tmp_path / "exp", show_progress=False, sets_only=True)  # and `run --sets-only` keeps it
     assert not trained
     # anything else is another grid: refused, naming what differs
     with pytest.raises(UserError, match=r"another config \(seeds differ\)"):

@@ -71,14 +71,24 @@ def gap_config(cfg: ExperimentConfig, dataset: str, synthetic_dir: Path):
                      pretrained=train.pretrained, checkpoint=train.checkpoint, input_size=train.input_size)
 
 
+def analysis_is_current(cfg: ExperimentConfig, exp_dir: Path, dataset: str, style: bool,
+                        synthetic_dir: Path | None = None) -> bool:
+    """Whether the set's gap measures exist, made with the feature model and weights this grid asks for."""
+    out = exp_dir / "analysis" / f"gap-{set_name(dataset, style)}.json"
+    if not out.exists():
+        return False
+    synthetic_dir = synthetic_dir or exp_dir / "synthetic" / set_name(dataset, style)
+    measured_with = lambda c: {k: c.get(k) for k in ("model", "pretrained", "checkpoint", "input_size")}
+    return measured_with(read_json(out).get("config", {})) == measured_with(gap_config(cfg, dataset, synthetic_dir).to_dict())
+
+
 def analyse_set(cfg: ExperimentConfig, exp_dir: Path, dataset: str, style: bool, synthetic_dir: Path) -> None:
     """Gap measures of one synthetic set against the real train split (once per feature model and weights: a
     measure made with another `gap_model` is made again)."""
+    if analysis_is_current(cfg, exp_dir, dataset, style, synthetic_dir):
+        return
     out = exp_dir / "analysis" / f"gap-{set_name(dataset, style)}.json"
     config = gap_config(cfg, dataset, synthetic_dir)
-    measured_with = lambda c: {k: c.get(k) for k in ("model", "pretrained", "checkpoint", "input_size")}
-    if out.exists() and measured_with(read_json(out).get("config", {})) == measured_with(config.to_dict()):
-        return
     from synthbridge.gap import measure_gap
 
     result = measure_gap(config)
