@@ -7,6 +7,6 @@ Modules: `config` (LoraTrainConfig, profiles), `lora` (training, saving in diffu
 """
 
 from synthbridge.adaptation.config import LoraTrainConfig
-from synthbridge.adaptation.lora import LORA_INFO, LORA_WEIGHTS, describe, train_lora
+from synthbridge.adaptation.lora import LORA_INFO, LORA_WEIGHTS, train_lora
 
-__all__ = ["LORA_INFO", "LORA_WEIGHTS", "LoraTrainConfig", "describe", "train_lora"]
+__all__ = ["LORA_INFO", "LORA_WEIGHTS", "LoraTrainConfig", "train_lora"]

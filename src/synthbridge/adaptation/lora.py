@@ -64,7 +64,7 @@ def train_lora(config: LoraTrainConfig, *, resume: bool = False, overwrite: bool
         adapters[key] = _train_one(pipe, config, info, bundle, chosen, folder, key, resume)
     if config.grid:
         adapters_grid(out, pipe, config, bundle, images, wanted if config.per_class else None)
-    summary = {"per_class": config.per_class, "adapters": {k: str(Path(v["folder"]).relative_to(out)) or "."
+    summary = {"per_class": config.per_class, "adapters": {k: str(Path(v["folder"]).relative_to(out))
                                                           for k, v in adapters.items()},
                "config": config.to_dict(), "seconds": sum(v["seconds"] for v in adapters.values())}
     if config.per_class:
@@ -302,12 +302,4 @@ def _quiet_diffusers():
         diffusers_logging.set_verbosity(level)
 
 
-def describe(out: str | Path) -> dict:
-    """The record of an adapter folder (dataset-wise: its lora.json; per class: the index and each class's)."""
-    out = Path(out)
-    if not (out / LORA_INFO).is_file():
-        raise UserError(f"{str(out)!r} is not a LoRA folder (no {LORA_INFO}); make one with `synthbridge lora`")
-    return read_json(out / LORA_INFO)
-
-
-__all__ = ["LORA_INFO", "LORA_WEIGHTS", "LoraTrainConfig", "adapters_grid", "describe", "train_lora"]
+__all__ = ["LORA_INFO", "LORA_WEIGHTS", "LoraTrainConfig", "adapters_grid", "train_lora"]

@@ -41,10 +41,6 @@ class Decoded:
         indices = np.asarray(indices, dtype=np.int64)
         return Decoded(self.groups, self.group[indices], self.row[indices])
 
-    @property
-    def max_side(self) -> int:
-        return max(max(g.shape[-2:]) for g in self.groups)
-
     @staticmethod
     def concat(parts: Sequence[Decoded]) -> Decoded:
         groups, group, row = [], [], []

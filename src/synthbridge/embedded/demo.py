@@ -39,20 +39,26 @@ def run_demo(out: str | Path, quick: bool = False, workers: int | None = None) -
     config_path = "embedded-quick" if quick else "embedded"  # presets shipped as package data
     cfg = ExperimentConfig.from_yaml(config_path)
     workers = workers or default_workers()
-    phases = {}
+    phases, since = {}, began
+
+    def phase(name: str) -> None:  # the seconds since the previous phase ended
+        nonlocal since
+        now = time.perf_counter()
+        phases[name], since = now - since, now
+
     if workers == 1:
         prepare_sets(cfg, out)
-        phases["sets"] = time.perf_counter() - began
+        phase("sets")
         run_experiment(cfg, out)
     else:
         open_experiment(cfg, Path(out))  # a folder holding another grid is refused before any process starts
-        run_workers(config_path, out, workers, total=len(sets_needed(plan_cells(cfg), plan_cells(cfg))),
-                    sets_only=True)
-        phases["sets"] = time.perf_counter() - began
-        run_workers(config_path, out, workers, total=len(plan_cells(cfg)))
-    phases["cells"] = time.perf_counter() - began - phases["sets"]
+        grid = plan_cells(cfg)
+        run_workers(config_path, out, workers, total=len(sets_needed(grid, grid)), sets_only=True)
+        phase("sets")
+        run_workers(config_path, out, workers, total=len(grid))
+    phase("cells")
     report = build_report(out)
-    phases["report"] = time.perf_counter() - began - phases["sets"] - phases["cells"]
+    phase("report")
     return {**report, "seconds": time.perf_counter() - began, "workers": workers, "phases": phases}
 
 
@@ -60,8 +66,9 @@ def run_workers(config_path: str, out: str | Path, workers: int, total: int, set
     """Run the grid's cells (or, `sets_only`, its shared sets) in `workers` processes (`synthbridge run --cell
     i/n`), showing one progress bar.
 
-    Each worker logs to OUT/logs/worker-i.log. A failed worker stops the others and raises with its log's path;
-    rerunning resumes (finished cells are skipped, an interrupted one continues from its checkpoint).
+    Each worker logs to OUT/logs/cells-worker-i.log (sets-worker-i.log). A failed worker stops the others and
+    raises with its log's path; rerunning resumes (finished cells are skipped, an interrupted one continues from
+    its checkpoint).
     """
     out = Path(out)
     logs = out / "logs"

@@ -115,13 +115,7 @@ def _shorten(text: str, limit: int = 160) -> str:
 
 def load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
     """Load a safetensors or torch weights file (never unpickling objects) into `model`, all but its classifier."""
-    from timm.models import load_state_dict
-
-    try:
-        state = load_state_dict(str(path), use_ema=False, weights_only=True)
-    except Exception as exc:  # includes the unpickler refusing arbitrary objects
-        raise UserError(f"cannot read checkpoint {str(path)!r} ({type(exc).__name__}: {_first_line(exc, 120)}); "
-                        f"pass a safetensors file or a torch file of plain tensors") from None
+    state = _read_state(path)
     head = model.pretrained_cfg.get("classifier") or "fc"
     own = model.state_dict()
     is_head = lambda key: key.startswith(head + ".")
@@ -156,18 +150,23 @@ def _resample_position_embeddings(model: torch.nn.Module, state: dict, own: dict
     return resized
 
 
-def checkpoint_classes(name: str, path: str | Path) -> int | None:
-    """The number of classes of the classifier a weights file holds for timm model `name` (None: it has none)."""
+def _read_state(path: str | Path) -> dict:
+    """A safetensors or torch weights file as a state dict (timm's load_state_dict, never unpickling objects)."""
     from timm.models import load_state_dict
 
-    load_plugins()
-    head = (timm.models.get_pretrained_cfg(name).classifier if timm.models.get_pretrained_cfg(name) else None) or "fc"
     try:
-        state = load_state_dict(str(path), use_ema=False, weights_only=True)
-    except Exception as exc:
+        return load_state_dict(str(path), use_ema=False, weights_only=True)
+    except Exception as exc:  # includes the unpickler refusing arbitrary objects
         raise UserError(f"cannot read checkpoint {str(path)!r} ({type(exc).__name__}: {_first_line(exc, 120)}); "
                         f"pass a safetensors file or a torch file of plain tensors") from None
-    weight = state.get(f"{head}.weight")
+
+
+def checkpoint_classes(name: str, path: str | Path) -> int | None:
+    """The number of classes of the classifier a weights file holds for timm model `name` (None: it has none)."""
+    load_plugins()
+    pretrained_cfg = timm.models.get_pretrained_cfg(name)
+    head = (pretrained_cfg.classifier if pretrained_cfg else None) or "fc"
+    weight = _read_state(path).get(f"{head}.weight")
     return int(weight.shape[0]) if weight is not None and weight.ndim == 2 else None
 
 
