@@ -2,6 +2,7 @@
 
     synthbridge invert --dataset mnist5k --generator mini --out styles/mnist5k
     synthbridge invert ... --resume        # continue an interrupted run from its last checkpoint
+    synthbridge invert ... --per-class --shots 2   # one token per class (<class-K>), DA-Fusion's form
     synthbridge generate ... --style styles/mnist5k
 """
 
@@ -20,7 +21,7 @@ from synthbridge.cli.args import (
 
 
 def invert(parser: argparse.ArgumentParser):
-    """learn one style token for a whole real dataset (dataset style inversion)"""
+    """learn one style token for a whole real dataset (dataset style inversion), or one token per class"""
     from synthbridge.diffusion.pipeline import DTYPES
     from synthbridge.inversion.config import LR_SCHEDULES, PROFILES
 
@@ -39,6 +40,10 @@ def invert(parser: argparse.ArgumentParser):
                              f"{embedded['template']!r} / {full['template']!r}, i.e. 'a {{class}} photo in the "
                              f"style of {{style}}'); generate with the same template")
     parser.add_argument("--shots", type=positive_int, help="learn from K real images per class (default: all)")
+    parser.add_argument("--per-class", action="store_true",
+                        help="learn one token per class, <class-K> for the K-th class, in place of the class phrase "
+                             "of the dataset's plain prompt, each starting from its class name (DA-Fusion's form); "
+                             "writes STYLE_DIR/classes/CLASS.safetensors; no --token or --initializer-word")
     opt = parser.add_argument_group("optimisation (defaults depend on the profile: embedded / full)")
     opt.add_argument("--profile", choices=tuple(PROFILES),
                      help="defaults profile (default: embedded for a generator of at most 64 px, else full)")
@@ -65,7 +70,9 @@ def invert(parser: argparse.ArgumentParser):
         summary = invert_style(config, resume=args.resume, overwrite=args.overwrite)
         curve = summary["loss_curve"]
         first = f"{curve[0]['loss']:.4f} -> " if curve else ""
-        print(f"{summary['token']} learned on {summary['num_images']} images in {summary['steps']} steps "
+        learned = (f"{len(summary['tokens'])} class tokens ({next(iter(summary['tokens'].values()))}, ...)"
+                   if summary.get("per_class") else summary["token"])
+        print(f"{learned} learned on {summary['num_images']} images in {summary['steps']} steps "
               f"({summary['seconds']:.0f}s), loss {first}{summary['final_loss']:.4f} -> {args.out}")
         if args.grid:
             print(f"grid: {args.out}/grid.png")

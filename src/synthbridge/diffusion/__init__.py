@@ -19,8 +19,9 @@ from synthbridge.diffusion.pipeline import (
                                             torch_dtype,
 )
 from synthbridge.diffusion.sampling import is_blank, render
-from synthbridge.diffusion.styles import load_style, read_style
+from synthbridge.diffusion.styles import class_tokens, load_style, read_style
 
-__all__ = ["DTYPES", "GENERATORS", "SCHEDULERS", "GeneratorInfo", "NamedGenerator", "generator_info", "is_blank",
+__all__ = ["DTYPES", "GENERATORS", "SCHEDULERS", "GeneratorInfo", "NamedGenerator", "class_tokens", "generator_info",
+           "is_blank",
            "load_generator", "load_style", "make_scheduler", "open_generator", "read_style", "render",
            "set_scheduler", "torch_dtype"]

@@ -1,6 +1,6 @@
 """The typed config of `synthbridge invert`: one frozen dataclass, resolved against the dataset and generator.
 
-Fields left `None` (steps, learning rate, batch size, resolution, token) are filled in by `resolve()`:
+Fields left `None` (steps, learning rate, batch size, resolution, token, template) are filled in by `resolve()`:
 from the profile (`synthbridge.profiles`: `embedded`, minutes on a CPU, for a generator of small
 images; `full`, the study's scale on a GPU) and from the generator (its native image size). The
 resolved config is what invert.json records and what a `--resume` is compared against.
@@ -16,6 +16,7 @@ from pathlib import Path
 from synthbridge.diffusion.pipeline import DTYPES
 from synthbridge.errors import UserError, reject_unknown_keys
 from synthbridge.profiles import choose_profile, fill_from_profile
+from synthbridge.prompts import default_template, resolve_template
 
 # Neutral words to start the style token from, in order of preference, when no --initializer-word is given.
 INITIALIZER_CANDIDATES = ("style", "photo", "image", "picture", "drawing", "painting", "art")
@@ -35,9 +36,14 @@ PROFILES = {
     "full": {"steps": 20000, "lr": 2e-3, "batch_size": 4, "template": "style"},
 }
 
+# --per-class (DA-Fusion's form): class k of the dataset's class list learns the token CLASS_TOKEN.format(index=k),
+# which stands where the class phrase stood in the dataset's plain prompt (`prompts.default_template`: "a photo
+# of the {class}" for the digit sets, the form of the mini generator's captions "a photo of the digit 7").
+CLASS_TOKEN = "<class-{index}>"
+
 # The fields that decide the learned embedding: a resumed run must match them. Environment fields
 # (device, checkpoint interval, grid, progress bar, paths of data) are absent: they change no number.
-RESUME_KEYS = ("dataset", "generator", "token", "initializer_word", "template", "shots", "steps", "lr",
+RESUME_KEYS = ("dataset", "generator", "per_class", "token", "initializer_word", "template", "shots", "steps", "lr",
                "lr_schedule", "lr_warmup_steps", "batch_size", "resolution", "dtype", "seed", "max_norm")
 
 
@@ -53,6 +59,8 @@ class InvertConfig:
     template: str | None = None  # prompt template name or literal with {class} and {style}; the class is named so
     # the token learns what the class does not explain (style), not the content. None: the profile's default
     shots: int | None = None  # learn from K real images per class (few-shot); None: the whole train split
+    per_class: bool = False  # one token per class (CLASS_TOKEN, each starting from its class name's embedding)
+    # in place of the class phrase, instead of one dataset token next to it; token and initializer_word stay None
     # --- optimisation (None: the profile's default, see PROFILES)
     profile: str | None = None  # embedded or full; None: embedded for a generator of at most 64 px, else full
     steps: int | None = None  # optimizer steps
@@ -97,6 +105,14 @@ class InvertConfig:
             raise UserError(f"--seed must be a whole number >= 0, got {self.seed!r}")
         if self.token is not None:
             check_token(self.token)
+        if self.per_class:
+            if self.token is not None or self.initializer_word is not None:
+                flag = "--token" if self.token is not None else "--initializer-word"
+                raise UserError(f"--per-class names its tokens {CLASS_TOKEN.format(index='K')} (K: the class's index) "
+                                f"and starts each from its class name; drop {flag}")
+            if self.template is not None and "{style}" in resolve_template(self.template):
+                raise UserError(f"--per-class puts each class's token in place of {{class}}; --template "
+                                f"{self.template!r} must not contain {{style}}")
         choose_profile(self.profile)
         word = self.initializer_word
         if word is not None and (not isinstance(word, str) or not word.strip() or len(word.split()) != 1):
@@ -127,10 +143,18 @@ def default_token(dataset: str) -> str:
     return f"<{name}-style>"
 
 
+def class_token(index: int) -> str:
+    """The --per-class token of the class at `index` in the dataset's class list: '<class-3>'."""
+    return CLASS_TOKEN.format(index=index)
+
+
 def resolve(config: InvertConfig, native_size: int) -> InvertConfig:
-    """Fill every `None` default: the profile's optimisation defaults, the generator's size, the token."""
+    """Fill every `None` default: the profile's optimisation defaults, the generator's size, the token (per class:
+    the dataset's plain template, the tokens stay implicit in CLASS_TOKEN)."""
+    if config.per_class and config.template is None:
+        config = dataclasses.replace(config, template=default_template(config.dataset))
     config = fill_from_profile(config, PROFILES, native_size)
-    if config.token is None:
+    if config.token is None and not config.per_class:
         config = dataclasses.replace(config, token=default_token(config.dataset))
     if config.checkpoint_every is None:
         config = dataclasses.replace(config, checkpoint_every=max(50, config.steps // 10))

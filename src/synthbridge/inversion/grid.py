@@ -1,4 +1,5 @@
-"""`style_grid`: real | plain prompt | style prompt, one row per class, to look at what a style token changes.
+"""`style_grid`: real | plain prompt | style prompt, one row per class, to look at what a style token changes
+(a per-class folder: real | plain prompt | class-token prompt, the class's token in place of its phrase).
 
 The plain and the style prompt of each cell use the same seed, so the two images differ only by the prompt.
 The images are drawn at the inversion's resolution with the generator's default sampler, capped at GRID_STEPS
@@ -22,6 +23,8 @@ def style_grid(style_dir: str | Path, *, out: str | Path | None = None, per_clas
                pipeline=None, bundle: DatasetBundle | None = None, real_images: ImageSet | None = None,
                resolution: int | None = None, steps: int | None = None) -> Path:
     """Write real | plain prompt | style prompt (one row per class) for a style folder; returns the PNG path.
+    For a per-class folder the third panel is each class's token prompt, and the plain prompt is the same template
+    with the class phrase where the token stands (the two differ only by the token).
 
     `pipeline`: a loaded generator (the style is loaded into it if it lacks it); default: the folder's
     generator. `bundle`/`real_images`: the dataset and the real images to show (default: its train split).
@@ -34,7 +37,7 @@ def style_grid(style_dir: str | Path, *, out: str | Path | None = None, per_clas
     from synthbridge.data import load_dataset
     from synthbridge.diffusion.pipeline import denoiser, generator_info, open_generator, set_scheduler
     from synthbridge.diffusion.sampling import render
-    from synthbridge.diffusion.styles import GRID, load_style, read_style
+    from synthbridge.diffusion.styles import GRID, class_tokens, load_style, read_style
     from synthbridge.prompts import TEMPLATES, build_prompt, default_template, resolve_template
 
     # 1. the style folder, the dataset and the generator with the style loaded
@@ -42,6 +45,7 @@ def style_grid(style_dir: str | Path, *, out: str | Path | None = None, per_clas
     config = info.get("config", {})
     if bundle is None:
         bundle = load_dataset(info["dataset"], data_root=config.get("data_root"))
+    tokens = class_tokens(style_dir, bundle.classes)  # None: one dataset token
     device = pipeline.device if pipeline is not None else torch.device("cpu")
     dtype = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(denoiser(pipeline).dtype, "fp32") if pipeline else "fp32"
     generator = generator_info(info["generator"])
@@ -57,9 +61,9 @@ def style_grid(style_dir: str | Path, *, out: str | Path | None = None, per_clas
     styled = resolve_template(info.get("template") or config.get("template") or "style")  # the one it learned in
     seeds = [derive_seed(seed, "grid", name, i) for name in bundle.classes for i in range(per_class)]
 
-    def draw(template: str, token_or_none: str | None) -> list[list[Image.Image]]:
-        prompts = [build_prompt(template, phrase, bundle.superclass, token_or_none)
-                   for phrase in bundle.phrases for _ in range(per_class)]
+    def draw(template: str, token_or_none: str | None, names: list[str] = bundle.phrases) -> list[list[Image.Image]]:
+        prompts = [build_prompt(template, name, bundle.superclass, token_or_none)
+                   for name in names for _ in range(per_class)]
         images: list[Image.Image] = []
         for start in range(0, len(prompts), 16):  # bounded memory at full scale
             batch, _ = render(pipeline, prompts[start:start + 16], seeds[start:start + 16], negative_prompt=None,
@@ -69,6 +73,10 @@ def style_grid(style_dir: str | Path, *, out: str | Path | None = None, per_clas
 
     # 3. compose and write
     real = pick_per_class(real_images if real_images is not None else bundle.train, bundle.num_classes, per_class, seed)
-    grid = labelled_grid([("real", real), ("plain prompt", draw(plain, None)), (f"style {token}", draw(styled, token))],
-                      bundle.phrases)
+    if tokens is None:
+        panels = [("plain prompt", draw(plain, None)), (f"style {token}", draw(styled, token))]
+    else:  # the learned template with the phrase, then with each class's token in its place
+        panels = [("plain prompt", draw(styled, None)),
+                  ("class token", draw(styled, None, [tokens[name] for name in bundle.classes]))]
+    grid = labelled_grid([("real", real), *panels], bundle.phrases)
     return save_png(grid, out if out is not None else Path(style_dir) / GRID)

@@ -1,4 +1,5 @@
-"""`invert(config)`: dataset style inversion, one new token learned over a whole real training set.
+"""`invert(config)`: dataset style inversion, one new token learned over a whole real training set (or, with
+`per_class`, one token per class, learned jointly).
 
 In: an `InvertConfig` (dataset, generator, token, initializer word, optimisation). Out: the style
 folder described in `synthbridge.diffusion.styles` (learned_embeds.safetensors, invert.json) and a
@@ -13,6 +14,14 @@ the only trained tensor is the token's embedding vector. It is kept outside the 
 put in place of the token's row by a forward hook, so the other rows cannot move (by construction, not by
 restoring them after each step), and the optimizer state is one vector even for Stable Diffusion's
 49,408-row vocabulary.
+
+With `per_class` (DA-Fusion's form) class k learns its own token `<class-k>` (`config.CLASS_TOKEN`), which takes
+the place of the class phrase in the dataset's plain prompt ("a photo of the digit 7" -> "a photo of the
+<class-7>"). All K rows are trained in one run by one optimizer; a prompt holds only its own class's token, so
+row k gets gradient from class k's images only. Each row starts as the mean embedding of its class name's tokens
+(DA-Fusion's start): the class phrase without the words all phrases share ("digit 7" -> "7"), so a generator that
+needs the class word to draw the class starts drawing it. The folder then holds
+classes/<class>.safetensors, one token each (`diffusion.styles`); SD 1.x/2.x only.
 
 SDXL has two text encoders: the token is added to both, with a vector in each (trained together, as
 diffusers' textual_inversion_sdxl example does), and the UNet is conditioned as the SDXL pipeline
@@ -31,6 +40,7 @@ import dataclasses
 import json
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -41,16 +51,19 @@ from tqdm.auto import tqdm
 from synthbridge.data import DatasetBundle, few_shot, load_dataset
 from synthbridge.diffusion.styles import (
     CHECKPOINT,
+    CLASS_DIR,
     EMBED_FILES,
     GRID,
     STYLE_EMBEDS,
     STYLE_INFO,
+    class_file,
     save_embedding,
     style_encoders,
+    style_files,
     text_encoder_slots,
 )
 from synthbridge.errors import UserError
-from synthbridge.inversion.config import INITIALIZER_CANDIDATES, RESUME_KEYS, InvertConfig, resolve
+from synthbridge.inversion.config import INITIALIZER_CANDIDATES, RESUME_KEYS, InvertConfig, class_token, resolve
 from synthbridge.io import atomic_path, ensure_writable_dir, environment, read_json, write_json
 from synthbridge.prompts import build_prompt, resolve_template
 from synthbridge.seeding import derive_seed
@@ -63,7 +76,8 @@ CHECKPOINT_VECTORS = ("embedding", "embedding_2")  # checkpoint keys of the vect
 
 def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = False, pipeline=None,
            bundle: DatasetBundle | None = None) -> dict:
-    """Learn the style token of `config.dataset` into `config.out`; returns the summary (invert.json).
+    """Learn the style token of `config.dataset` (or, `config.per_class`, one token per class) into `config.out`;
+    returns the summary (invert.json).
 
     `pipeline`: an already loaded SD 1.x/2.x or SDXL pipeline for `config.generator` (its tokenizer(s) and
     text encoder(s) gain the token, with the learned embedding, in place). `bundle`: the dataset, if loaded.
@@ -83,7 +97,10 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
     device = _device(config.device)
     dtype = torch_dtype(config.dtype, device)
     info = generator_info(config.generator)  # a missing generator fails before the dataset is read
-    text_encoder_slots(info.pipeline_class, info.components)  # so does a family that cannot hold a token
+    slots = text_encoder_slots(info.pipeline_class, info.components)  # so does a family that cannot hold a token
+    if config.per_class and len(slots) > 1:
+        raise UserError(f"--per-class learns one token per class for Stable Diffusion 1.x/2.x (one text encoder); "
+                        f"{info.name!r} is {info.pipeline_class} with {len(slots)}: use dataset-wise inversion for it")
 
     # 2. the real images: the whole train split (all classes together), or K per class
     if bundle is None:
@@ -94,7 +111,7 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
     pipe = open_generator(info, config.dtype, device, pipeline)
     encoders = style_encoders(pipe)  # [(tokenizer, text encoder)]: SD one, SDXL two
     config = resolve(config, info.native_size)
-    if config.initializer_word is None:
+    if config.initializer_word is None and not config.per_class:
         config = dataclasses.replace(config, initializer_word=default_initializer(encoders[0][0]))
     if config.max_norm is None:  # the largest norm of any word the (first) text encoder was trained with
         config = dataclasses.replace(config, max_norm=round(vocabulary_norm(encoders[0][1]), 6))
@@ -103,27 +120,37 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
         return _finished_run(out, config)
     checkpoint = _read_checkpoint(out / CHECKPOINT, config) if resume else None
 
-    # 4. the new token: added to each tokenizer, a new embedding row initialised from the initializer word
-    ids = [add_token(tokenizer, encoder, config.token, config.initializer_word) for tokenizer, encoder in encoders]
-    input_ids = [class_prompt_ids(tokenizer, bundle, config.template, config.token, token_id)  # (classes, 77) each
-                 for (tokenizer, _), (token_id, _) in zip(encoders, ids)]
+    # 4. the new token(s), added to each tokenizer with new embedding rows: one initialised from the initializer
+    #    word, or (per class) one per class initialised from its class name; each class's prompt ids
+    tokens = [class_token(k) for k in range(bundle.num_classes)] if config.per_class else [config.token]
+    if config.per_class:
+        tokenizer, encoder = encoders[0]
+        initializers = class_initializers(bundle.phrases)
+        ids = [add_class_tokens(tokenizer, encoder, tokens, initializers)]
+        input_ids = [class_token_prompt_ids(tokenizer, bundle, config.template, tokens, ids[0])]  # (classes, 77)
+    else:
+        added = [add_token(tokenizer, encoder, config.token, config.initializer_word) for tokenizer, encoder in encoders]
+        ids = [[token_id] for token_id, _ in added]
+        input_ids = [class_prompt_ids(tokenizer, bundle, config.template, config.token, token_id)  # (classes, 77) each
+                     for (tokenizer, _), (token_id, _) in zip(encoders, added)]
 
-    # 5. freeze the whole generator; the trained tensors are the token's vectors (one per text encoder), each
-    #    injected by a hook
+    # 5. freeze the whole generator; the trained tensors are the new rows (rows, dim), one tensor per text encoder,
+    #    each injected by a hook
     for module in (pipe.unet, pipe.vae, *(encoder for _, encoder in encoders)):
         module.requires_grad_(False)
         module.eval()  # no dropout: a step depends on (seed, step) only
     tables = [encoder.get_input_embeddings() for _, encoder in encoders]
-    vectors = [torch.nn.Parameter(table.weight[initializer_id].detach().to(device, torch.float32).clone())
-               for table, (_, initializer_id) in zip(tables, ids)]
-    hooks = [table.register_forward_hook(_inject(token_id, vector)) for table, (token_id, _), vector
+    vectors = [torch.nn.Parameter(table.weight[token_ids].detach().to(device, torch.float32).clone())
+               for table, token_ids in zip(tables, ids)]
+    initial_norms = [float(v) for v in vectors[0].detach().norm(dim=1)]
+    hooks = [table.register_forward_hook(_inject(token_ids, vector)) for table, token_ids, vector
              in zip(tables, ids, vectors)]
 
     # 6. optimizer and learning-rate schedule (diffusers' own), restored from the checkpoint if resuming
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_scheduler
 
-    optimizer = torch.optim.AdamW(vectors, lr=config.lr, weight_decay=0.0)  # no decay: it would shrink the token
+    optimizer = torch.optim.AdamW(vectors, lr=config.lr, weight_decay=0.0)  # no decay: it would shrink the tokens
     lr_schedule = get_scheduler(config.lr_schedule, optimizer, num_warmup_steps=config.lr_warmup_steps,
                                 num_training_steps=config.steps)
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # the training noise of this generator
@@ -153,10 +180,10 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            for vector, cap in zip(vectors, caps):  # projected step: within the norm of the words it sits among
+            for vector, cap in zip(vectors, caps):  # projected step: each row within the norm of the words it sits among
                 if cap:
                     with torch.no_grad():
-                        vector.mul_(torch.clamp(cap / vector.norm().clamp_min(1e-12), max=1.0))
+                        vector.mul_(torch.clamp(cap / vector.norm(dim=1, keepdim=True).clamp_min(1e-12), max=1.0))
             lr_schedule.step()
             losses.append(loss.item())
             bar.update(1)
@@ -172,30 +199,44 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
     train_seconds = seconds_before + time.perf_counter() - loop_began
 
     # 8. save: the learned rows go into the text encoders (the pipeline now draws the style), the files
-    # in diffusers' format (one per text encoder), and invert.json; the checkpoint is no longer needed
+    # in diffusers' format (one per text encoder; per class, one per class), and invert.json; the checkpoint
+    # is no longer needed
     with torch.no_grad():
-        for table, (token_id, _), vector in zip(tables, ids, vectors):
-            table.weight[token_id] = vector.detach().to(table.weight.dtype)
-    for name, vector in zip(EMBED_FILES, vectors):
-        save_embedding(out / name, config.token, vector)
-    vector, embeddings, initializer_id = vectors[0], tables[0], ids[0][1]
+        for table, token_ids, vector in zip(tables, ids, vectors):
+            table.weight[token_ids] = vector.detach().to(table.weight.dtype)
+    learned_norms = [float(v) for v in vectors[0].detach().norm(dim=1)]
     summary = {
-        "token": config.token, "initializer_word": config.initializer_word, "generator": info.name,
-        "generator_fingerprint": info.fingerprint, "dataset": config.dataset,
+        "per_class": config.per_class, "token": config.token, "initializer_word": config.initializer_word,
+        "generator": info.name, "generator_fingerprint": info.fingerprint, "dataset": config.dataset,
         "template": resolve_template(config.template), "num_images": len(images), "num_classes": bundle.num_classes,
-        "embedding_dim": int(vector.shape[0]), "config": config.to_dict(), "steps": config.steps,
+        "embedding_dim": int(vectors[0].shape[1]), "config": config.to_dict(), "steps": config.steps,
         "final_loss": _window_mean(losses, len(losses)), "loss_curve": loss_curve(losses),
-        "embedding_norm": {"initializer": float(embeddings.weight[initializer_id].float().norm()),
-                           "learned": float(vector.detach().norm())},
-        "seconds": seconds_before + time.perf_counter() - began, "train_seconds": train_seconds,
-        "resumed_from_step": start,
+        "embedding_norm": {"initializer": initial_norms[0], "learned": learned_norms[0]},
+        "seconds": 0.0, "train_seconds": train_seconds, "resumed_from_step": start,
         "files": {"embeddings": STYLE_EMBEDS, "grid": GRID if config.grid else None},
         "text_encoders": len(encoders),
         "environment": environment(),
     }
+    if config.per_class:  # the format `diffusion.styles.class_tokens` reads: class -> token, class -> file
+        (out / CLASS_DIR).mkdir(exist_ok=True)
+        for name, token, vector in zip(bundle.classes, tokens, vectors[0]):
+            save_embedding(out / class_file(name), token, vector)
+        summary.update({
+            "tokens": dict(zip(bundle.classes, tokens)),
+            "files": {name: class_file(name) for name in bundle.classes},
+            "grid": GRID if config.grid else None,
+            "initializers": dict(zip(bundle.classes, initializers)),  # each row started as these words' mean
+            "embedding_norm": {"initializer": dict(zip(bundle.classes, initial_norms)),
+                               "learned": dict(zip(bundle.classes, learned_norms))},
+            "images_per_class": {name: sum(1 for t in images.targets if t == k) for k, name in enumerate(bundle.classes)},
+        })
+    else:
+        for name, vector in zip(EMBED_FILES, vectors):
+            save_embedding(out / name, config.token, vector[0])
+    summary["seconds"] = seconds_before + time.perf_counter() - began
     if len(encoders) > 1:  # SDXL: the second encoder's file and vector
         summary["files"]["embeddings_2"] = EMBED_FILES[1]
-        summary["embedding_dims"] = [int(v.shape[0]) for v in vectors]
+        summary["embedding_dims"] = [int(v.shape[1]) for v in vectors]
         summary["embedding_norms_learned"] = [float(v.detach().norm()) for v in vectors]
         summary["norm_caps"] = caps
     write_json(out / STYLE_INFO, summary)
@@ -257,6 +298,36 @@ def add_token(tokenizer, text_encoder, token: str, initializer_word: str) -> tup
     return token_id, initializer_id
 
 
+def class_initializers(phrases: list[str]) -> list[str]:
+    """The words each class token starts from: its class phrase without the words every class's phrase shares
+    ('digit 7' -> '7'; 'Boeing 737-300' stays whole), or the whole phrase where nothing would be left. The shared
+    word says nothing about the class, and on the mini generator the mean of 'digit' and '3' drew 2s."""
+    shared = set.intersection(*(set(phrase.split()) for phrase in phrases)) if len(phrases) > 1 else set()
+    return [" ".join(word for word in phrase.split() if word not in shared) or phrase for phrase in phrases]
+
+
+def add_class_tokens(tokenizer, text_encoder, tokens: list[str], initializers: list[str]) -> list[int]:
+    """Add one token per class (`tokens[k]` for the class named `initializers[k]`) to the tokenizer, with a row each
+    in the text encoder, set to the mean embedding of the name's tokens (DA-Fusion's initialisation from the class
+    name). Returns the tokens' ids, in order. No token may already be known."""
+    vocab = tokenizer.get_vocab()
+    if known := [token for token in tokens if token in vocab or f"{token}</w>" in vocab]:
+        raise UserError(f"token {known[0]!r} is already in the generator's vocabulary; --per-class needs its class "
+                        f"tokens new: load the generator afresh")
+    phrase_ids = [tokenizer.encode(words, add_special_tokens=False) for words in initializers]
+    if empty := [words for words, ids in zip(initializers, phrase_ids) if not ids]:
+        raise UserError(f"class name {empty[0]!r} has no tokens to start its class token from")
+    tokenizer.add_tokens(tokens)
+    token_ids = tokenizer.convert_tokens_to_ids(tokens)
+    if len(tokenizer) > text_encoder.get_input_embeddings().weight.shape[0]:
+        text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # rows set below (see add_token)
+    weight = text_encoder.get_input_embeddings().weight
+    with torch.no_grad():
+        for token_id, ids in zip(token_ids, phrase_ids):
+            weight[token_id] = weight[ids].float().mean(dim=0).to(weight.dtype)
+    return token_ids
+
+
 def vocabulary_norm(text_encoder) -> float:
     """The largest L2 norm among a text encoder's token embeddings."""
     return float(text_encoder.get_input_embeddings().weight.detach().float().norm(dim=1).max())
@@ -279,9 +350,21 @@ def class_prompt_ids(tokenizer, bundle: DatasetBundle, template: str, token: str
         raise UserError(f"--template {template!r} has no {{style}}: the token would never be seen; "
                         f"e.g. 'a {{class}} photo in the style of {{style}}'")
     prompts = [build_prompt(literal, phrase, bundle.superclass, token) for phrase in bundle.phrases]
+    return _prompt_ids(tokenizer, prompts, [token] * len(prompts), [token_id] * len(prompts))
+
+
+def class_token_prompt_ids(tokenizer, bundle: DatasetBundle, template: str, tokens: list[str],
+                           token_ids: list[int]) -> torch.Tensor:
+    """--per-class: token ids (classes, max_length) of each class's prompt, its token in place of {class} (a template
+    with {style} is refused by `InvertConfig.check`)."""
+    prompts = [build_prompt(resolve_template(template), token, bundle.superclass) for token in tokens]
+    return _prompt_ids(tokenizer, prompts, tokens, token_ids)
+
+
+def _prompt_ids(tokenizer, prompts: list[str], tokens: list[str], token_ids: list[int]) -> torch.Tensor:
     ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                     return_tensors="pt").input_ids
-    for prompt, row in zip(prompts, ids):
+    for prompt, row, token, token_id in zip(prompts, ids, tokens, token_ids):
         # A token the tokenizer splits or truncates away would train nothing: refuse rather than learn noise.
         if int((row == token_id).sum()) != 1:
             raise UserError(f"token {token!r} does not come through the tokenizer intact in {prompt!r}; "
@@ -299,13 +382,17 @@ def pixel_transform(resolution: int):
     return lambda image: steps(image.convert("RGB"))
 
 
-def _inject(token_id: int, vector: torch.Tensor):
-    """A forward hook on the token-embedding layer: the token's positions get `vector` (differentiably)."""
+def _inject(token_ids: list[int], vectors: torch.Tensor):
+    """A forward hook on the token-embedding layer: the positions of token_ids[r] get vectors[r] (differentiably)."""
+    ids = torch.tensor(token_ids, device=vectors.device)
 
     def hook(module, args, output):
-        input_ids = args[0]
-        is_token = (input_ids == token_id).unsqueeze(-1)  # (B, L, 1)
-        return torch.where(is_token, vector.to(output.dtype), output)
+        match = args[0].unsqueeze(-1) == ids  # (B, L, rows)
+        # A one-hot product, not indexing: its backward is a matmul, the same sums in the same order every run,
+        # where indexing's scatter-add accumulates in thread order (two runs differed in the last bit). Exact in
+        # the forward (1 * v plus zeros); positions of no new token get zeros and no gradient.
+        rows = match.to(vectors.dtype) @ vectors  # (B, L, dim)
+        return torch.where(match.any(dim=-1, keepdim=True), rows.to(output.dtype), output)
 
     return hook
 
@@ -400,6 +487,7 @@ def _prepare_folder(out: Path, resume: bool, overwrite: bool) -> None:
     if overwrite:
         for name in (*EMBED_FILES, STYLE_INFO, CHECKPOINT, GRID):
             (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / CLASS_DIR, ignore_errors=True)
     elif finished and not resume:
         raise UserError(f"{str(out)!r} already holds a finished style; pass --overwrite to learn it again, "
                         f"or choose another --out")
@@ -414,7 +502,9 @@ def _resume_config(config: InvertConfig) -> dict:
 
 def _mismatch(saved: dict, config: InvertConfig, out: Path) -> None:
     current = _resume_config(config)
-    if differ := [key for key in RESUME_KEYS if saved.get(key) != current[key]]:
+    # A key the saved config lacks predates that field: the run had the field's default (per_class False).
+    defaults = {field.name: field.default for field in dataclasses.fields(InvertConfig)}
+    if differ := [key for key in RESUME_KEYS if saved.get(key, defaults[key]) != current[key]]:
         details = ", ".join(f"{key} {saved.get(key)!r} -> {current[key]!r}" for key in differ[:4])
         raise UserError(f"{str(out)!r} was started with other parameters ({details}); rerun with the same "
                         f"parameters, or pass --overwrite to start afresh")
@@ -424,8 +514,9 @@ def _finished_run(out: Path, config: InvertConfig) -> dict:
     """--resume on a finished folder: nothing to do if it was made with the same parameters."""
     summary = read_json(out / STYLE_INFO)
     _mismatch(summary.get("config", {}), config, out)
-    if not (out / STYLE_EMBEDS).is_file():
-        raise UserError(f"{str(out)!r} has {STYLE_INFO} but no {STYLE_EMBEDS}; pass --overwrite to learn it again")
+    if missing := [file for file in style_files(out) if not file.is_file()]:
+        raise UserError(f"{str(out)!r} has {STYLE_INFO} but no {missing[0].relative_to(out).as_posix()}; pass "
+                        f"--overwrite to learn it again")
     return summary
 
 
