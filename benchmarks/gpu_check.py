@@ -11,14 +11,19 @@ Steps (each reports `ok`, its figures and its seconds; a failed step is recorded
   fp32 (the baseline), with bf16 autocast, and with bf16 autocast + channels_last: images/s and ratios;
 - ddp: a 2-process DDP run of the same training under torchrun with NCCL where 2 GPUs exist (all_reduce, the
   ranks' weights equal after the steps, images/s against 2x one process), else recorded as skipped;
-- demo: `synthbridge demo --quick` end to end on the GPU, its wall time and its report.
+- demo: `synthbridge demo --quick` end to end on the GPU, its wall time and its report;
+- compile: torch.compile against eager where `train --compile` and `generate --compile` apply it: the resnet50
+  training step (bf16 + channels_last) and the SD-1.5-sized UNet's denoising call at the generation batch (fp16,
+  guidance doubling the batch), each warmed up (the compiled one compiles then: its extra seconds are reported) and
+  then timed. Last, so that a run cut short by a slow compilation keeps every other figure.
 
 It writes one JSON of figures (--out, rewritten after every step, so a run cut short keeps what it measured) and
 inserts a dated row into the "GPU readiness" table of benchmarks/README.md (--no-readme to skip it).
 
 --dry-run runs every step on the CPU with tiny components (a tiny UNet / VAE / text encoder, resnet18 at 32 px,
-2 steps, DDP over gloo, a `synthbridge run` grid of 2 cells instead of the demo) in well under a minute, and checks
-each step's output; it writes no README row unless --append-readme is given.
+2 steps, DDP over gloo, a `synthbridge run` grid of 2 cells instead of the demo, timm's test_resnet compiled by
+inductor on the CPU) in a minute or two (the compilations are most of it), and checks each step's output; it
+writes no README row unless --append-readme is given.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/gpu_check.py --dry-run --out /tmp/gpu-check.json
     HF_HUB_OFFLINE=1 python benchmarks/gpu_check.py --out gpu-check.json            # on a GPU machine
@@ -49,14 +54,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never the hub: every component i
 import torch  # noqa: E402
 
 BENCHMARKS = Path(__file__).resolve().parent
-STEPS = ("generation", "training", "ddp", "demo")
+STEPS = ("generation", "training", "ddp", "demo", "compile")
 README_HEADING = "## GPU readiness"
 README_INTRO = ("Rows inserted by `benchmarks/gpu_check.py` (one per run; the JSON it wrote holds every figure). "
                 "Generation: a Stable Diffusion 1.5-sized pipeline with random weights (fp16, SDPA, 512 px, 25 "
-                "DPM-Solver++ steps, guidance 2). Training: timm resnet50, random init, 224 px, random tensors.")
+                "DPM-Solver++ steps, guidance 2). Training: timm resnet50, random init, 224 px, random tensors. "
+                "torch.compile: inductor, images/s compiled / eager after warm-up, and the compilation's seconds.")
 README_HEADER = ("| date | machine | generation: naive loop / batch 1 / batch 32 | peak GPU memory (batch 1 / 32) "
-                 "| resnet50 training: fp32 / bf16 / bf16 + channels_last | 2-process DDP | `demo --quick` |\n"
-                 "|---|---|---|---|---|---|---|")
+                 "| resnet50 training: fp32 / bf16 / bf16 + channels_last | 2-process DDP | `demo --quick` "
+                 "| torch.compile vs eager: training / UNet (compile s) |\n"
+                 "|---|---|---|---|---|---|---|---|")
 
 
 class CheckFailed(Exception):
@@ -124,13 +131,16 @@ class CheckConfig:
     train_steps: int = 30
     train_warmup: int = 5
     demo_timeout: int = 360
+    compile_train_model: str | None = None  # the compile step's classifier; None: train_model
+    unet_calls: int = 20  # timed denoising calls of the UNet, eager and compiled (after 3 warm-up calls each)
 
     @classmethod
     def dry(cls, out: Path, **changes) -> CheckConfig:
         """The same steps on the CPU with tiny components and 2 steps each."""
         return replace(cls(out=out, dry_run=True, append_readme=False, pipeline=TINY, dtype="fp32", sampling_steps=2,
                            batch_size=4, batched_images=4, single_images=2, train_model="resnet18", train_size=32,
-                           train_batch=4, train_steps=2, train_warmup=1, demo_timeout=240), **changes)
+                           train_batch=4, train_steps=2, train_warmup=1, demo_timeout=240,
+                           compile_train_model="test_resnet", unet_calls=2), **changes)
 
     @property
     def device(self) -> torch.device:
@@ -306,18 +316,22 @@ def new_model(name: str, device: torch.device, channels_last: bool) -> torch.nn.
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def train_rate(cfg: CheckConfig, bf16: bool, channels_last: bool) -> dict:
-    """Images/s, final loss and peak memory of `cfg.train_steps` steps after `cfg.train_warmup` untimed ones."""
+def train_rate(cfg: CheckConfig, bf16: bool, channels_last: bool, compiled: bool = False,
+               model_name: str | None = None) -> dict:
+    """Images/s, final loss and peak memory of `cfg.train_steps` steps after `cfg.train_warmup` untimed ones (timed
+    too: `warmup_seconds`, where a compiled model compiles). `compiled`: through `train --compile`'s torch.compile."""
+    from synthbridge.models import compile_model
+
     device = cfg.device
-    step = make_train_step(new_model(cfg.train_model, device, channels_last), cfg.train_batch, cfg.train_size, device,
+    model = new_model(model_name or cfg.train_model, device, channels_last)
+    step = make_train_step(compile_model(model, device) if compiled else model, cfg.train_batch, cfg.train_size, device,
                            bf16, channels_last)
-    for _ in range(cfg.train_warmup):
-        step()
+    _, warmup_seconds, _ = timed(lambda: [step() for _ in range(cfg.train_warmup)], device)
     losses, seconds, peak = timed(lambda: [step() for _ in range(cfg.train_steps)], device)
     loss = float(losses[-1])
     check(loss == loss and abs(loss) != float("inf"), f"training ({'bf16' if bf16 else 'fp32'}): the loss is {loss}")
     return {"images_per_second": round(cfg.train_steps * cfg.train_batch / seconds, 1), "final_loss": round(loss, 4),
-            "peak_memory_gib": peak}
+            "peak_memory_gib": peak, "warmup_seconds": round(warmup_seconds, 2)}
 
 
 def training_step(cfg: CheckConfig) -> dict:
@@ -329,6 +343,57 @@ def training_step(cfg: CheckConfig) -> dict:
     return {"model": cfg.train_model, "pretrained": False, "input_size": cfg.train_size, "batch_size": cfg.train_batch,
             "steps": cfg.train_steps, "warmup_steps": cfg.train_warmup, "fp32_flags": flags, "variants": variants,
             "vs_fp32": {name: round(v["images_per_second"] / base, 3) for name, v in variants.items() if name != "fp32"}}
+
+
+# --------------------------------------------------------------------------------------------- compile
+
+
+def unet_rate(cfg: CheckConfig, unet: torch.nn.Module, text_width: int, dtype: torch.dtype) -> dict:
+    """Denoising calls/s of `unet` at the generation batch with guidance (2 x batch latents), after 3 warm-up calls
+    (timed too: `warmup_seconds`, where a compiled UNet compiles), and the images/s they amount to at
+    `cfg.sampling_steps` steps (the UNet is nearly all of sampling: the VAE and text encoder run once per batch)."""
+    device, spec = cfg.device, cfg.pipeline
+    generator = torch.Generator().manual_seed(0)
+    rows = 2 * cfg.batch_size if cfg.guidance_scale > 1 else cfg.batch_size
+    latents = torch.randn(rows, 4, spec.latent_size, spec.latent_size, generator=generator).to(device, dtype)
+    text = torch.randn(rows, 77, text_width, generator=generator).to(device, dtype)
+    timestep = torch.tensor(500, device=device)
+
+    def call():
+        with torch.no_grad():
+            return unet(latents, timestep, text).sample
+
+    _, warmup_seconds, _ = timed(lambda: [call() for _ in range(3)], device)
+    outputs, seconds, peak = timed(lambda: [call() for _ in range(cfg.unet_calls)], device)
+    check(bool(torch.isfinite(outputs[-1]).all()), "the UNet's prediction is not finite")
+    calls = cfg.unet_calls / seconds
+    return {"calls_per_second": round(calls, 3), "images_per_second": round(calls * cfg.batch_size / cfg.sampling_steps, 3),
+            "warmup_seconds": round(warmup_seconds, 2), "peak_memory_gib": peak}
+
+
+def compile_step(cfg: CheckConfig) -> dict:
+    """Eager against torch.compile (synthbridge.models.compile_model, what --compile calls) for the training step
+    and the UNet; `compile_seconds`: the compiled warm-up's time beyond the eager one's."""
+    from synthbridge.models import compile_model
+
+    device = cfg.device
+    model_name = cfg.compile_train_model or cfg.train_model
+    training = {"eager": train_rate(cfg, True, True, model_name=model_name),
+                "compiled": train_rate(cfg, True, True, compiled=True, model_name=model_name)}
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[cfg.dtype]
+    pipe = build_pipeline(cfg.pipeline, device, dtype)
+    unet = {"eager": unet_rate(cfg, pipe.unet, cfg.pipeline.text_width, dtype)}
+    unet["compiled"] = unet_rate(cfg, compile_model(pipe.unet, device), cfg.pipeline.text_width, dtype)
+
+    def compared(figures: dict, rate: str) -> dict:
+        return {"vs_eager": round(figures["compiled"][rate] / figures["eager"][rate], 3),
+                "compile_seconds": round(figures["compiled"]["warmup_seconds"] - figures["eager"]["warmup_seconds"], 1)}
+
+    return {"backend": "inductor", "training": {"model": model_name, "input_size": cfg.train_size,
+                                                "batch_size": cfg.train_batch, "precision": "bf16 + channels_last",
+                                                **training, **compared(training, "images_per_second")},
+            "unet": {"pipeline": "sd15-sized" if cfg.pipeline == SD15 else "tiny", "dtype": cfg.dtype,
+                     "batch_size": cfg.batch_size, "calls": cfg.unet_calls, **unet, **compared(unet, "calls_per_second")}}
 
 
 # --------------------------------------------------------------------------------------------- DDP
@@ -501,7 +566,7 @@ def run_check(cfg: CheckConfig) -> dict:
         work.mkdir(parents=True, exist_ok=True)
         runs = {"generation": (generation_step, cfg), "training": (training_step, cfg),
                 "ddp": (lambda: ddp_step(cfg, work, result["steps"].get("training")),),
-                "demo": (demo_step, cfg, work)}
+                "demo": (demo_step, cfg, work), "compile": (compile_step, cfg)}
         for name in cfg.steps:
             fn, *args = runs[name]
             result["steps"][name] = run_step(name, fn, *args)
@@ -553,10 +618,15 @@ def format_row(result: dict) -> str:
     def demo(step: dict) -> str:
         return f"ok, {step['wall_seconds']:.0f} s wall, {step['cells']} cells ({step['command']})"
 
+    def compiled(step: dict) -> str:
+        training, unet = step["training"], step["unet"]
+        return (f"**{training['vs_eager']:.2f}×** / **{unet['vs_eager']:.2f}×** ({training['compile_seconds']:.0f} / "
+                f"{unet['compile_seconds']:.0f} s; {training['model']}, UNet {unet['pipeline']} batch {unet['batch_size']})")
+
     where = "dry run: CPU, tiny components" if result["dry_run"] else (
         f"{machine.get('gpu', '?')} ×{machine['gpu_count']}, torch {machine['versions'].get('torch')}, CUDA {machine['cuda']}")
     cells = [result["date"], where, cell("generation", generation), cell("generation", memory), cell("training", training),
-             cell("ddp", ddp), cell("demo", demo)]
+             cell("ddp", ddp), cell("demo", demo), cell("compile", compiled)]
     return "| " + " | ".join(cells) + " |"
 
 

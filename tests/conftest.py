@@ -37,3 +37,12 @@ def tiny_sd_path(tmp_path_factory) -> Path:
     from synthbridge.embedded.tiny import save_tiny_pipeline
 
     return save_tiny_pipeline(tmp_path_factory.mktemp("tiny-sd") / "pipeline", size="test", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_path(tmp_path_factory) -> Path:
+    """A randomly initialised SDXL folder (tests/helpers_sdxl.py) written with save_pretrained: two CLIP text
+    encoders, a text_time UNet, 32x32 images. Read-only: shared by the whole session."""
+    from helpers_sdxl import save_tiny_sdxl
+
+    return save_tiny_sdxl(tmp_path_factory.mktemp("tiny-sdxl") / "pipeline", seed=0)

@@ -1,8 +1,9 @@
 """The full-scale journey a new user takes, offline and in seconds: an ImageFolder of 96-pixel images, a tiny
-random Stable Diffusion 1.x pipeline (written with save_pretrained), `resnet18` and a ViT at `--input-size 96`
-without ImageNet weights, through `synthbridge run` with analysis on and then `synthbridge report`.
+random Stable Diffusion 1.x or SDXL pipeline (written with save_pretrained), `resnet18` and a ViT at
+`--input-size 96` without ImageNet weights, through `synthbridge run` with analysis on and then `synthbridge report`.
 
-Behaviour asserted: the run finishes every cell; the gap and LEEP analysis is written, on the grid's own model
+Behaviour asserted: the run finishes every cell; the sets and the style come from the generator's own family (SDXL:
+a token vector in each of its two text encoders); the gap and LEEP analysis is written, on the grid's own model
 and weights (no ImageNet weights: LEEP-before is None); the input size is recorded and used (the ViT's 6x6
 patch grid); the full profile keeps only the final weights; nothing touched the network.
 """
@@ -21,6 +22,7 @@ from PIL import Image
 from synthbridge.cli import main
 
 CLASSES = ["cat", "dog", "car", "bird", "flower"]
+FAMILIES = {"tiny_sd_path": ("StableDiffusionPipeline", 1), "tiny_sdxl_path": ("StableDiffusionXLPipeline", 2)}
 
 
 def write_photo_folder(root, per_class: dict[str, int], size: int = 96):
@@ -54,13 +56,15 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", connect)
 
 
-def test_run_and_report_at_full_scale_with_random_weights_and_input_size_96(tmp_path, tiny_sd_path, no_network,
+@pytest.mark.parametrize("generator", ["tiny_sd_path", "tiny_sdxl_path"], ids=["sd", "sdxl"])
+def test_run_and_report_at_full_scale_with_random_weights_and_input_size_96(tmp_path, generator, request, no_network,
                                                                               capsys):
+    generator_path = request.getfixturevalue(generator)  # before no_network matters: both are built in code
     data = write_photo_folder(tmp_path / "photos", {"train": 4, "test": 2})
     stage = {"steps": 2, "batch_size": 10, "warmup_steps": 0}
     grid = {"name": "journey", "datasets": [f"imagefolder:{data}"], "models": ["resnet18", "vit_tiny_patch16_224"],
             "arms": ["real", "bridged", "bridged_dsi"], "volumes": [4], "volume_arms": [], "shots": [None],
-            "seeds": [0], "generator": str(tiny_sd_path), "generation": {"steps": 2, "batch_size": 10},
+            "seeds": [0], "generator": str(generator_path), "generation": {"steps": 2, "batch_size": 10},
             "inversion": {"steps": 2, "batch_size": 4},
             "train": {"pretrained": False, "input_size": 96, "real": stage, "synthetic_stage": stage,
                       "eval_batch_size": 16}, "analysis": True}
@@ -71,6 +75,12 @@ def test_run_and_report_at_full_scale_with_random_weights_and_input_size_96(tmp_
     assert "6 cells run" in capsys.readouterr().out
     records = json.loads("[" + ",".join((exp / "results.jsonl").read_text().splitlines()) + "]")
     assert len(records) == 6 and {r["key"]["model"] for r in records} == {"resnet18", "vit_tiny_patch16_224"}
+
+    # the generator's own family drew the sets and learned the style (SDXL: a token vector in each text encoder)
+    family, encoders = FAMILIES[generator]
+    sets = [json.loads(p.read_text()) for p in (exp / "synthetic").glob("*/generation.json")]
+    assert sets and {record["generator"]["pipeline"] for record in sets} == {family}
+    assert [json.loads(p.read_text())["text_encoders"] for p in (exp / "styles").glob("*/invert.json")] == [encoders]
 
     # the analysis: gap measures on the grid's model (resnet18, random weights like the cells, at 96 px) and LEEP
     set_name = next(p.stem.removeprefix("gap-") for p in (exp / "analysis").glob("gap-*.json") if "-dsi" not in p.stem)

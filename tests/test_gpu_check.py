@@ -36,7 +36,7 @@ def test_dry_run_runs_and_checks_every_step(tmp_path):
     result = json.loads(out.read_text())
     assert {"script", "date", "dry_run", "machine", "steps", "ok", "seconds"} <= set(result)
     assert result["dry_run"] is True and result["ok"] is True
-    assert list(result["steps"]) == ["generation", "training", "ddp", "demo"]
+    assert list(result["steps"]) == ["generation", "training", "ddp", "demo", "compile"]
     for name, step in result["steps"].items():
         assert step["ok"] is True, (name, step)
         assert "skipped" not in step, name  # the dry run runs DDP too (gloo)
@@ -54,10 +54,17 @@ def test_dry_run_runs_and_checks_every_step(tmp_path):
     assert ddp["all_reduce_ok"] and ddp["weights_equal_across_ranks"]
     demo = result["steps"]["demo"]
     assert demo["cells"] == 2 and demo["wall_seconds"] > 0 and len(demo["top1"]) == 2
+    compiled = result["steps"]["compile"]  # eager and torch.compile (inductor on the CPU), each timed after warm-up
+    for part, rate in (("training", "images_per_second"), ("unet", "calls_per_second")):
+        figures = compiled[part]
+        assert figures["eager"][rate] > 0 and figures["compiled"][rate] > 0
+        assert figures["vs_eager"] == pytest.approx(figures["compiled"][rate] / figures["eager"][rate], rel=0.01)
+        assert "compile_seconds" in figures
+    assert compiled["training"]["model"] == "test_resnet" and compiled["unet"]["pipeline"] == "tiny"
     text = readme.read_text()
     assert text.startswith("# Benchmarks\n\nSome text.\n") and "## GPU readiness" in text
     row = text.rstrip().splitlines()[-1]
-    assert row.startswith(f"| {result['date']} | dry run") and row.count(" | ") == 6 and "FAILED" not in row
+    assert row.startswith(f"| {result['date']} | dry run") and row.count(" | ") == 7 and "FAILED" not in row
 
 
 def test_dry_run_writes_no_readme_row_unless_asked(gpu_check, tmp_path):

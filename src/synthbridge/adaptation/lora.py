@@ -6,7 +6,13 @@ In: a `LoraTrainConfig`. Out: an adapter folder that plain diffusers loads, `pip
 The adapters are peft LoRA layers on the UNet's attention projections (`unet.add_adapter(LoraConfig(...))`, as
 diffusers' own LoRA training script does), optionally also on the text encoder's; every other weight stays
 frozen. The loss is the generator's own denoising loss on the real training images (the K shots of a few-shot
-set), each captioned with a prompt naming its class. Every step is a function of (seed, class, step): its
+set), each captioned with a prompt naming its class.
+
+Stable Diffusion 1.x/2.x and SDXL: SDXL's UNet is conditioned as its pipeline conditions it (both text
+encoders' hidden states, the pooled embedding and the size/crop numbers: `inversion.train.sdxl_conditioning`),
+`--text-encoder` adapts both encoders, and the file is written by StableDiffusionXLPipeline.save_lora_weights
+(unet., text_encoder. and text_encoder_2. keys), as diffusers' train_dreambooth_lora_sdxl.py does. Another family
+(SD 3, PixArt, FLUX, ...) is a one-line UserError before any weights load. Every step is a function of (seed, class, step): its
 images, the VAE sample, noise and timesteps, and the adapter's initial weights of (seed, class): a run
 interrupted after a checkpoint and resumed ends with the same adapter as one never interrupted.
 """
@@ -25,6 +31,7 @@ from tqdm.auto import tqdm
 
 from synthbridge.adaptation.config import RESUME_KEYS, TEXT_TARGETS, LoraTrainConfig, resolve
 from synthbridge.data import DatasetBundle, ImageSet, few_shot, load_dataset
+from synthbridge.diffusion.styles import text_encoder_slots
 from synthbridge.errors import UserError
 from synthbridge.io import atomic_path, ensure_writable_dir, environment, read_json, safe_name, write_json
 from synthbridge.prompts import build_prompt, resolve_template
@@ -46,6 +53,7 @@ def train_lora(config: LoraTrainConfig, *, resume: bool = False, overwrite: bool
     out = ensure_writable_dir(config.out, "adapter folder")
     _prepare_folder(out, resume, overwrite)
     info = generator_info(config.generator)  # a missing generator fails before the dataset is read
+    slots = lora_slots(info)  # so does a family without a UNet and CLIP text encoders
     if bundle is None:
         bundle = load_dataset(config.dataset, data_root=config.data_root, download=config.download)
     images = few_shot(bundle.train, config.shots, config.seed, bundle.classes) if config.shots else bundle.train
@@ -53,15 +61,13 @@ def train_lora(config: LoraTrainConfig, *, resume: bool = False, overwrite: bool
     wanted = _classes(config, bundle)
     device = _device(config.device)
     pipe = load_generator(info, config.dtype, device, quiet=True)
-    if getattr(pipe, "text_encoder_2", None) is not None or not hasattr(pipe, "unet"):
-        raise UserError(f"lora trains adapters for Stable Diffusion 1.x/2.x pipelines; {type(pipe).__name__} is not "
-                        f"supported yet: use a Stable Diffusion folder")
+    encoders = [(enc, getattr(pipe, tok), getattr(pipe, enc)) for tok, enc in slots]  # (name, tokenizer, encoder)
 
     adapters = {}
     for key, label in ([("all", None)] if not config.per_class else [(c, bundle.classes.index(c)) for c in wanted]):
         folder = out if label is None else out / safe_name(key)
         chosen = images if label is None else images.subset([i for i, t in enumerate(images.targets) if t == label])
-        adapters[key] = _train_one(pipe, config, info, bundle, chosen, folder, key, resume)
+        adapters[key] = _train_one(pipe, encoders, config, info, bundle, chosen, folder, key, resume)
     if config.grid:
         adapters_grid(out, pipe, config, bundle, images, wanted if config.per_class else None)
     summary = {"per_class": config.per_class, "adapters": {k: str(Path(v["folder"]).relative_to(out))
@@ -72,6 +78,16 @@ def train_lora(config: LoraTrainConfig, *, resume: bool = False, overwrite: bool
     return {**summary, "runs": adapters}
 
 
+def lora_slots(info) -> list[tuple[str, str]]:
+    """The (tokenizer, text encoder) component names of a generator LoRA can train with: one pair for SD 1.x/2.x,
+    two for SDXL (`diffusion.styles.text_encoder_slots`, read from model_index.json); another family is a UserError."""
+    try:
+        return text_encoder_slots(info.pipeline_class, info.components)
+    except UserError:
+        raise UserError(f"lora trains adapters for Stable Diffusion 1.x/2.x and SDXL (a UNet and CLIP text "
+                        f"encoders); {info.pipeline_class} is not supported: use such a generator") from None
+
+
 def _classes(config: LoraTrainConfig, bundle: DatasetBundle) -> list[str]:
     if unknown := [c for c in config.classes if c not in bundle.classes]:
         raise UserError(f"class {unknown[0]!r} is not in dataset {config.dataset!r} (classes: "
@@ -79,9 +95,10 @@ def _classes(config: LoraTrainConfig, bundle: DatasetBundle) -> list[str]:
     return list(config.classes) or list(bundle.classes)
 
 
-def _train_one(pipe, config: LoraTrainConfig, info, bundle: DatasetBundle, images: ImageSet, out: Path, key: str,
-               resume: bool) -> dict:
-    """One adapter (the whole dataset's, or one class's) into `out`; a finished one with the same config is reused."""
+def _train_one(pipe, encoders: list[tuple], config: LoraTrainConfig, info, bundle: DatasetBundle, images: ImageSet,
+               out: Path, key: str, resume: bool) -> dict:
+    """One adapter (the whole dataset's, or one class's) into `out`; a finished one with the same config is reused.
+    `encoders`: the pipeline's (name, tokenizer, text encoder) triples (SD one, SDXL two)."""
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import cast_training_params
@@ -104,19 +121,22 @@ def _train_one(pipe, config: LoraTrainConfig, info, bundle: DatasetBundle, image
 
     # 1. fresh adapters on the frozen generator (their initial weights drawn from (seed, key))
     _remove_adapters(pipe)
-    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
+    text_encoders = {name: encoder for name, _, encoder in encoders}
+    for module in (pipe.unet, pipe.vae, *text_encoders.values()):
         module.requires_grad_(False)
         module.eval()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(config.seed, "lora", key, "init"))
         pipe.unet.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.alpha, init_lora_weights="gaussian",
                                          target_modules=list(config.targets)))
-        if config.text_encoder:  # peft's own injection (transformers' add_adapter asks for a newer peft)
+        for encoder in text_encoders.values() if config.text_encoder else ():
+            # peft's own injection (transformers' add_adapter asks for a newer peft)
             text_config = LoraConfig(r=config.rank, lora_alpha=config.alpha, init_lora_weights="gaussian",
                                      target_modules=list(TEXT_TARGETS))
-            inject_adapter_in_model(text_config, pipe.text_encoder, "default")
-            pipe.text_encoder.peft_config = {"default": text_config}
-    trained = [pipe.unet] + ([pipe.text_encoder] if config.text_encoder else [])
+            inject_adapter_in_model(text_config, encoder, "default")
+            encoder.peft_config = {"default": text_config}
+    adapted = {"unet": pipe.unet, **(text_encoders if config.text_encoder else {})}  # checkpoint key -> module
+    trained = list(adapted.values())
     cast_training_params(trained, dtype=torch.float32)
     params = [p for module in trained for p in module.parameters() if p.requires_grad]
     if not params:
@@ -129,9 +149,8 @@ def _train_one(pipe, config: LoraTrainConfig, info, bundle: DatasetBundle, image
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     start, losses, seconds_before = 0, [], 0.0
     if checkpoint is not None:
-        set_peft_model_state_dict(pipe.unet, checkpoint["unet"])
-        if config.text_encoder:
-            set_peft_model_state_dict(pipe.text_encoder, checkpoint["text_encoder"])
+        for name, module in adapted.items():
+            set_peft_model_state_dict(module, checkpoint[name])
         optimizer.load_state_dict(checkpoint["optimizer"])
         schedule.load_state_dict(checkpoint["scheduler"])
         start, losses, seconds_before = int(checkpoint["step"]), list(checkpoint["losses"]), float(checkpoint["seconds"])
@@ -139,8 +158,8 @@ def _train_one(pipe, config: LoraTrainConfig, info, bundle: DatasetBundle, image
     # 3. the loop: captions name each image's class; step s draws from derive_seed(seed, "lora", key, s)
     template = resolve_template(config.template)
     prompts = [build_prompt(template, phrase, bundle.superclass) for phrase in bundle.phrases]
-    input_ids = pipe.tokenizer(prompts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                               truncation=True, return_tensors="pt").input_ids
+    input_ids = [tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                           return_tensors="pt").input_ids for _, tokenizer, _ in encoders]  # (classes, L) each
     batch = min(config.batch_size, len(images))
     batches = StepBatches([len(images)], [batch], config.seed, f"lora/{key}", 0, config.steps)
     to_pixels = pixel_transform(config.resolution)
@@ -150,7 +169,7 @@ def _train_one(pipe, config: LoraTrainConfig, info, bundle: DatasetBundle, image
     loop_began = time.perf_counter()
     try:
         for step in range(start, config.steps):
-            pixels, ids, generator = step_inputs(images, batches, step, to_pixels, [input_ids], device, dtype,
+            pixels, ids, generator = step_inputs(images, batches, step, to_pixels, input_ids, device, dtype,
                                                  config.seed, "lora", key)
             loss = denoising_loss(pipe, noise_scheduler, pixels, ids, generator)
             optimizer.zero_grad(set_to_none=True)
@@ -162,16 +181,17 @@ def _train_one(pipe, config: LoraTrainConfig, info, bundle: DatasetBundle, image
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
             done = step + 1
             if done % config.checkpoint_every == 0 and done < config.steps:
-                _save_checkpoint(out / CHECKPOINT, pipe, config, optimizer, schedule, done, losses, record,
+                _save_checkpoint(out / CHECKPOINT, adapted, optimizer, schedule, done, losses, record,
                                  seconds_before + time.perf_counter() - loop_began)
     finally:
         bar.close()
     train_seconds = seconds_before + time.perf_counter() - loop_began
 
     # 4. the adapter in diffusers' format, and its record
-    _save_adapter(pipe, config, out)
+    _save_adapter(pipe, adapted, out)
     summary = {"key": key, "folder": str(out), "generator": info.name, "generator_fingerprint": info.fingerprint,
-               "dataset": config.dataset, "num_images": len(images), "batch_size": batch,
+               "pipeline_class": info.pipeline_class, "adapted": list(adapted), "dataset": config.dataset,
+               "num_images": len(images), "batch_size": batch,
                "trainable_parameters": sum(p.numel() for p in params), "config": config.to_dict(),
                "resume_config": record, "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])),
                "loss_curve": loss_curve(losses), "resumed_from_step": start, "train_seconds": train_seconds,
@@ -191,42 +211,41 @@ def _remove_adapters(pipe) -> None:
 
     if getattr(pipe.unet, "peft_config", None):
         pipe.unet.delete_adapters(list(pipe.unet.peft_config))
-    if getattr(pipe.text_encoder, "peft_config", None):  # injected by peft: unwrap its LoRA layers in place
-        for name, module in list(pipe.text_encoder.named_modules()):
-            if isinstance(module, BaseTunerLayer):
-                parent, _, child = name.rpartition(".")
-                setattr(pipe.text_encoder.get_submodule(parent), child, module.get_base_layer())
-        del pipe.text_encoder.peft_config
+    for encoder in (getattr(pipe, name, None) for name in ("text_encoder", "text_encoder_2")):
+        if getattr(encoder, "peft_config", None):  # injected by peft: unwrap its LoRA layers in place
+            for name, module in list(encoder.named_modules()):
+                if isinstance(module, BaseTunerLayer):
+                    parent, _, child = name.rpartition(".")
+                    setattr(encoder.get_submodule(parent), child, module.get_base_layer())
+            del encoder.peft_config
 
 
-def _lora_state(pipe, config: LoraTrainConfig) -> dict:
+def _lora_state(adapted: dict) -> dict:
+    """save_lora_weights' arguments: unet_lora_layers (+ text_encoder_lora_layers, SDXL's text_encoder_2_lora_layers)."""
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
-    state = {"unet_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet))}
-    if config.text_encoder:
-        state["text_encoder_lora_layers"] = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.text_encoder))
-    return state
+    return {f"{name}_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(module))
+            for name, module in adapted.items()}
 
 
-def _save_adapter(pipe, config: LoraTrainConfig, out: Path) -> None:
+def _save_adapter(pipe, adapted: dict, out: Path) -> None:
     """pytorch_lora_weights.safetensors via the pipeline class's own save_lora_weights, written whole or not at all."""
     tmp = Path(tempfile.mkdtemp(prefix=".lora-", dir=out))
     try:
-        type(pipe).save_lora_weights(save_directory=str(tmp), safe_serialization=True, **_lora_state(pipe, config))
+        type(pipe).save_lora_weights(save_directory=str(tmp), safe_serialization=True, **_lora_state(adapted))
         os.replace(tmp / LORA_WEIGHTS, out / LORA_WEIGHTS)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _save_checkpoint(path: Path, pipe, config, optimizer, schedule, step: int, losses: list[float], record: dict,
+def _save_checkpoint(path: Path, adapted: dict, optimizer, schedule, step: int, losses: list[float], record: dict,
                      seconds: float) -> None:
     from peft.utils import get_peft_model_state_dict
 
-    state = {"unet": get_peft_model_state_dict(pipe.unet), "optimizer": optimizer.state_dict(),
-             "scheduler": schedule.state_dict(), "step": step, "losses": losses, "seconds": seconds, "config": record}
-    if config.text_encoder:
-        state["text_encoder"] = get_peft_model_state_dict(pipe.text_encoder)
+    state = {name: get_peft_model_state_dict(module) for name, module in adapted.items()}  # unet, text_encoder(_2)
+    state.update(optimizer=optimizer.state_dict(), scheduler=schedule.state_dict(), step=step, losses=losses,
+                 seconds=seconds, config=record)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 

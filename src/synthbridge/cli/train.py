@@ -61,6 +61,8 @@ def train(parser: argparse.ArgumentParser):
                      help="input pipeline: memory (images decoded once, augmented as batches), loader (PIL per image "
                           "in worker processes); auto: memory in the embedded profile, loader in the full one")
     env.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
+    env.add_argument("--compile", action="store_true",
+                     help="torch.compile the model (inductor): faster steps on a GPU after a one-off compilation")
     env.add_argument("--checkpoint-every", type=positive_int, help="steps between checkpoints")
     env.add_argument("--report-to", default="auto",
                      help="trackers: auto (TensorBoard if installed), none, tensorboard, wandb, mlflow")

@@ -1,5 +1,6 @@
 """Stage: models. `create_model(name, num_classes, ...)`: a timm model with a new head on pretrained features."""
 
+from synthbridge.models.compile import check_compile, compile_denoiser, compile_errors, compile_model
 from synthbridge.models.factory import (
                                        LOCAL_WEIGHTS,
                                        LocalWeights,
@@ -10,4 +11,5 @@ from synthbridge.models.factory import (
                                        source_classes,
 )
 
-__all__ = ["LOCAL_WEIGHTS", "LocalWeights", "create_model", "data_config", "input_size", "load_weights", "source_classes"]
+__all__ = ["LOCAL_WEIGHTS", "LocalWeights", "check_compile", "compile_denoiser", "compile_errors", "compile_model",
+           "create_model", "data_config", "input_size", "load_weights", "source_classes"]

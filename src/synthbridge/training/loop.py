@@ -170,7 +170,7 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
     start = 0
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        accelerator.unwrap_model(model).load_state_dict(state["model"])
+        accelerator.unwrap_model(model, keep_torch_compile=False).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
 
@@ -226,7 +226,8 @@ def save_checkpoint(accelerator: Accelerator, model, optimizer, step: int, path:
     """Weights, optimizer state and step, written once by the main process, atomically."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        state = {"model": accelerator.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(), "step": step}
+        plain = accelerator.unwrap_model(model, keep_torch_compile=False)  # timm's keys, compiled or not
+        state = {"model": plain.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
     accelerator.wait_for_everyone()

@@ -62,6 +62,7 @@ def stage_key(cfg: TrainConfig, stage: Stage, bundle: DatasetBundle, num_process
         "classes": list(bundle.classes), "synthetic": str(folder), "images": _images_identity(images),
         "test": {"dataset": bundle.name, "images": len(bundle.test), "evaluated": cfg.evaluate_stages},  # its own top-1
         "mixed_precision": cfg.mixed_precision, "pipeline": cfg.pipeline, "num_processes": num_processes,
+        **({"compile": True} if getattr(cfg, "compile", False) else {}),  # rounding differs; absent: older keys hold
         "versions": {"torch": torch.__version__, "timm": timm.__version__},
     }
     key = hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -27,7 +27,7 @@ from synthbridge.data import DatasetBundle, ImageSet, load_dataset, load_synthet
 from synthbridge.errors import UserError
 from synthbridge.evaluation import evaluate
 from synthbridge.io import atomic_path, environment, read_json, write_json
-from synthbridge.models import create_model, data_config, input_size
+from synthbridge.models import check_compile, compile_errors, compile_model, create_model, data_config, input_size
 from synthbridge.seeding import derive_seed
 from synthbridge.training.config import TrainConfig
 from synthbridge.training.loop import make_eval, train_stage
@@ -98,6 +98,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
 
     # 2. run folder and record
     accelerator = accelerator or make_accelerator(cfg, out)
+    if cfg.compile:  # a machine inductor cannot compile on fails before the run folder is touched
+        check_compile(accelerator.device)
     record = {"config": cfg.to_dict(), "classes": bundle.classes, "dataset": bundle.info}
     if accelerator.is_main_process:
         _prepare_run_dir(out, record, resume, overwrite)
@@ -111,7 +113,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
                          input_size=cfg.input_size)
     model_data = data_config(model)  # says cfg.input_size
     eval_transform = make_eval(model_data, cfg.pipeline)
-    model = accelerator.prepare_model(model)
+    model = prepare(accelerator, model, cfg.compile)
 
     # 4. stages of the strategy (a first stage another run already trained the same way is loaded, not trained)
     stages_record, seconds = {}, {}
@@ -119,7 +121,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
     cache = StageCache(stage_cache) if stage_cache is not None else None
     for position, stage in enumerate(stages):
         stage_dir = out / "stages" / stage.name
-        unwrapped = accelerator.unwrap_model(model)
+        unwrapped = unwrap(accelerator, model)
         # finished before an interruption: reuse it (a stage whose weights a finished run dropped is trained again)
         if (stage_dir / "stage.json").exists() and (stage_dir / "model.safetensors").exists():
             unwrapped.load_state_dict(load_file(stage_dir / "model.safetensors"))
@@ -142,7 +144,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
             _save_stage(accelerator, model, stage_dir, stage_record)
             (out / "checkpoints" / f"{stage.name}.pt").unlink(missing_ok=True)
             if entry is not None and stored is None:
-                StageCache.store(entry, description, _cpu_state(accelerator.unwrap_model(model)), stage_record)
+                StageCache.store(entry, description, _cpu_state(unwrap(accelerator, model)), stage_record)
         accelerator.wait_for_everyone()
         stages_record[stage.name] = stage_record
         # a trained stage's own training time; a loaded one's: the time this run spent loading it
@@ -150,8 +152,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
 
     # 5. evaluate on the real test split and record
     eval_began = time.perf_counter()
-    metrics = evaluate(model, bundle.test, eval_transform, bundle.classes, accelerator, cfg.eval_batch_size,
-                       cfg.num_workers)
+    with compile_errors(cfg.model):
+        metrics = evaluate(model, bundle.test, eval_transform, bundle.classes, accelerator, cfg.eval_batch_size,
+                           cfg.num_workers)
     seconds["evaluate"] = time.perf_counter() - eval_began
     seconds["total"] = time.perf_counter() - began
     metrics = {
@@ -163,7 +166,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
     }
     if accelerator.is_main_process:
         with atomic_path(out / "model.safetensors") as tmp:
-            save_file(_cpu_state(accelerator.unwrap_model(model)), str(tmp),
+            save_file(_cpu_state(unwrap(accelerator, model)), str(tmp),
                       metadata={"model": cfg.model, "num_classes": str(bundle.num_classes),
                                 **({"input_size": str(cfg.input_size)} if cfg.input_size else {})})
         write_json(out / "metrics.json", metrics)
@@ -185,16 +188,17 @@ def _run_stage(cfg: TrainConfig, stage, model, unwrapped, bundle: DatasetBundle,
         torch.manual_seed(derive_seed(cfg.seed, stage.name, "head"))
         unwrapped.reset_classifier(bundle.num_classes)
         unwrapped.get_classifier().to(accelerator.device)
-        if model is not unwrapped:  # a DDP wrapper must register the new head's parameters: wrap again
-            model = accelerator.prepare_model(unwrapped)
-    result = train_stage(model, stage.sources, stage.per_batch, bundle.num_classes, stage.config, stage.name,
-                         cfg.seed, accelerator, model_data, out / "checkpoints" / f"{stage.name}.pt",
-                         cfg.checkpoint_every, cfg.num_workers, cfg.pipeline)
-    stage_record = asdict(result)
-    if not last and cfg.evaluate_stages:  # how well the intermediate model already does on the real test set
-        stage_metrics = evaluate(model, bundle.test, eval_transform, bundle.classes, accelerator,
-                                 cfg.eval_batch_size, cfg.num_workers)
-        stage_record["top1"] = stage_metrics["top1"]
+        if model is not unwrapped:  # a DDP wrapper (or a compiled graph) must see the new head: wrap again
+            model = prepare(accelerator, unwrapped, cfg.compile)
+    with compile_errors(cfg.model):  # a compiled model compiles at its first call, in the loop
+        result = train_stage(model, stage.sources, stage.per_batch, bundle.num_classes, stage.config, stage.name,
+                             cfg.seed, accelerator, model_data, out / "checkpoints" / f"{stage.name}.pt",
+                             cfg.checkpoint_every, cfg.num_workers, cfg.pipeline)
+        stage_record = asdict(result)
+        if not last and cfg.evaluate_stages:  # how well the intermediate model already does on the real test set
+            stage_metrics = evaluate(model, bundle.test, eval_transform, bundle.classes, accelerator,
+                                     cfg.eval_batch_size, cfg.num_workers)
+            stage_record["top1"] = stage_metrics["top1"]
     return model, stage_record
 
 
@@ -203,7 +207,7 @@ def _save_stage(accelerator: Accelerator, model, stage_dir: Path, stage_record: 
     if accelerator.is_main_process:
         stage_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(stage_dir / "model.safetensors") as tmp:
-            save_file(_cpu_state(accelerator.unwrap_model(model)), str(tmp))
+            save_file(_cpu_state(unwrap(accelerator, model)), str(tmp))
         write_json(stage_dir / "stage.json", stage_record)
 
 
@@ -218,6 +222,20 @@ def prune_run(out: str | Path, keep: str) -> None:
         weights.unlink(missing_ok=True)
     if keep == "none":
         (out / "model.safetensors").unlink(missing_ok=True)
+
+
+def prepare(accelerator: Accelerator, model: torch.nn.Module, compile: bool) -> torch.nn.Module:
+    """accelerate's device placement and DDP wrapping, then (`compile`) torch.compile of the wrapped model: compiled
+    last, as accelerate's own dynamo plugin does, so that torch's DDPOptimizer splits the graph at DDP's buckets.
+    (Not the plugin itself: accelerate fixes it once per process, and `run` trains many configs in one.)"""
+    model = accelerator.prepare_model(model)
+    return compile_model(model, accelerator.device) if compile else model
+
+
+def unwrap(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.Module:
+    """The plain model under DDP and torch.compile: its state_dict has the keys timm's model has (no `module.`,
+    no `_orig_mod.`), and weights loaded into it reach the compiled and wrapped model too."""
+    return accelerator.unwrap_model(model, keep_torch_compile=False)
 
 
 def _cpu_state(model: torch.nn.Module) -> dict:
