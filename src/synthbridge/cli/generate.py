@@ -2,6 +2,7 @@
 
     synthbridge generate --dataset mnist5k --generator mini --per-class 100 --out S/
     synthbridge generate ... --shard 0/4          # one of four independent jobs into the same S/
+    synthbridge generate ... --init-images real --strength 0.5 --shots 10   # image-to-image from the real images
     accelerate launch -m synthbridge generate ... # the same split over the launched processes
 """
 
@@ -44,10 +45,23 @@ def generate(parser: argparse.ArgumentParser):
     prompts.add_argument("--templates-file", help="a text file with one template per line")
     prompts.add_argument("--negative-prompt")
     prompts.add_argument("--style", metavar="STYLE_DIR",
-                         help="learned dataset style: a folder with learned_embeds.safetensors and invert.json")
+                         help="learned dataset style (a folder with learned_embeds.safetensors and invert.json), or an "
+                              "`invert --per-class` folder: each class's token takes the place of its phrase")
     prompts.add_argument("--lora", metavar="LORA_DIR",
-                         help="a `synthbridge lora` adapter folder to draw with (dataset-wise)")
+                         help="a `synthbridge lora` adapter folder to draw with: dataset-wise, or per class "
+                              "(`lora --per-class`: each class drawn with its own adapter)")
     prompts.add_argument("--lora-scale", type=non_negative_float, default=1.0, help="the adapter's weight (default 1)")
+    start = parser.add_argument_group("image-to-image (Real Guidance, DA-Fusion)")
+    start.add_argument("--init-images", metavar="real",
+                       help="real: image i of a class starts from its (i mod K)-th real training image, noised to "
+                            "--strength and denoised with the prompt")
+    start.add_argument("--strength", type=float, metavar="S",
+                       help="how far the real image is noised, in (0, 1] (default 0.5; 1 is pure noise)")
+    start.add_argument("--shots", type=positive_int, metavar="K",
+                       help="start from the K-shot subset `synthbridge train --shots K --seed --shots-seed` trains on "
+                            "(default: the whole train split)")
+    start.add_argument("--shots-seed", type=non_negative_int, metavar="SEED",
+                       help="the seed that picks the K shots (default 0, as `train --seed 0`)")
     sampling = parser.add_argument_group("sampling (defaults come from the generator)")
     sampling.add_argument("--guidance-scale", type=non_negative_float,
                           help="classifier-free guidance (default: SD 7.5; mini: its recorded 4.0)")
@@ -78,6 +92,8 @@ def generate(parser: argparse.ArgumentParser):
                               "default: the generated size)")
     env = parser.add_argument_group("environment (changes no image beyond float rounding)")
     env.add_argument("--batch-size", type=positive_int, default=8, help="images per pipeline call")
+    env.add_argument("--compile", action="store_true",
+                     help="torch.compile the UNet (inductor): faster steps on a GPU after a one-off compilation")
     env.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: accelerate's device for this process)")
     env.add_argument("--shard", type=_shard, metavar="I/N", help="make every N-th image starting at I (0 <= I < N)")
     env.add_argument("--overwrite", action="store_true", help="replace a set made with other parameters")
@@ -85,8 +101,14 @@ def generate(parser: argparse.ArgumentParser):
     env.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def run(args: argparse.Namespace) -> int:
+        from synthbridge.errors import UserError
         from synthbridge.generation import GenerateConfig, generate
 
+        if args.init_images is None and (given := [flag for flag, value in (
+                ("--strength", args.strength), ("--shots", args.shots), ("--shots-seed", args.shots_seed))
+                if value is not None]):
+            raise UserError(f"{', '.join(given)} without --init-images: they set up image-to-image; add "
+                            f"--init-images real, or drop them")
         config = config_from_args(GenerateConfig, args, show_progress=not args.no_progress)
         from accelerate import PartialState
 

@@ -5,12 +5,16 @@ the same batch shape (see `render`), so an image depends on its seed, its prompt
 never on its neighbours in the batch: regenerated alone it is bit-identical (tested on the CPU). Made
 with another batch size it is equal up to float rounding (at most one 8-bit level in a few pixels).
 On a GPU the same holds as far as its kernels are deterministic for a fixed shape.
+
+Image-to-image (`render(..., init_images=, strength=)` with the pipeline of `image_to_image(pipe)`) keeps all
+of this: diffusers encodes each start image with its own generator, and its noise comes from the same one.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,9 +25,13 @@ log = logging.getLogger(__name__)
 
 
 def render(pipe, prompts: Sequence[str], seeds: Sequence[int], *, negative_prompt: str | None, steps: int,
-           guidance_scale: float, height: int, width: int,
-           batch_size: int | None = None) -> tuple[list[Image.Image], list[bool]]:
+           guidance_scale: float, height: int, width: int, batch_size: int | None = None,
+           init_images: Sequence[Image.Image] | None = None,
+           strength: float | None = None) -> tuple[list[Image.Image], list[bool]]:
     """One pipeline call: (images, nsfw flags), image i drawn from `seeds[i]` alone.
+
+    `init_images` (one per prompt, already `height` x `width`) with `strength`: image i starts from
+    `init_images[i]` noised to `strength` instead of from pure noise; `pipe` is then `image_to_image(...)`'s.
 
     `batch_size`: the call is always made with exactly this many images; a shorter list is padded with
     copies of its last image, whose outputs are dropped. CPU (and GPU) kernels choose their blocking by
@@ -36,16 +44,51 @@ def render(pipe, prompts: Sequence[str], seeds: Sequence[int], *, negative_promp
     if batch_size is not None and count < batch_size:
         prompts = list(prompts) + [prompts[-1]] * (batch_size - count)
         seeds = list(seeds) + [seeds[-1]] * (batch_size - count)
+        if init_images is not None:
+            init_images = list(init_images) + [init_images[-1]] * (batch_size - count)
     # one CPU generator per image: the initial latents (and any scheduler noise) of image i come from its
     # own seed, and on any device, since diffusers draws from CPU generators on the CPU
     generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
     options = call_options(pipe, negative_prompt, guidance_scale)
     if negative_prompt and "negative_prompt" in options:
         options["negative_prompt"] = [negative_prompt] * len(prompts)
-    output = pipe(prompt=list(prompts), num_inference_steps=steps, height=height, width=width, generator=generators,
-                  output_type="pil", **options)
+    if init_images is not None:  # the start images fix the size (an image-to-image call takes no height/width)
+        options.update(image=list(init_images), strength=strength)
+    else:
+        options.update(height=height, width=width)
+    output = pipe(prompt=list(prompts), num_inference_steps=steps, generator=generators, output_type="pil", **options)
     nsfw = getattr(output, "nsfw_content_detected", None) or [False] * len(prompts)  # only SD has a safety checker
     return list(output.images)[:count], [bool(flag) for flag in nsfw][:count]
+
+
+def image_to_image(pipe):
+    """The image-to-image pipeline of a loaded text-to-image one, on the same components (diffusers' `from_pipe`: no
+    second load, and its learned tokens and LoRA adapters are the same modules): StableDiffusionImg2ImgPipeline for
+    Stable Diffusion 1.x/2.x, AutoPipelineForImage2Image's choice for any other family. A family diffusers has no
+    image-to-image pipeline for is a one-line UserError."""
+    from diffusers import AutoPipelineForImage2Image, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
+
+    from synthbridge.diffusion.pipeline import denoiser
+    from synthbridge.errors import UserError
+
+    builder = StableDiffusionImg2ImgPipeline if type(pipe) is StableDiffusionPipeline else AutoPipelineForImage2Image
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # its cast's "modules that should be kept in float32: []" notice
+    try:
+        # from_pipe casts the shared modules to `torch_dtype` (float32 when not given): keep the loaded dtype
+        # (`dtype=` only exists in recent diffusers)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+            image_pipe = builder.from_pipe(pipe, torch_dtype=denoiser(pipe).dtype)
+    except (ValueError, KeyError, TypeError) as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UserError(f"{type(pipe).__name__} has no image-to-image pipeline in diffusers ({first_line}); use a "
+                        f"Stable Diffusion, SDXL, SD 3 or FLUX generator, or drop --init-images") from None
+    finally:
+        diffusers_logging.set_verbosity(level)
+    image_pipe.set_progress_bar_config(disable=True)
+    return image_pipe
 
 
 def call_parameters(pipe) -> set[str]:

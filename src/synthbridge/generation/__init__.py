@@ -5,7 +5,8 @@
     images = synthbridge.data.load_synthetic("S/", bundle.classes)
 
 Modules: `config` (GenerateConfig, what defines a set), `folder` (the folder on disk: resume, shards,
-manifest merge), `filters` (--filter classifiers), `generate` (the numbered steps). Loading the
+manifest merge), `filters` (--filter classifiers), `adapted` (real start images for image-to-image, per-class
+LoRA adapters and tokens), `generate` (the numbered steps). Loading the
 pipeline, schedulers, styles and rendering from seeds live in `synthbridge.diffusion`.
 """
 

@@ -23,7 +23,10 @@ from synthbridge.errors import UserError, reject_unknown_keys
 SET_KEYS = ("dataset", "classes", "generator", "generator_fingerprint", "templates", "negative_prompt",
             "style_token", "style_sha256", "guidance_scale", "steps", "scheduler", "height", "width", "dtype",
             "seed", "blank_threshold", "filter", "filter_model", "filter_arch", "max_retries",
-            "image_format", "quality", "save_size", "lora_sha256", "lora_scale")
+            "image_format", "quality", "save_size", "lora_sha256", "lora_scale", "init_images", "strength", "shots",
+            "shots_seed")
+# --init-images: where image-to-image starts from ("real": the dataset's training images, Real Guidance / DA-Fusion)
+INIT_IMAGES = ("real",)
 # --image-format -> (PIL format name, file suffix); all three are read by torchvision's ImageFolder, by
 # `datasets.load_dataset("imagefolder")` and by synthbridge.data.load_synthetic.
 IMAGE_FORMATS = {"png": ("PNG", ".png"), "webp": ("WEBP", ".webp"), "jpg": ("JPEG", ".jpg")}
@@ -41,9 +44,17 @@ class GenerateConfig:
     templates: tuple[str, ...] = ()  # registry names or literals with {class}; cycled over the image index
     templates_file: str | None = None  # one template per line, appended to `templates`
     negative_prompt: str | None = None
-    style: str | None = None  # folder with learned_embeds.safetensors + invert.json ({"token": ...})
-    lora: str | None = None  # a `synthbridge lora` adapter folder (pytorch_lora_weights.safetensors), dataset-wise
+    style: str | None = None  # folder with learned_embeds.safetensors + invert.json ({"token": ...}), or an
+    # `invert --per-class` folder (invert.json "per_class": true): the class's token replaces its phrase
+    lora: str | None = None  # a `synthbridge lora` adapter folder (pytorch_lora_weights.safetensors), dataset-wise,
+    # or per class (lora.json {"per_class": true}, DIR/<class>/...): each batch is drawn with its class's adapter
     lora_scale: float = 1.0  # the adapter's weight (0: the plain generator)
+    # --- image-to-image (Real Guidance, DA-Fusion): start from a real image noised to `strength`, not from noise
+    init_images: str | None = None  # "real": image i of class c starts from the (i mod K_c)-th real image of c
+    strength: float = 0.5  # how far the real image is noised before denoising: 0 keeps it, 1 is pure noise
+    shots: int | None = None  # start from the K-shot subset `synthbridge train --shots K --seed shots_seed` uses;
+    # None: the whole train split
+    shots_seed: int = 0  # the seed that picks the K shots (data.few_shot)
     # --- sampling
     guidance_scale: float | None = None  # None: the generator's default (SD 7.5, mini: synthbridge.json or 3.0)
     steps: int | None = None  # num_inference_steps; None: the generator's default
@@ -65,6 +76,7 @@ class GenerateConfig:
     save_size: int | None = None  # pixels of the saved image's shorter side (PIL LANCZOS); None: as generated
     # --- environment (changes no image beyond float rounding)
     batch_size: int = 8  # images per pipeline call (every call is padded to this shape)
+    compile: bool = False  # torch.compile the denoiser (UNet / transformer): faster steps after a one-off compilation
     device: str | None = None  # None: accelerate's device for this process (cuda:N, mps or cpu)
     shard: tuple[int, int] | None = None  # (i, n): this process makes every n-th work item starting at i
     overwrite: bool = False  # replace an existing set made with other parameters
@@ -102,6 +114,7 @@ class GenerateConfig:
         if self.filter and not self.filter_model:
             raise UserError("--filter needs --filter-model: a local CLIP folder, a `synthbridge train` run folder, "
                             "or a classifier .safetensors (with --filter-arch)")
+        self._check_init_images()
         if self.shard is not None:
             index, count = self.shard
             if not (isinstance(index, int) and isinstance(count, int) and count >= 1 and 0 <= index < count):
@@ -118,6 +131,26 @@ class GenerateConfig:
         if self.save_size is not None and (not isinstance(self.save_size, int) or isinstance(self.save_size, bool)
                                            or self.save_size < 1):
             raise UserError(f"--save-size must be a whole number of pixels > 0, got {self.save_size!r}")
+
+    def _check_init_images(self) -> None:
+        if self.init_images is None:
+            given = [f"--{name.replace('_', '-')}" for name, value, default in (
+                ("strength", self.strength, 0.5), ("shots", self.shots, None), ("shots_seed", self.shots_seed, 0))
+                if value != default]
+            if given:
+                raise UserError(f"{', '.join(given)} without --init-images: they set up image-to-image; add "
+                                f"--init-images real, or drop them")
+            return
+        if self.init_images not in INIT_IMAGES:
+            raise UserError(f"--init-images takes {', '.join(map(repr, INIT_IMAGES))} (the dataset's training images), "
+                            f"got {self.init_images!r}")
+        if isinstance(self.strength, bool) or not (isinstance(self.strength, (int, float)) and 0 < self.strength <= 1):
+            raise UserError(f"--strength must be a number in (0, 1] (0 would keep the real image, 1 is pure noise), "
+                            f"got {self.strength!r}")
+        if self.shots is not None and (not isinstance(self.shots, int) or isinstance(self.shots, bool) or self.shots < 1):
+            raise UserError(f"--shots must be a whole number > 0, got {self.shots!r}")
+        if not isinstance(self.shots_seed, int) or isinstance(self.shots_seed, bool) or self.shots_seed < 0:
+            raise UserError(f"--shots-seed must be a whole number >= 0, got {self.shots_seed!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -3,15 +3,18 @@
 In: a `GenerateConfig` (dataset, generator, prompts, sampler, images per class, output folder).
 Out: the folder described in `synthbridge.generation.folder` (images as PNG, WebP or JPEG at the set's saved
 size, manifest.jsonl, generation.json) and a summary dict (the content of generation.json plus this run's numbers).
-The generator is any diffusers text-to-image pipeline (`diffusion.pipeline.load_generator`).
+The generator is any diffusers text-to-image pipeline (`diffusion.pipeline.load_generator`). Adapted to the real
+data (`generation.adapted`), an image can start from a real training image (--init-images real, image-to-image
+at --strength through the same components), be drawn with its class's LoRA adapter or its class's learned token.
 
 Every image is a pure function of its coordinates: image `index` of class `c` is drawn from
 `derive_seed(seed, c, index)` with the prompt of template `index mod T`; a retry k uses
 `derive_seed(seed, c, index, "retry", k)`, and every pipeline call has the shape of a full batch
-(`diffusion.sampling.render`). Hence a rerun completes an interrupted set, a larger --per-class extends it, and
-n shards (or n accelerate processes) make exactly the images one process would: which process makes
-an image, and with which neighbours in its batch, never changes a bit of it. (A different --batch-size
-changes images only by float rounding; each manifest line records the batch size it was made with.)
+(`diffusion.sampling.render`); with --init-images it starts from real image `index mod K_c` of its class.
+Hence a rerun completes an interrupted set, a larger --per-class extends it, and n shards (or n accelerate
+processes) make exactly the images one process would: which process makes an image, and with which neighbours
+in its batch, never changes a bit of it. (A different --batch-size changes images only by float rounding; each
+manifest line records the batch size it was made with.)
 """
 
 from __future__ import annotations
@@ -37,12 +40,13 @@ from synthbridge.diffusion.pipeline import (
     set_scheduler,
     torch_dtype,
 )
-from synthbridge.diffusion.sampling import check_options, check_prompt_lengths, is_blank, render
+from synthbridge.diffusion.sampling import check_options, check_prompt_lengths, image_to_image, is_blank, render
 from synthbridge.diffusion.styles import load_style, read_style, style_digest, style_files, text_encoder_slots
 from synthbridge.errors import UserError
 from synthbridge.generation import folder as store
+from synthbridge.generation.adapted import Adapters, RealStarts, class_templates, drop_adapters, per_class_style
 from synthbridge.generation.config import IMAGE_FORMATS, SET_KEYS, GenerateConfig
-from synthbridge.io import append_jsonl, atomic_path, ensure_writable_dir, environment, read_json
+from synthbridge.io import append_jsonl, atomic_path, ensure_writable_dir, environment
 from synthbridge.prompts import build_prompt, resolve_templates, template_for
 from synthbridge.seeding import derive_seed
 
@@ -78,13 +82,17 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
     config.check()
     out = ensure_writable_dir(config.out)
     style_token = style_sha256 = style_template = None
-    if config.style:
-        style_token, _, style_info = read_style(config.style)
-        style_sha256 = style_digest(style_files(config.style))
-        style_template = style_info.get("template")  # the prompt form the token was learned in
-    templates = resolve_templates(config.dataset, config.templates, config.templates_file, style_token,
-                                  style_template)
-    lora_sha256 = lora_digest(config.lora) if config.lora else None
+    class_style = per_class_style(config.style) if config.style else None  # one token per class
+    if class_style is not None:
+        templates = class_templates(config.dataset, config.templates, config.templates_file, class_style.template)
+    else:
+        if config.style:
+            style_token, _, style_info = read_style(config.style)
+            style_template = style_info.get("template")  # the prompt form the token was learned in
+        templates = resolve_templates(config.dataset, config.templates, config.templates_file, style_token,
+                                      style_template)
+    if config.style:  # checked above: every file is there
+        style_sha256 = style_digest(style_files(config.style))  # for a per-class folder: every class's file
     # Without a GPU, accelerate only recognises torchrun's processes when told it runs on the CPU.
     no_accelerator = not (torch.cuda.is_available() or torch.backends.mps.is_available())
     state = PartialState(cpu=no_accelerator or (config.device or "").startswith("cpu"))
@@ -97,6 +105,13 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
     if bundle is None:
         bundle = load_dataset(config.dataset, data_root=config.data_root, download=config.download)
     classes, phrases = select_classes(bundle, config.classes)
+    adapters = Adapters.read(config.lora, classes, config.lora_scale) if config.lora else None
+    starts = RealStarts.build(bundle, classes, config.shots, config.shots_seed) if config.init_images else None
+    if class_style is not None:
+        if lacking := [name for name in classes if name not in class_style.tokens]:
+            raise UserError(f"style folder {config.style!r} has no token for class {lacking[0]!r}; invert it with "
+                            f"`synthbridge invert --per-class`, or leave the class out with --classes")
+        style_token = {name: class_style.tokens[name] for name in classes}  # the set's: one token per class
 
     # 2. the set: fill the sampler defaults from the generator's files and compare with what the folder
     #    holds (read only; a refusal costs no model load)
@@ -115,12 +130,16 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         "filter_model": str(Path(config.filter_model).expanduser().resolve()) if config.filter else None,
         "filter_arch": config.filter_arch if config.filter else None,
         "max_retries": config.max_retries, **storage_params(config),
-        "lora": str(Path(config.lora).expanduser().resolve()) if config.lora else None, "lora_sha256": lora_sha256,
-        "lora_scale": config.lora_scale if config.lora else None})
+        "lora": str(adapters.folder) if adapters else None, "lora_sha256": adapters.sha256 if adapters else None,
+        "lora_scale": config.lora_scale if adapters else None,
+        "init_images": config.init_images, "strength": config.strength if starts else None,
+        "shots": config.shots if starts else None,
+        "shots_seed": config.shots_seed if starts and config.shots is not None else None})
     with store.folder_lock(out):
         prepare_folder(out, set_params, config.overwrite)
 
-    # 3. load the models: the generator (weights, scheduler, learned style) and the filter's classifier
+    # 3. load the models: the generator (weights, scheduler, learned tokens, LoRA adapters; its image-to-image
+    #    form for --init-images) and the filter's classifier
     if pipeline is None:
         pipe = load_generator(info, config.dtype, device, quiet=not config.show_progress)
     else:
@@ -128,12 +147,19 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         pipe.set_progress_bar_config(disable=True)
         if denoiser(pipe).dtype != torch_dtype(config.dtype, device) or pipe.vae_scale_factor != info.vae_scale_factor:
             raise UserError(f"the given pipeline ({denoiser(pipe).dtype}) is not {config.generator!r} in {config.dtype}")
-    check_options(pipe, config.negative_prompt, guidance_given)
+        drop_adapters(pipe)  # a previous set's
     set_scheduler(pipe, config.scheduler)
     if config.style:
-        load_style(pipe, config.style)
-    if config.lora:
-        load_lora(pipe, config.lora, config.lora_scale)
+        load_style(pipe, config.style)  # a per-class folder: every class's token
+    if adapters is not None:
+        adapters.load(pipe)
+    if starts is not None:  # the same components (tokens, adapters, scheduler) in diffusers' image-to-image pipeline
+        pipe = image_to_image(pipe)
+    if config.compile:  # the denoiser with its adapters in: what runs at every sampling step (a given pipeline keeps it)
+        from synthbridge.models import compile_denoiser
+
+        compile_denoiser(pipe, device)
+    check_options(pipe, config.negative_prompt, guidance_given)
     class_filter = None
     if config.filter:
         from synthbridge.generation.filters import load_filter
@@ -167,16 +193,18 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
 
         # 6. generate: batches of prompts and seeds -> checks (blank, NSFW, filter) -> PNG, then manifest line
         generate_began = time.perf_counter()
-        prompt_of = {name: phrase for name, phrase in zip(classes, phrases)}
+        # a class's learned token (per-class --style) takes the place of its phrase
+        prompt_of = {name: style_token[name] if class_style else phrase for name, phrase in zip(classes, phrases)}
+        set_token = None if class_style else style_token
         prompt = lambda item: build_prompt(template_for(templates, item.index), prompt_of[item.class_name],
-                                           bundle.superclass, style_token)
+                                           bundle.superclass, set_token)
         if state.is_main_process:
-            check_prompt_lengths(pipe, {name: [build_prompt(t, prompt_of[name], bundle.superclass, style_token)
+            check_prompt_lengths(pipe, {name: [build_prompt(t, prompt_of[name], bundle.superclass, set_token)
                                                for t in templates] for name in classes})
         try:
             made, given_up, retried = _make_images(
-                todo, pipe, config, out, part, set_params, class_filter, prompt=prompt,
-                show_progress=config.show_progress and state.is_local_main_process)
+                todo, pipe, config, out, part, set_params, class_filter, prompt=prompt, starts=starts,
+                adapters=adapters, show_progress=config.show_progress and state.is_local_main_process)
         except BaseException:
             # Interrupted or crashed: fold what is finished into manifest.jsonl so the folder is usable as is;
             # a rerun of the same command makes the rest.
@@ -214,53 +242,79 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
 
 
 def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: Path, part: Path, set_params: dict,
-                 class_filter, prompt, show_progress: bool) -> tuple[int, int, int]:
+                 class_filter, prompt, starts: RealStarts | None, adapters: Adapters | None,
+                 show_progress: bool) -> tuple[int, int, int]:
     """The generation loop of one process: (images written, images given up, retries).
 
-    A rejected image (blank, NSFW, filtered out) goes back to the end of the queue with its next retry
-    seed, so retries fill later batches; after `max_retries` it is recorded as given up (no PNG).
+    A rejected image (blank, NSFW, filtered out) goes back to the end of its queue with its next retry
+    seed, so retries fill later batches; after `max_retries` it is recorded as given up (no PNG). There is
+    one queue, or with per-class adapters one per class, emptied class by class: a batch is drawn with its
+    class's adapter, so it holds that class only (and is padded like any other).
     """
     made = given_up = retried = 0
-    queue = deque(_Attempt(item) for item in todo)
+    per_class = adapters is not None and adapters.per_class is not None
+    queues = _class_queues(todo) if per_class else [deque(_Attempt(item) for item in todo)]
     with _progress(len(todo), show_progress) as progress:
-        while queue:
-            batch = [queue.popleft() for _ in range(min(config.batch_size, len(queue)))]
-            seeds = [image_seed(config.seed, a.item.class_name, a.item.index, a.attempt) for a in batch]
-            prompts = [prompt(a.item) for a in batch]
-            images, nsfw = render(pipe, prompts, seeds, negative_prompt=config.negative_prompt, steps=config.steps,
-                                  guidance_scale=config.guidance_scale, height=config.height, width=config.width,
-                                  batch_size=config.batch_size)
-            reasons: list[str | None] = ["nsfw" if flag else "blank" if is_blank(image, config.blank_threshold) else None
-                                         for image, flag in zip(images, nsfw)]
-            scores: list[float | None] = [None] * len(batch)
-            if class_filter is not None and (check := [i for i, r in enumerate(reasons) if r is None]):
-                verdicts = class_filter([images[i] for i in check], [batch[i].item.class_name for i in check])
-                for i, (accepted, score) in zip(check, verdicts):
-                    scores[i] = round(score, 4)
-                    if not accepted:
-                        reasons[i] = "filter"
-            for attempt, image, seed, text, reason, score in zip(batch, images, seeds, prompts, reasons, scores):
-                record = _manifest_line(config, set_params, attempt, seed, text, score)
-                if reason is None:
-                    with atomic_path(out / attempt.item.path) as tmp:
-                        store.write_image(image, tmp, config.image_format, config.quality, config.save_size)
-                    append_jsonl(part, record)  # only once the file is complete and in place
-                    made += 1
-                elif attempt.attempt < config.max_retries:
-                    log.info("image %s (seed %d) is %s; trying the next seed", attempt.item.path, seed, reason)
-                    retried += 1
-                    queue.append(_Attempt(attempt.item, attempt.attempt + 1, attempt.rejected_seeds + [seed],
-                                          attempt.rejected_reasons + [reason]))
-                    continue
-                else:
-                    log.warning("giving up on %s after %d tries (last: %s)", attempt.item.path, attempt.attempt + 1, reason)
-                    record.update(status="rejected", seed=None, regenerated_from_seeds=attempt.rejected_seeds + [seed],
-                                  rejected_reasons=attempt.rejected_reasons + [reason])
-                    append_jsonl(part, record)
-                    given_up += 1
-                progress.update(1)
-                progress.set_postfix(retries=retried, given_up=given_up, refresh=False)
+        for queue in queues:
+            while queue:
+                batch = [queue.popleft() for _ in range(min(config.batch_size, len(queue)))]
+                if per_class:
+                    adapters.activate(pipe, batch[0].item.class_name)
+                seeds = [image_seed(config.seed, a.item.class_name, a.item.index, a.attempt) for a in batch]
+                prompts = [prompt(a.item) for a in batch]
+                sources = [starts.source(a.item.class_name, a.item.index) for a in batch] if starts else None
+                images, nsfw = _draw(pipe, config, prompts, seeds, starts, sources)
+                reasons: list[str | None] = ["nsfw" if flag else "blank" if is_blank(image, config.blank_threshold)
+                                             else None for image, flag in zip(images, nsfw)]
+                scores: list[float | None] = [None] * len(batch)
+                if class_filter is not None and (check := [i for i, r in enumerate(reasons) if r is None]):
+                    verdicts = class_filter([images[i] for i in check], [batch[i].item.class_name for i in check])
+                    for i, (accepted, score) in zip(check, verdicts):
+                        scores[i] = round(score, 4)
+                        if not accepted:
+                            reasons[i] = "filter"
+                for k, (attempt, image, seed, reason) in enumerate(zip(batch, images, seeds, reasons)):
+                    record = _manifest_line(config, set_params, attempt, seed, prompts[k], scores[k],
+                                            starts.describe(sources[k]) if starts else None)
+                    if reason is None:
+                        with atomic_path(out / attempt.item.path) as tmp:
+                            store.write_image(image, tmp, config.image_format, config.quality, config.save_size)
+                        append_jsonl(part, record)  # only once the file is complete and in place
+                        made += 1
+                    elif attempt.attempt < config.max_retries:
+                        log.info("image %s (seed %d) is %s; trying the next seed", attempt.item.path, seed, reason)
+                        retried += 1
+                        queue.append(_Attempt(attempt.item, attempt.attempt + 1, attempt.rejected_seeds + [seed],
+                                              attempt.rejected_reasons + [reason]))
+                        continue
+                    else:
+                        log.warning("giving up on %s after %d tries (last: %s)", attempt.item.path,
+                                    attempt.attempt + 1, reason)
+                        record.update(status="rejected", seed=None, regenerated_from_seeds=attempt.rejected_seeds + [seed],
+                                      rejected_reasons=attempt.rejected_reasons + [reason])
+                        append_jsonl(part, record)
+                        given_up += 1
+                    progress.update(1)
+                    progress.set_postfix(retries=retried, given_up=given_up, refresh=False)
     return made, given_up, retried
+
+
+def _draw(pipe, config: GenerateConfig, prompts: list[str], seeds: list[int], starts: RealStarts | None,
+          sources: list[int] | None):
+    """One padded pipeline call (`render`): from noise, or from the real images `sources` at --strength."""
+    init_images = [starts.image(i, config.width, config.height) for i in sources] if starts else None
+    return render(pipe, prompts, seeds, negative_prompt=config.negative_prompt, steps=config.steps,
+                  guidance_scale=config.guidance_scale, height=config.height, width=config.width,
+                  batch_size=config.batch_size, init_images=init_images,
+                  strength=config.strength if starts else None)
+
+
+def _class_queues(todo: list[store.WorkItem]) -> list[deque]:
+    """One queue per class, in the set's class order, each in the order of `todo`."""
+    queues: dict[int, deque] = {}
+    for item in todo:
+        queues.setdefault(item.class_position, deque()).append(_Attempt(item))
+    return [queues[position] for position in sorted(queues)]
 
 
 def select_classes(bundle: DatasetBundle, wanted) -> tuple[list[str], list[str]]:
@@ -292,6 +346,9 @@ def resolve(config: GenerateConfig, info: GeneratorInfo) -> GenerateConfig:
         if value % 8 or value % info.vae_scale_factor:
             raise UserError(f"--{name} must be a multiple of 8 and of the VAE's factor {info.vae_scale_factor}, got {value}")
     resolved.check()
+    if resolved.init_images and int(resolved.steps * resolved.strength) < 1:  # diffusers runs int(steps x strength)
+        raise UserError(f"--strength {resolved.strength} of --steps {resolved.steps} leaves no denoising step "
+                        f"(image-to-image runs int(steps x strength)); raise --strength or --steps")
     check_scheduler(info, resolved.scheduler)
     return resolved
 
@@ -304,39 +361,11 @@ def storage_params(config: GenerateConfig) -> dict:
 
 
 def _with_legacy_storage(params: dict) -> dict:
-    """A set recorded before the storage options existed was PNG at the generated size (and without an adapter)."""
+    """A set recorded before the storage options existed was PNG at the generated size (and without an adapter or
+    start images)."""
     size = min(params["height"], params["width"]) if params.get("height") and params.get("width") else None
     return {"image_format": "png", "quality": None, "save_size": size, "lora_sha256": None, "lora_scale": None,
-            **params}
-
-
-def lora_digest(folder: str | Path) -> str:
-    """The adapter a set is drawn with, by the hash of its weights file; a missing or per-class folder is an error."""
-    from synthbridge.adaptation import LORA_INFO, LORA_WEIGHTS
-    from synthbridge.diffusion.pipeline import file_sha256
-
-    folder = Path(folder).expanduser()
-    weights = folder / LORA_WEIGHTS
-    if not weights.is_file():
-        per_class = (folder / LORA_INFO).is_file() and read_json(folder / LORA_INFO).get("per_class")
-        if per_class:
-            raise UserError(f"{str(folder)!r} holds per-class adapters; generate --lora takes one adapter folder "
-                            f"(per-class generation is not built yet): pass a dataset-wise `synthbridge lora` folder")
-        raise UserError(f"--lora {str(folder)!r} has no {LORA_WEIGHTS}; make one with `synthbridge lora`")
-    return file_sha256(weights)
-
-
-def load_lora(pipe, folder: str | Path, scale: float) -> None:
-    """The adapter into the pipeline (diffusers' load_lora_weights), at weight `scale`."""
-    from diffusers.utils import logging as diffusers_logging
-
-    level = diffusers_logging.get_verbosity()
-    diffusers_logging.set_verbosity_error()  # "no LoRA keys for the text encoder": true of a UNet-only adapter
-    try:
-        pipe.load_lora_weights(str(Path(folder).expanduser()), adapter_name="synthbridge")
-    finally:
-        diffusers_logging.set_verbosity(level)
-    pipe.set_adapters(["synthbridge"], adapter_weights=[float(scale)])
+            "init_images": None, "strength": None, "shots": None, "shots_seed": None, **params}
 
 
 def prepare_folder(out: Path, set_params: dict, overwrite: bool) -> dict | None:
@@ -395,12 +424,14 @@ def finish(out: Path, classes: list[str], finished_parts: list[Path], runs: list
 
 
 def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=None, device: str | None = None,
-                     batch_size: int | None = None) -> Image.Image:
-    """Make one image of a folder again, alone, from its manifest line (seed, prompt) and generation.json.
+                     batch_size: int | None = None, bundle: DatasetBundle | None = None) -> Image.Image:
+    """Make one image of a folder again, alone, from its manifest line (seed, prompt, source) and generation.json.
 
     The call has the batch shape the image was made with (padded, see `render`), and the image is resized
     to the set's saved size, so a PNG set's file is reproduced bit for bit (for webp/jpg: the image before
-    lossy encoding); pass `batch_size=1` for a plain single-image call (equal up to rounding).
+    lossy encoding); pass `batch_size=1` for a plain single-image call (equal up to rounding). Per-class
+    adapters: only the image's class's adapter is loaded. `bundle`: the dataset (image-to-image sets start
+    from its training images; loaded from the set's record when not given).
     """
     out = Path(out)
     record = store.read_generation(out)
@@ -419,29 +450,43 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
     set_scheduler(pipe, params["scheduler"])
     if params["style_token"]:
         load_style(pipe, record["config"]["style"])
+    drop_adapters(pipe)
     if params.get("lora"):
-        load_lora(pipe, params["lora"], params["lora_scale"])
+        adapters = Adapters.read(params["lora"], [class_name], params["lora_scale"])
+        adapters.load(pipe)
+        adapters.activate(pipe, class_name)
+    init_images = None
+    if params.get("init_images"):
+        if bundle is None:
+            bundle = load_dataset(params["dataset"], data_root=record["config"].get("data_root"))
+        init_images = [RealStarts(bundle.train, {}).image(line["source"]["index"], params["width"], params["height"])]
+        pipe = image_to_image(pipe)
     images, _ = render(pipe, [line["prompt"]], [line["seed"]], negative_prompt=params["negative_prompt"],
                        steps=params["steps"], guidance_scale=params["guidance_scale"], height=params["height"],
-                       width=params["width"], batch_size=batch_size or line.get("batch_size"))
+                       width=params["width"], batch_size=batch_size or line.get("batch_size"),
+                       init_images=init_images, strength=params.get("strength"))
     return store.stored_image(images[0], _with_legacy_storage(params)["save_size"])
 
 
 def _manifest_line(config: GenerateConfig, set_params: dict, attempt: _Attempt, seed: int, prompt: str,
-                   score: float | None) -> dict:
+                   score: float | None, source: dict | None) -> dict:
+    style_token = set_params["style_token"]
     line = {
         "class": attempt.item.class_name, "path": attempt.item.path, "index": attempt.item.index,
         "status": "accepted", "prompt": prompt, "negative_prompt": config.negative_prompt, "seed": seed,
         "template": set_params["templates"][attempt.item.index % len(set_params["templates"])],
         "guidance_scale": config.guidance_scale, "steps": config.steps,
         "scheduler": config.scheduler, "height": config.height, "width": config.width,
-        "generator": set_params["generator"], "style_token": set_params["style_token"],
+        "generator": set_params["generator"],
+        "style_token": style_token[attempt.item.class_name] if isinstance(style_token, dict) else style_token,
         "style_sha256": set_params["style_sha256"], "dtype": config.dtype,
         "image_format": set_params["image_format"], "quality": set_params["quality"], "save_size": set_params["save_size"],
         "lora": set_params["lora"], "lora_sha256": set_params["lora_sha256"], "lora_scale": set_params["lora_scale"],
         "batch_size": config.batch_size,  # the call shape: with it, regenerate_image() gives the same bytes
         "regenerated_from_seeds": attempt.rejected_seeds, "rejected_reasons": attempt.rejected_reasons,
     }
+    if source is not None:  # image-to-image: the real image it started from, and how far it was noised
+        line.update(init_images=set_params["init_images"], strength=set_params["strength"], source=source)
     if score is not None:
         line["filter_score"] = score
     return line

@@ -1,0 +1,197 @@
+"""What an image is drawn with besides its prompt and seed, when generation is adapted to the real data.
+
+    RealStarts   --init-images real: the real training image each (class, index) starts from (Real Guidance,
+                 DA-Fusion: image-to-image at --strength), from the whole train split or its K-shot subset
+    Adapters     --lora: one adapter for the set, or one per class (DataDream), activated batch by batch
+    per_class_style  --style of an `invert --per-class` folder: one learned token per class (DA-Fusion)
+
+In: the dataset, the classes of the set and the folders the user named. Out: what `generate` needs for each
+batch, and the identity (hashes) each contributes to the set. Everything is checked before a model loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from synthbridge.data import DatasetBundle, ImageSet, few_shot
+from synthbridge.data.base import ConcatImages, FileImages, SubsetImages
+from synthbridge.errors import UserError
+from synthbridge.io import read_json, safe_name
+
+SET_ADAPTER = "synthbridge"  # the adapter name of a dataset-wise --lora
+
+
+# --- image-to-image: the real image each synthetic image starts from ----------------------------------------------
+
+@dataclass(frozen=True)
+class RealStarts:
+    """Image `index` of class `c` starts from `members[c][index mod K_c]`, an index into `train` (ascending: a fixed
+    order), so a retry, a resume, a shard or a regeneration starts from the same real image."""
+
+    train: ImageSet  # the dataset's whole train split (`bundle.train`): what the manifest's indices refer to
+    members: dict[str, list[int]]  # class name -> its real images, as indices into `train`
+
+    @classmethod
+    def build(cls, bundle: DatasetBundle, classes: Sequence[str], shots: int | None, shots_seed: int) -> RealStarts:
+        """From the K-shot subset `synthbridge train --shots K --seed shots_seed` trains on (`data.few_shot`), or the
+        whole train split; a class without real images is a UserError."""
+        if shots is None:
+            indices, targets = list(range(len(bundle.train))), list(bundle.train.targets)
+        else:
+            subset = few_shot(bundle.train, shots, shots_seed, bundle.classes)  # fails for a class with < K images
+            indices, targets = subset.indices, subset.targets
+        members = {name: [] for name in classes}
+        for index, target in zip(indices, targets):
+            name = bundle.classes[target]
+            if name in members:
+                members[name].append(int(index))
+        if empty := [name for name, found in members.items() if not found]:
+            raise UserError(f"class {empty[0]!r} has no real training images to start image-to-image from; leave it "
+                            f"out with --classes, or drop --init-images")
+        return cls(bundle.train, {name: sorted(found) for name, found in members.items()})
+
+    def source(self, class_name: str, index: int) -> int:
+        found = self.members[class_name]
+        return found[index % len(found)]
+
+    def image(self, train_index: int, width: int, height: int) -> Image.Image:
+        """The real image, RGB, resized to the generation size (PIL LANCZOS; the aspect is not kept, as DA-Fusion)."""
+        image, _ = self.train.item(train_index)
+        return image if image.size == (width, height) else image.resize((width, height), Image.Resampling.LANCZOS)
+
+    def describe(self, train_index: int) -> dict:
+        """The manifest's "source": its index in the train split and its file, where it is one."""
+        return {"index": train_index, "path": file_of(self.train, train_index)}
+
+
+def file_of(images: ImageSet, index: int) -> str | None:
+    """The file item `index` of `images` is read from, or None (images held in memory, a torchvision set)."""
+    if isinstance(images, FileImages):
+        return str(images.paths[index])
+    if isinstance(images, SubsetImages):
+        return file_of(images.base, images.indices[index])
+    if isinstance(images, ConcatImages):
+        for part, start in zip(images.parts, images.offsets[:-1].tolist()):
+            if start <= index < start + len(part):
+                return file_of(part, index - start)
+    return None
+
+
+# --- LoRA adapters: one for the set, or one per class ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Adapters:
+    """The adapter(s) of --lora. Per class, each class's adapter is loaded once under its own name and `activate`
+    switches to it before each batch (a batch holds one class); dataset-wise, one adapter is always active."""
+
+    folder: Path
+    scale: float
+    per_class: dict[str, Path] | None  # class name -> its adapter folder; None: a dataset-wise adapter in `folder`
+    sha256: str  # the set's identity: the weights file's hash, or per class the hash of (class, file hash) pairs
+
+    @classmethod
+    def read(cls, folder: str | Path, classes: Sequence[str], scale: float) -> Adapters:
+        """The adapters of `folder` for `classes`, by their weights' hashes; a missing adapter is a UserError."""
+        from synthbridge.adaptation import LORA_INFO, LORA_WEIGHTS
+        from synthbridge.diffusion.pipeline import file_sha256
+
+        folder = Path(folder).expanduser().resolve()
+        info_file = folder / LORA_INFO
+        info = read_json(info_file) if info_file.is_file() else {}
+        if not info.get("per_class"):
+            if not (folder / LORA_WEIGHTS).is_file():
+                raise UserError(f"--lora {str(folder)!r} has no {LORA_WEIGHTS}; make one with `synthbridge lora`")
+            return cls(folder, float(scale), None, file_sha256(folder / LORA_WEIGHTS))
+        recorded = info.get("adapters") or {}  # class -> folder relative to `folder`, as train_lora writes it
+        per_class, digest = {}, hashlib.sha256()
+        for name in classes:
+            adapter = folder / recorded.get(name, safe_name(name))
+            if not (adapter / LORA_WEIGHTS).is_file():
+                raise UserError(f"--lora {str(folder)!r} has no adapter for class {name!r} ({adapter / LORA_WEIGHTS}); "
+                                f"train it with `synthbridge lora --per-class`, or leave the class out with --classes")
+            per_class[name] = adapter
+            digest.update(f"{name}\0{file_sha256(adapter / LORA_WEIGHTS)}\n".encode())
+        return cls(folder, float(scale), per_class, digest.hexdigest())
+
+    def name(self, class_name: str) -> str:
+        """The adapter's name in the pipeline (peft's): one per class, by its position in the set."""
+        return SET_ADAPTER if self.per_class is None else f"{SET_ADAPTER}_{list(self.per_class).index(class_name)}"
+
+    def load(self, pipe) -> None:
+        """Every adapter into `pipe` (diffusers' load_lora_weights), the dataset-wise one active at `scale`."""
+        from diffusers.utils import logging as diffusers_logging
+
+        level = diffusers_logging.get_verbosity()
+        diffusers_logging.set_verbosity_error()  # "no LoRA keys for the text encoder": true of a UNet-only adapter
+        try:
+            with warnings.catch_warnings():  # peft's "multiple adapters in the model": one per class, as meant
+                warnings.filterwarnings("ignore", message=".*Already found a `peft_config`.*")
+                for class_name, folder in (self.per_class or {None: self.folder}).items():
+                    pipe.load_lora_weights(str(folder), adapter_name=self.name(class_name))
+        finally:
+            diffusers_logging.set_verbosity(level)
+        if self.per_class is None:
+            pipe.set_adapters([SET_ADAPTER], adapter_weights=[self.scale])
+
+    def activate(self, pipe, class_name: str) -> None:
+        """Before a batch of `class_name`: only that class's adapter is active (per class; dataset-wise a no-op)."""
+        if self.per_class is not None:
+            pipe.set_adapters([self.name(class_name)], adapter_weights=[self.scale])
+
+
+
+def drop_adapters(pipe) -> None:
+    """Remove the adapters an earlier `generate` left in a pipeline the caller reuses (an experiment grid), so a
+    set without --lora is never drawn with the last set's adapter."""
+    loaded = getattr(pipe, "get_list_adapters", None)
+    try:
+        present = {name for names in (loaded() if loaded else {}).values() for name in names}
+    except (ValueError, AttributeError):  # no peft backend: nothing was ever loaded
+        return
+    if ours := sorted(n for n in present if n == SET_ADAPTER or n.startswith(SET_ADAPTER + "_")):
+        pipe.delete_adapters(ours)
+
+
+# --- per-class learned tokens (`invert --per-class`) ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClassTokens:
+    """An `invert --per-class` folder (`diffusion.styles` reads, checks and loads it): one token per class."""
+
+    folder: Path
+    tokens: dict[str, str]  # class name -> its token, e.g. "<class-3>"
+    template: str | None  # the template the tokens were learned in ({class} is where the token goes)
+
+
+def per_class_style(style_dir: str | Path) -> ClassTokens | None:
+    """The per-class tokens of a style folder, or None for a dataset style folder (a UserError for a broken one)."""
+    from synthbridge.diffusion.styles import class_tokens, read_style
+
+    tokens = class_tokens(style_dir)
+    if tokens is None:
+        return None
+    _, _, info = read_style(style_dir)
+    return ClassTokens(Path(style_dir).expanduser(), tokens, info.get("template"))
+
+
+def class_templates(dataset: str, templates: Sequence[str], templates_file: str | None,
+                    recorded: str | None) -> list[str]:
+    """The templates of per-class tokens: the user's, else the one the tokens were learned in, else the dataset's
+    default. The token takes the place of {class}, so a template with {style} is an error."""
+    from synthbridge.prompts import default_template, read_templates_file, resolve_template
+
+    given = list(templates) + (read_templates_file(templates_file) if templates_file is not None else [])
+    resolved = [resolve_template(t) for t in given or [recorded or default_template(dataset)]]
+    if having := [t for t in resolved if "{style}" in t]:
+        raise UserError(f"template {having[0]!r} uses {{style}}, but per-class tokens take the place of {{class}}; "
+                        f"drop {{style}} (or use a dataset style folder)")
+    return resolved
+
+
+__all__ = ["Adapters", "ClassTokens", "RealStarts", "class_templates", "drop_adapters", "file_of", "per_class_style"]
