@@ -3,7 +3,8 @@
     run_experiment(ExperimentConfig.from_yaml("embedded"), "exp/")
 
 Per grid:      0. record the grid in EXP_DIR, pick this worker's cells, skip the finished ones
-Per dataset:   1. dataset style inversion (for arms that use the style token)      inversion
+Per set:       1. what its method learns from the real images: a style token,     inversion / adaptation
+                  per-class tokens, a LoRA adapter (once per dataset and real subset)
                2. generation of the synthetic set, once, at the largest volume      generation
                3. the synthetic-real gap of each set (FD, KID, classifier)          gap
 Per cell:      4. train the cell's strategy (real, mixed, bridged, ...)             training
@@ -24,21 +25,15 @@ from tqdm.auto import tqdm
 
 from synthbridge.experiments.cells import Cell, plan_cells, share
 from synthbridge.experiments.config import ExperimentConfig
-from synthbridge.experiments.runner import (
-    SetNeed,
-    cell_leep,
-    open_experiment,
-    sets_needed,
-    train_cell,
-    unfinished,
-)
-from synthbridge.experiments.sets import analyse_set, analysis_is_current, ensure_style, ensure_synthetic
+from synthbridge.experiments.methods import METHODS
+from synthbridge.experiments.runner import cell_leep, open_experiment, sets_needed, train_cell, unfinished
+from synthbridge.experiments.sets import SetNeed, analyse_set, analysis_is_current, ensure_set, set_key
 from synthbridge.experiments.store import append_result
 
 
-def prepare_sets(cfg: ExperimentConfig, exp_dir: str | Path, cells: list[Cell] | None = None) -> dict[tuple[str, bool], Path]:
-    """Steps 0-3 for `cells` (default: the whole grid): style tokens, synthetic sets and their gaps.
-    Returns {(dataset, style): synthetic folder}."""
+def prepare_sets(cfg: ExperimentConfig, exp_dir: str | Path, cells: list[Cell] | None = None) -> dict[tuple, Path]:
+    """Steps 0-3 for `cells` (default: the whole grid): learned tokens and adapters, synthetic sets and their gaps.
+    Returns {set key (`sets.set_key`): synthetic folder}."""
     exp_dir = Path(exp_dir)
     open_experiment(cfg, exp_dir)  # 0. a folder holding another grid is refused before any work
     grid = plan_cells(cfg)
@@ -46,33 +41,64 @@ def prepare_sets(cfg: ExperimentConfig, exp_dir: str | Path, cells: list[Cell] |
 
 
 def make_sets(cfg: ExperimentConfig, exp_dir: Path, grid: list[Cell], cells: list[Cell],
-              worker: tuple[int, int] | None = None) -> dict[tuple[str, bool], Path]:
+              worker: tuple[int, int] | None = None) -> dict[tuple, Path]:
     """Steps 1-3 for the sets `cells` read, each at the largest volume of the whole `grid`. `worker` (i, n): this
     process is one of n making the sets together; it starts with its own share (`set_order`)."""
     sets = {}
     needs = sets_needed(grid, cells)
+    analysed = analysed_sets(sets_needed(grid, grid))
     for need in set_order(cfg, needs, *worker) if worker else needs:
-        style_dir = ensure_style(cfg, exp_dir, need.dataset) if need.style else None  # 1.
-        folder = ensure_synthetic(cfg, exp_dir, need.dataset, style_dir, need.per_class)  # 2.
-        if cfg.analysis:
-            analyse_set(cfg, exp_dir, need.dataset, need.style, folder)  # 3.
-        sets[(need.dataset, need.style)] = folder
+        folder = ensure_set(cfg, exp_dir, need)  # 1-2.
+        if cfg.analysis and need.key in analysed:
+            analyse_set(cfg, exp_dir, need, folder)  # 3.
+        sets[need.key] = folder
     return sets
+
+
+ANALYSED_SUBSETS = 3  # gap measures of a method's per-subset sets: of the first 3 seeds' subsets (a few-shot grid
+# with 16 seeds makes 16 sets of each learned method; their gaps differ little, and each measure costs a set's
+# features)
+
+
+def analysed_sets(needs: list[SetNeed]) -> set[tuple]:
+    """The keys of the sets whose gap is measured: every set shared by a dataset, and of the sets learned from a
+    few-shot subset those of the first ANALYSED_SUBSETS seeds (in seed order) per dataset, method and shots."""
+    keys, seeds = set(), {}
+    for need in needs:
+        if need.seed is None:
+            keys.add(need.key)
+        else:
+            seeds.setdefault((need.dataset, need.method, need.shots), []).append(need.seed)
+    for (dataset, method, shots), found in seeds.items():
+        keys.update((dataset, method, shots, seed) for seed in sorted(found)[:ANALYSED_SUBSETS])
+    return keys
 
 
 def set_order(cfg: ExperimentConfig, needs: list[SetNeed], index: int, count: int) -> list[SetNeed]:
     """The order in which worker `index` of `count` makes the sets: its own share first (the sets dealt out by
     estimated cost, largest first, each to the least loaded worker), then the others' (each set is made under
     a lock, so a set another worker is making is waited for, then found finished)."""
-    # in images per class; an inversion step costs about 0.4 of one on the embedded generator
-    cost = lambda need: need.per_class + (0.4 * cfg.inversion.get("steps", 0) if need.style else 0)
     loads, mine = [0.0] * count, []
+    cost = lambda need: set_cost(cfg, need)
     for need in sorted(needs, key=cost, reverse=True):
         worker = loads.index(min(loads))
         loads[worker] += cost(need)
         if worker == index:
             mine.append(need)
     return mine + [need for need in needs if need not in mine]
+
+
+def set_cost(cfg: ExperimentConfig, need: SetNeed) -> float:
+    """A set's estimated cost in generated images per class, on the embedded generator: an inversion step costs
+    about 0.4 of one, a LoRA step 0.7 (per class for class-wise adapters), an image-to-image image its strength
+    (the part of the denoising it runs). Used only to balance workers."""
+    method = METHODS.get(need.method)
+    cost = need.per_class * (cfg.img2img.get("strength", 0.5) if method.img2img else 1.0)
+    if method.inversion:  # a dataset token is shared by the dsi and img2img_dsi sets of a subset: counted in each
+        cost += 0.4 * cfg.inversion.get("steps", 400)
+    if method.lora:
+        cost += 0.7 * cfg.lora.get("steps", 300) * (10 if method.lora == "class" else 1)
+    return cost
 
 
 def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tuple[int, int] | None = None,
@@ -95,8 +121,9 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tu
         make_sets(cfg, exp_dir, cells, cells, worker=cell_slice)
         return {"cells": len(cells), "mine": len(mine), "ran": 0, "seconds": round(time.perf_counter() - began, 1)}
     # (the sets of finished cells too, when the grid asks for analysis they lack: an analysis-only config change)
-    stale = cfg.analysis and any(not analysis_is_current(cfg, exp_dir, need.dataset, need.style)
-                                 for need in sets_needed(cells, mine))
+    analysed = analysed_sets(sets_needed(cells, cells))
+    stale = cfg.analysis and any(not analysis_is_current(cfg, exp_dir, need)
+                                 for need in sets_needed(cells, mine) if need.key in analysed)
     sets = make_sets(cfg, exp_dir, cells, mine if stale else todo)
 
     # 4-6. per cell: train, LEEP, store
@@ -104,7 +131,7 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tu
     for cell in todo:
         bar.set_postfix_str(f"{cell.dataset} {cell.model} {cell.arm} shots={cell.shots} v={cell.volume} seed={cell.seed}")
         arm = ARMS.get(cell.arm)
-        synthetic_dir = sets.get((cell.dataset, arm.style))
+        synthetic_dir = sets.get(set_key(cell)) if arm.uses_synthetic else None
         record = train_cell(cfg, exp_dir, cell, synthetic_dir)  # 4.
         if cfg.analysis and arm.strategy == "bridged":
             record["leep"] = cell_leep(cfg, exp_dir, cell, synthetic_dir)  # 5.

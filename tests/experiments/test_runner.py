@@ -43,7 +43,7 @@ def test_config_from_yaml_rejects_unknown_keys(tmp_path):
 def test_presets_are_valid_configs():
     from synthbridge.experiments.config import preset_names, preset_path
 
-    assert len(preset_names()) == 5
+    assert len(preset_names()) == 6
     for preset in preset_names():  # by name (package data) and by file path alike
         with preset_path(preset) as path:
             assert plan_cells(ExperimentConfig.from_yaml(preset)) == plan_cells(ExperimentConfig.from_yaml(path)), preset
@@ -97,11 +97,12 @@ def test_two_concurrent_workers_fill_one_store(tmp_path, monkeypatch):
 
 
 def test_workers_making_the_sets_start_with_their_own_share():
-    from synthbridge.experiments.runner import SetNeed
+    from synthbridge.experiments.sets import SetNeed
     from synthbridge.study import set_order
 
     cfg = tiny_config(inversion={"steps": 400})
-    needs = [SetNeed("a", False, 500), SetNeed("a", True, 100), SetNeed("b", False, 100), SetNeed("b", True, 100)]
+    needs = [SetNeed("a", "plain", None, None, 500), SetNeed("a", "dsi", None, None, 100),
+             SetNeed("b", "plain", None, None, 100), SetNeed("b", "dsi", None, None, 100)]
     first, second = set_order(cfg, needs, 0, 2), set_order(cfg, needs, 1, 2)
     assert sorted(first, key=needs.index) == sorted(second, key=needs.index) == needs  # each worker visits every set
     # largest first, each to the least loaded: the 500-image set alone, against both style sets and the small one
@@ -237,7 +238,7 @@ def test_a_change_of_analysis_or_report_keys_only_keeps_finished_cells_and_sets(
 
 def test_gap_measures_use_the_grids_model_and_weights_and_are_remade_for_another(tmp_path, monkeypatch):
     import synthbridge.gap as gap_module
-    from synthbridge.experiments.sets import analyse_set, gap_config
+    from synthbridge.experiments.sets import SetNeed, analyse_set, gap_config
 
     cfg = tiny_config(models=("resnet18", "vit_tiny_patch16_224"), train={"pretrained": False, "input_size": 96})
     config = gap_config(cfg, "digits", tmp_path / "syn")
@@ -255,5 +256,6 @@ def test_gap_measures_use_the_grids_model_and_weights_and_are_remade_for_another
     monkeypatch.setattr(gap_module, "measure_gap", fake_measure)
     (tmp_path / "exp" / "syn").mkdir(parents=True)
     for model in ("mini_resnet", "mini_resnet", "mini_vit"):
-        analyse_set(tiny_config(gap_model=model), tmp_path / "exp", "digits", False, tmp_path / "exp" / "syn")
+        analyse_set(tiny_config(gap_model=model), tmp_path / "exp", SetNeed("digits", "plain", None, None, 10),
+                    tmp_path / "exp" / "syn")
     assert measured == ["mini_resnet", "mini_vit"]  # once per feature model

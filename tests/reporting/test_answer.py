@@ -46,7 +46,7 @@ def test_the_answer_is_the_best_resolved_way_with_its_cost(tmp_path):
     assert best["gain"]["gain"] == pytest.approx(3.0) and best["gain"]["n"] == 4
     # 100 per class x 10 classes at 10 images/s; no inversion; 4 cells of 2.5 s
     assert row["cost"] == {"generation": pytest.approx(100.0), "inversion": 0.0, "training": pytest.approx(10.0), "cells": 4,
-                           "total": pytest.approx(110.0), "complete": True}
+                           "sets": 1, "total": pytest.approx(110.0), "complete": True}
     lines = answer_table([row])
     assert "In 1 setting: 1 better, 0 no difference, 0 worse, 0 unresolved" in lines[3]
     assert (f"| mnist5k / mini_resnet / 2-shot | bridged++, 100 per class (of 3) | +3.00 ± {best['gain']['resolves']:.2f} | "
@@ -72,8 +72,9 @@ def test_a_way_that_loses_says_use_real_only_and_dsi_costs_its_inversion(tmp_pat
     assert row["best"]["outcome"] == "worse" and "**worse**: even the best way tried loses; use real only" in \
         "\n".join(answer_table([row]))
     exp = _store(tmp_path / "dsi", {"bridged_dsi": {100: [2.0, 2.1, 1.9, 2.0]}})
-    write_generation(exp, "mnist5k-dsi", per_class=100, generated=500, seconds=100.0)  # 5 images/s
-    write_inversion(exp, "mnist5k", seconds=40.0)
+    write_inversion(exp, "mnist5k", seconds=40.0)  # the set's generation.json names the style folder it used
+    write_generation(exp, "mnist5k-dsi", per_class=100, generated=500, seconds=100.0,  # 5 images/s
+                     config={"style": str(exp / "styles" / "mnist5k")})
     cost = _answers(exp)[0]["cost"]
     assert cost["generation"] == pytest.approx(200.0) and cost["inversion"] == 40.0 and cost["total"] == pytest.approx(250.0)
 

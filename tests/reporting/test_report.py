@@ -102,7 +102,7 @@ def test_report_shows_the_gap_measures_as_percentages(tmp_path):
     (exp / "analysis" / "gap-digits.json").write_text(json.dumps(
         {"dataset": "digits", "style": False, "fd": 19.06, "kid_mean": 0.3188, "real_vs_synthetic_accuracy": 0.916}))
     build_report(exp)
-    assert "| digits | plain prompts | 19.06 | 318.80 | 91.6% |" in (exp / "report.md").read_text().splitlines()
+    assert "| digits | plain prompts | – | 19.06 | 318.80 | 91.6% |" in (exp / "report.md").read_text().splitlines()
 
 
 def test_report_is_a_pure_function_of_the_folder(tmp_path):
@@ -138,7 +138,8 @@ def test_html_embeds_every_figure_as_a_png_and_renders_the_tables(tmp_path, digi
         image.load()  # the whole image decodes
         assert min(image.size) > 50
     assert page.count("<figure>") == 4 and page.count("<figcaption>") == 4
-    assert "<figcaption>Samples per class, digits (one row per class): real | synthetic | synthetic + DSI</figcaption>" in page
+    caption = "Samples per class, digits (one row per class): real | synthetic | dataset style inversion"
+    assert f"<figcaption>{caption}</figcaption>" in page
     assert not re.search(r'(?:src|href)="(?!data:)', page)  # self-contained: nothing fetched from elsewhere
     # every markdown table is an HTML table; none is left as text
     assert page.count("<table>") == len(re.findall(r"^\|(?:---\|)+$", md, re.M)) == 8  # 5 + answer + 2 per-class
@@ -157,7 +158,7 @@ def test_sample_grid_has_a_labelled_row_per_class_and_a_panel_per_set(tmp_path, 
 
     exp = write_experiment(tmp_path / "exp", digits.classes, sets=("digits", "digits-dsi"))
     data, titles = sample_grid(exp, "digits", per_source=6)
-    assert titles == "real | synthetic | synthetic + DSI"
+    assert titles == "real | synthetic | dataset style inversion"
     image = Image.open(io.BytesIO(data))
     step = GRID_CELL + PAD
     # real: 6 columns; each synthetic set holds 3 images per class, so 3 columns

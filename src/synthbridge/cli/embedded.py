@@ -146,13 +146,17 @@ def demo(parser: argparse.ArgumentParser):
     """run the embedded study end to end (generation, style inversion, training grid, report)"""
     parser.add_argument("--out", default="demo", help="experiment folder (resumable: rerun to finish)")
     parser.add_argument("--quick", action="store_true", help="a 2-minute look: a small grid")
+    parser.add_argument("--preset", help="another shipped grid to run the same way (e.g. methods: the ways of fitting "
+                                         "synthetic data compared); default: embedded")
     parser.add_argument("--workers", type=positive_int,
                         help="training processes, one torch thread each (default: one per core, at most 4)")
 
     def run(args: argparse.Namespace) -> int:
         from synthbridge.embedded.demo import format_phases, format_table, run_demo
 
-        report = run_demo(args.out, quick=args.quick, workers=args.workers)
+        if args.preset and args.quick:
+            raise UserError("--quick and --preset exclude each other: --quick is the preset embedded-quick")
+        report = run_demo(args.out, quick=args.quick, workers=args.workers, preset=args.preset)
         print(format_table(report))
         print(format_phases(report["phases"]))
         print(f"wall time {report['seconds']:.0f}s ({report['workers']} workers); report: {report['report']}")

@@ -34,9 +34,11 @@ def default_workers() -> int:
     return max(1, min(4, cores))
 
 
-def run_demo(out: str | Path, quick: bool = False, workers: int | None = None) -> dict:
+def run_demo(out: str | Path, quick: bool = False, workers: int | None = None, preset: str | None = None) -> dict:
+    """A shipped grid (`preset`; default `embedded`, or `embedded-quick` with `quick`) end to end: its sets in
+    `workers` processes, then its cells, then the report; with the seconds of each phase."""
     began = time.perf_counter()
-    config_path = "embedded-quick" if quick else "embedded"  # presets shipped as package data
+    config_path = preset or ("embedded-quick" if quick else "embedded")  # presets shipped as package data
     cfg = ExperimentConfig.from_yaml(config_path)
     workers = workers or default_workers()
     phases, since = {}, began
@@ -123,4 +125,12 @@ def format_table(report: dict) -> str:
         gain_text = "" if not gain else f"{gain['gain']:+6.2f}{' *' if gain['significant'] else ''}"
         lines.append(f"{row['dataset']:8s} {row['model']:12s} {str(row['shots'] or 'all'):>5s}  {row['label']:26s} "
                      f"{row['mean']:6.2f} ± {row['std']:5.2f}  {gain_text}")
+    for entry in report.get("methods") or []:  # a grid that compares ways of fitting the synthetic data
+        lines += ["", f"{entry['setting']}: bridged++ on each kind of set ({entry['volume']} per class)",
+                  f"{'method':26s} {'top-1':>14s}  {'vs real':>15s}  {'vs plain prompts':>15s}"]
+        for r in entry["rows"]:
+            text = lambda g: "" if not g else f"{g['gain']:+6.2f} ± {g['resolves'] or 0:4.2f}"  # noqa: E731
+            lines.append(f"{r['label']:26s} {r['top1']['mean']:6.2f} ± {r['top1']['std']:5.2f}  "
+                         f"{text(r['over_real']):>15s}  {text(r['over_plain']):>15s}")
+        lines.append(entry["statement"])
     return "\n".join(lines + [""] + report["findings"])

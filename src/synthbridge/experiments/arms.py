@@ -1,13 +1,15 @@
 """Arms: the strategies the study compares, as registry entries on top of `synthbridge train`.
 
-An arm names a training strategy (a registered `Strategy`), the synthetic set it reads (plain
-prompts, or prompts with the dataset's style token) and the switches of the ablations.
+An arm names a training strategy (a registered `Strategy`), the synthetic set it reads (its `method`
+of fitting the set to the real data: plain prompts, the dataset's style token, per-class tokens, LoRA,
+image-to-image; see `experiments.methods`) and the switches of the ablations.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from synthbridge.experiments.methods import METHODS, Method
 from synthbridge.registry import Registry
 from synthbridge.training.strategies import STRATEGIES, Strategy
 
@@ -15,7 +17,7 @@ from synthbridge.training.strategies import STRATEGIES, Strategy
 @dataclass(frozen=True)
 class Arm:
     strategy: str  # a name in training.STRATEGIES: real, synthetic, mixed, bridged
-    style: bool = False  # use the synthetic set generated with dataset style inversion
+    method: str = "plain"  # how its synthetic set is fitted to the real data (a name in experiments.METHODS)
     mixup: bool = True  # mixup/cutmix in the synthetic stage
     head_reinit: bool = True  # re-initialise the classifier before the real stage
     pretrained: bool = True  # start from the pretrained backbone (False: random init, to show what pretraining gives)
@@ -29,6 +31,15 @@ class Arm:
     def uses_synthetic(self) -> bool:
         return self.training.needs_synthetic
 
+    @property
+    def fitting(self) -> Method:
+        return METHODS.get(self.method)
+
+    @property
+    def style(self) -> bool:
+        """Whether its set's prompts hold the dataset's style token."""
+        return self.fitting.inversion == "dataset"
+
 
 ARMS: Registry[Arm] = Registry("arm")
 for _name, _arm in {
@@ -40,7 +51,17 @@ for _name, _arm in {
     "bridged_no_mixup": Arm("bridged", mixup=False, label="bridged, no mixup"),
     "bridged_no_reinit": Arm("bridged", head_reinit=False, label="bridged, keep head"),
     "bridged_plain": Arm("bridged", mixup=False, head_reinit=False, label="bridged (plain)"),
-    "bridged_dsi": Arm("bridged", style=True, label="bridged++ + DSI"),
-    "mixed_dsi": Arm("mixed", style=True, label="naive mixing + DSI"),
+    "bridged_dsi": Arm("bridged", method="dsi", label="bridged++ + DSI"),
+    "mixed_dsi": Arm("mixed", method="dsi", label="naive mixing + DSI"),
+    # the field's other ways of fitting the synthetic set to the real data (issue: one harness for all of them)
+    "bridged_ti_class": Arm("bridged", method="ti_class", label="bridged++ + per-class tokens"),
+    "bridged_lora": Arm("bridged", method="lora", label="bridged++ + LoRA"),
+    "bridged_lora_class": Arm("bridged", method="lora_class", label="bridged++ + class-wise LoRA"),
+    "bridged_img2img": Arm("bridged", method="img2img", label="bridged++ + image-to-image"),
+    "bridged_img2img_dsi": Arm("bridged", method="img2img_dsi", label="bridged++ + image-to-image + DSI"),
+    "mixed_ti_class": Arm("mixed", method="ti_class", label="naive mixing + per-class tokens"),
+    "mixed_lora": Arm("mixed", method="lora", label="naive mixing + LoRA"),
+    "mixed_lora_class": Arm("mixed", method="lora_class", label="naive mixing + class-wise LoRA"),
+    "mixed_img2img": Arm("mixed", method="img2img", label="naive mixing + image-to-image"),
 }.items():
     ARMS.register(_name)(_arm)

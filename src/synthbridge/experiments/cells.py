@@ -86,10 +86,12 @@ def cell_cost(cfg: ExperimentConfig, cell: Cell, bundle) -> int:
 def shared_stage(cell: Cell) -> tuple | None:
     """What a cell's first stage on synthetic images is trained from (its `training.stage_cache` identity, seen
     from the grid): cells with the same value share one stage-1 run. None for cells without such a stage."""
+    from synthbridge.experiments.sets import set_key
+
     arm = ARMS.get(cell.arm)
     if arm.strategy != "bridged":
         return None
-    return (cell.dataset, cell.model, cell.volume, cell.seed, cell.synthetic_steps, arm.mixup, arm.style, arm.pretrained)
+    return (set_key(cell), cell.model, cell.volume, cell.seed, cell.synthetic_steps, arm.mixup, arm.pretrained)
 
 
 def plan(cfg: ExperimentConfig) -> dict:

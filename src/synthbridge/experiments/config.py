@@ -35,7 +35,9 @@ class ExperimentConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     generator: str = "mini"  # a generator name ("mini"), a diffusers folder, a hub id, or a synthetic source ("render")
     generation: dict = field(default_factory=dict)  # GenerateConfig fields (guidance_scale, steps, templates, ...)
-    inversion: dict = field(default_factory=dict)  # InvertConfig fields (steps, lr, ...)
+    inversion: dict = field(default_factory=dict)  # InvertConfig fields (steps, lr, ...) of style and per-class tokens
+    lora: dict = field(default_factory=dict)  # LoraTrainConfig fields (rank, steps, lr, ...) of the LoRA arms
+    img2img: dict = field(default_factory=dict)  # GenerateConfig fields of the image-to-image sets (strength: 0.5)
     train: dict = field(default_factory=dict)  # TrainConfig fields shared by all cells (real: {...}, synthetic_stage: {...})
     grids: tuple[dict, ...] = ()  # sub-grids, each overriding some GRID_KEYS above; empty: the one grid above
     analysis: bool = True  # gap measures per synthetic set and LEEP before/after the synthetic stage

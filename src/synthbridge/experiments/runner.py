@@ -14,7 +14,7 @@ EXP_DIR/
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from synthbridge.errors import UserError
 from synthbridge.experiments.arms import ARMS
 from synthbridge.experiments.cells import Cell, train_config
 from synthbridge.experiments.config import ANALYSIS_KEYS, ExperimentConfig
-from synthbridge.experiments.sets import leep_before
+from synthbridge.experiments.sets import SetNeed, leep_before, set_key
 from synthbridge.experiments.store import locked, read_results
 from synthbridge.io import ensure_writable_dir, environment, read_json, write_json
 
@@ -68,25 +68,16 @@ def unfinished(exp_dir: Path, cells: list[Cell]) -> list[Cell]:
     return [cell for cell in cells if cell.id not in done]
 
 
-@dataclass(frozen=True)
-class SetNeed:
-    """A synthetic set some cells read: the dataset, with or without its style token, at the largest volume
-    any cell of the whole grid asks for (smaller volumes are nested subsets of it)."""
-
-    dataset: str
-    style: bool
-    per_class: int
-
-
 def sets_needed(grid: list[Cell], cells: list[Cell]) -> list[SetNeed]:
-    """The sets `cells` read, in the order of their first cell; each at the largest volume of `grid`."""
-    needs: dict[tuple[str, bool], SetNeed] = {}
+    """The sets `cells` read (`sets.set_key`), in the order of their first cell; each at the largest volume any
+    cell of `grid` asks for with the same dataset and method."""
+    needs: dict[tuple, SetNeed] = {}
     for cell in cells:
         arm = ARMS.get(cell.arm)
-        if arm.uses_synthetic and (cell.dataset, arm.style) not in needs:
+        if arm.uses_synthetic and (key := set_key(cell)) not in needs:
             largest = max(c.volume for c in grid if c.dataset == cell.dataset and c.volume
-                          and ARMS.get(c.arm).style == arm.style)
-            needs[(cell.dataset, arm.style)] = SetNeed(cell.dataset, arm.style, largest)
+                          and ARMS.get(c.arm).method == arm.method)
+            needs[key] = SetNeed(*key, per_class=largest)
     return list(needs.values())
 
 
@@ -109,6 +100,7 @@ def train_cell(cfg: ExperimentConfig, exp_dir: Path, cell: Cell, synthetic_dir: 
         cell_leep(cfg, exp_dir, cell, synthetic_dir)  # into runs/<id>/leep.json
     prune_run(run_dir, metrics["kept"])
     return {"cell": cell.id, "key": asdict(cell), "arm_label": arm.label, "run_dir": f"runs/{cell.id}",
+            "set": synthetic_dir.name if synthetic_dir else None,
             "metrics": {k: metrics[k] for k in ("top1", "num_test", "per_class", "stages", "seconds",
                                                 "num_train_real", "num_train_synthetic", "input_size")},
             "finished_at": datetime.now(timezone.utc).isoformat()}

@@ -1,12 +1,21 @@
-"""What cells share, made once per experiment: style tokens, synthetic sets, and their analysis.
+"""What cells share, made once per experiment: learned tokens and adapters, synthetic sets, and their analysis.
 
-EXP_DIR/styles/<dataset>/          dataset style inversion, once per dataset
-EXP_DIR/synthetic/<dataset>[-dsi]/ synthetic sets, generated once at the largest volume any cell needs;
-                                   smaller volumes use the first N images of each class (nested subsets)
-EXP_DIR/analysis/                  gap measures per synthetic set (gap-<set>.json) and its per-class recognition
-                                   by a classifier of the real images (fidelity-<set>.json), on the features of
-                                   the grid's model (`gap_model`, else the first of `models`) with the weights
-                                   the cells start from; LEEP of the starting backbones (leep-<dataset>-<model>...)
+EXP_DIR/styles/<dataset>[-class][<subset>]/   a style token (dataset style inversion) or per-class tokens
+EXP_DIR/adapters/<dataset>[-class][<subset>]/ a LoRA adapter of the generator, dataset-wise or one per class
+EXP_DIR/synthetic/<set>/                      synthetic sets, generated once at the largest volume any cell of
+                                              the set's method needs; smaller volumes use the first N images of
+                                              each class (nested subsets). <set> = <dataset><method suffix>
+                                              [<subset>] (`set_name`): mnist5k, mnist5k-dsi-2shot-s3, ...
+EXP_DIR/analysis/                             gap measures per synthetic set (gap-<set>.json) and its per-class
+                                              recognition by a classifier of the real images (fidelity-<set>.json),
+                                              on the features of the grid's model (`gap_model`, else the first of
+                                              `models`) with the weights the cells start from; LEEP of the starting
+                                              backbones (leep-<dataset>-<model>...)
+
+<subset> is "-<K>shot-s<seed>" for what learns from the real images of a few-shot cell: the leakage rule of
+`experiments.methods` (a token, adapter or image-to-image set learns only from the K-shot subset the cell's
+seed draws, `data.few_shot`, the same images the cell trains on), and nothing for a full-data cell or a set
+that learns nothing from real images (plain prompts: one set per dataset).
 
 Each is made under a file lock, so concurrent workers never make the same thing twice.
 """
@@ -14,49 +23,159 @@ Each is made under a file lock, so concurrent workers never make the same thing 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 from synthbridge.errors import UserError
 from synthbridge.experiments.config import ExperimentConfig
+from synthbridge.experiments.methods import METHODS
 from synthbridge.experiments.store import locked
 from synthbridge.generation.sources import SOURCES
 from synthbridge.io import read_json, safe_name, write_json
 
 
-def set_name(dataset: str, style: bool) -> str:
-    return safe_name(dataset) + ("-dsi" if style else "")
+def subset_suffix(shots: int | None, seed: int | None) -> str:
+    return f"-{shots}shot-s{seed}" if shots is not None else ""
 
 
-def ensure_style(cfg: ExperimentConfig, exp_dir: Path, dataset: str) -> Path:
-    """Dataset style inversion, once per dataset (a finished folder is reused)."""
-    style_dir = exp_dir / "styles" / safe_name(dataset)
-    with locked(exp_dir / "styles" / f".{safe_name(dataset)}.lock"):
-        if not (style_dir / "learned_embeds.safetensors").exists():
-            if cfg.generator in SOURCES:
-                raise UserError(f"style inversion needs a diffusion generator, not the {cfg.generator!r} source; "
-                                f"set generator to a diffusers folder or generator name")
+def set_name(dataset: str, method: str | bool = "plain", shots: int | None = None, seed: int | None = None) -> str:
+    """The folder name of a synthetic set (`method`: a METHODS name; True/False: dsi/plain, as older code passed)."""
+    if isinstance(method, bool):
+        method = "dsi" if method else "plain"
+    return safe_name(dataset) + METHODS.get(method).suffix + subset_suffix(shots, seed)
+
+
+@dataclass(frozen=True)
+class SetNeed:
+    """A synthetic set some cells read: the dataset, the method that fits it to the real data, the real subset it
+    learns from (`shots`, `seed`; None for the whole train split or for a method that learns nothing), at the
+    largest volume any cell of the whole grid asks for with that method (smaller volumes are nested subsets)."""
+
+    dataset: str
+    method: str
+    shots: int | None
+    seed: int | None
+    per_class: int
+
+    @property
+    def key(self) -> tuple:
+        return (self.dataset, self.method, self.shots, self.seed)
+
+    @property
+    def name(self) -> str:
+        return set_name(self.dataset, self.method, self.shots, self.seed)
+
+    @property
+    def style(self) -> bool:
+        return METHODS.get(self.method).inversion == "dataset"
+
+
+def set_key(cell) -> tuple:
+    """(dataset, method, shots, seed) of the set a cell reads: a method that learns from real images learns from
+    the cell's own subset (its shots, drawn by its seed); one that learns nothing is shared by the dataset."""
+    from synthbridge.experiments.arms import ARMS
+
+    arm = ARMS.get(cell.arm)
+    if arm.fitting.learns_from_real and cell.shots is not None:
+        return (cell.dataset, arm.method, cell.shots, cell.seed)
+    return (cell.dataset, arm.method, None, None)
+
+
+def record_set(record: dict) -> str | None:
+    """The synthetic set (folder name under synthetic/) a results-store record's cell read; None for none.
+    A record without "set" is from before sets were learned per real subset: its set was the dataset's."""
+    if "set" in record:
+        return record["set"]
+    from synthbridge.experiments.arms import ARMS
+
+    arm = record["key"]["arm"]
+    return set_name(record["key"]["dataset"], ARMS.get(arm).method) \
+        if arm in ARMS and ARMS.get(arm).uses_synthetic else None
+
+
+def ensure_style(cfg: ExperimentConfig, exp_dir: Path, dataset: str, *, per_class: bool = False,
+                 shots: int | None = None, seed: int | None = None) -> Path:
+    """Dataset style inversion (or per-class tokens), once per dataset and real subset (a finished folder is
+    reused, an interrupted one continued). Its grid.png is drawn for a token of the whole train split only: the
+    report's sample grids show the sets of a few-shot grid's first subset side by side."""
+    name = safe_name(dataset) + ("-class" if per_class else "") + subset_suffix(shots, seed)
+    style_dir = exp_dir / "styles" / name
+    done = (style_dir / "invert.json") if per_class else (style_dir / "learned_embeds.safetensors")
+    with locked(exp_dir / "styles" / f".{name}.lock"):
+        if not done.exists():
+            _needs_diffusion(cfg, "style inversion")
             from synthbridge.inversion import InvertConfig, invert
 
             resume = (style_dir / "checkpoint.pt").exists()  # an inversion interrupted earlier: continue it
+            extra = {"per_class": True} if per_class else {}
+            if shots is not None:
+                extra.update(shots=shots, seed=seed)
             invert(InvertConfig.from_dict({**cfg.inversion, "dataset": dataset, "generator": cfg.generator,
-                                           "out": str(style_dir), "data_root": cfg.data_root, "grid": True}),
+                                           "out": str(style_dir), "data_root": cfg.data_root, "grid": shots is None, **extra}),
                    resume=resume)
     return style_dir
 
 
-def ensure_synthetic(cfg: ExperimentConfig, exp_dir: Path, dataset: str, style_dir: Path | None, per_class: int) -> Path:
-    """The synthetic set of a dataset (with the style token of `style_dir`, or plain) with `per_class` images."""
-    name = set_name(dataset, style_dir is not None)
+def ensure_lora(cfg: ExperimentConfig, exp_dir: Path, dataset: str, *, per_class: bool = False,
+                shots: int | None = None, seed: int | None = None) -> Path:
+    """A LoRA adapter of the generator (or one per class), once per dataset and real subset."""
+    name = safe_name(dataset) + ("-class" if per_class else "") + subset_suffix(shots, seed)
+    out = exp_dir / "adapters" / name
+    with locked(exp_dir / "adapters" / f".{name}.lock"):
+        _needs_diffusion(cfg, "LoRA adaptation")
+        from synthbridge.adaptation import LoraTrainConfig, train_lora
+
+        extra = {"per_class": True} if per_class else {}
+        if shots is not None:
+            extra.update(shots=shots, seed=seed)
+        busy = out.exists() and any(out.iterdir())  # finished (reused as it is) or interrupted (continued)
+        train_lora(LoraTrainConfig.from_dict({**cfg.lora, "dataset": dataset, "generator": cfg.generator,
+                                              "out": str(out), "data_root": cfg.data_root, "grid": shots is None, **extra}),
+                   resume=busy)
+    return out
+
+
+def _needs_diffusion(cfg: ExperimentConfig, what: str) -> None:
+    if cfg.generator in SOURCES:
+        raise UserError(f"{what} needs a diffusion generator, not the {cfg.generator!r} source; "
+                        f"set generator to a diffusers folder or generator name")
+
+
+def ensure_set(cfg: ExperimentConfig, exp_dir: Path, need: SetNeed) -> Path:
+    """The set `need` names, with whatever its method learns first (tokens, adapters), each made once."""
+    method = METHODS.get(need.method)
+    subset = {"shots": need.shots, "seed": need.seed}
+    style_dir = ensure_style(cfg, exp_dir, need.dataset, per_class=method.inversion == "class", **subset) \
+        if method.inversion else None
+    lora_dir = ensure_lora(cfg, exp_dir, need.dataset, per_class=method.lora == "class", **subset) \
+        if method.lora else None
+    extra = {}
+    if lora_dir is not None:
+        extra["lora"] = str(lora_dir)
+    if method.img2img:  # each image from a noised real image of the cell's own subset
+        extra.update({"strength": 0.5, **cfg.img2img, "init_images": "real", "shots": need.shots,
+                      "shots_seed": need.seed if need.seed is not None else 0})
+    return ensure_synthetic(cfg, exp_dir, need.dataset, style_dir, need.per_class, name=need.name, extra=extra)
+
+
+def ensure_synthetic(cfg: ExperimentConfig, exp_dir: Path, dataset: str, style_dir: Path | None, per_class: int,
+                     *, name: str | None = None, extra: dict | None = None) -> Path:
+    """A synthetic set of a dataset (with the token(s) of `style_dir`, or plain; `extra`: more GenerateConfig
+    fields, e.g. an adapter or image-to-image) with `per_class` images, into synthetic/<name>."""
+    name = name or set_name(dataset, style_dir is not None)
     out = exp_dir / "synthetic" / name
     with locked(exp_dir / "synthetic" / f".{name}.lock"):
         if cfg.generator in SOURCES:
+            if extra or style_dir is not None:
+                raise UserError(f"the {cfg.generator!r} source draws fixed images; arms that fit the generator to "
+                                f"the real data need a diffusion generator")
             SOURCES.get(cfg.generator)(dataset=dataset, per_class=per_class, out=str(out), data_root=cfg.data_root)
         else:
             from synthbridge.generation import GenerateConfig, generate
 
             generate(GenerateConfig.from_dict({**cfg.generation, "dataset": dataset, "generator": cfg.generator,
                                                "per_class": per_class, "out": str(out), "data_root": cfg.data_root,
-                                               "style": str(style_dir) if style_dir else None}))
+                                               "style": str(style_dir) if style_dir else None, **(extra or {})}))
     return out
 
 
@@ -71,32 +190,34 @@ def gap_config(cfg: ExperimentConfig, dataset: str, synthetic_dir: Path):
                      pretrained=train.pretrained, checkpoint=train.checkpoint, input_size=train.input_size)
 
 
-def analysis_is_current(cfg: ExperimentConfig, exp_dir: Path, dataset: str, style: bool,
-                        synthetic_dir: Path | None = None) -> bool:
+def analysis_is_current(cfg: ExperimentConfig, exp_dir: Path, need: SetNeed, synthetic_dir: Path | None = None) -> bool:
     """Whether the set's gap measures exist, made with the feature model and weights this grid asks for."""
-    out = exp_dir / "analysis" / f"gap-{set_name(dataset, style)}.json"
+    out = exp_dir / "analysis" / f"gap-{need.name}.json"
     if not out.exists():
         return False
-    synthetic_dir = synthetic_dir or exp_dir / "synthetic" / set_name(dataset, style)
+    dataset = need.dataset
+    synthetic_dir = synthetic_dir or exp_dir / "synthetic" / need.name
     measured_with = lambda c: {k: c.get(k) for k in ("model", "pretrained", "checkpoint", "input_size")}
     return measured_with(read_json(out).get("config", {})) == measured_with(gap_config(cfg, dataset, synthetic_dir).to_dict())
 
 
-def analyse_set(cfg: ExperimentConfig, exp_dir: Path, dataset: str, style: bool, synthetic_dir: Path) -> None:
+def analyse_set(cfg: ExperimentConfig, exp_dir: Path, need: SetNeed, synthetic_dir: Path) -> None:
     """Gap measures of one synthetic set against the real train split (once per feature model and weights: a
     measure made with another `gap_model` is made again)."""
-    if analysis_is_current(cfg, exp_dir, dataset, style, synthetic_dir):
+    if analysis_is_current(cfg, exp_dir, need, synthetic_dir):
         return
-    out = exp_dir / "analysis" / f"gap-{set_name(dataset, style)}.json"
+    dataset, style = need.dataset, need.style
+    out = exp_dir / "analysis" / f"gap-{need.name}.json"
     config = gap_config(cfg, dataset, synthetic_dir)
     from synthbridge.gap import measure_gap
 
     result = measure_gap(config)
     recognition = result["recognition"]  # per class: what the report's per-class effects sit beside
-    write_json(exp_dir / "analysis" / f"fidelity-{set_name(dataset, style)}.json",
-               {"dataset": dataset, "style": style, "per_class": recognition["per_class"],
+    about = {"dataset": dataset, "style": style, "method": need.method, "shots": need.shots, "seed": need.seed}
+    write_json(exp_dir / "analysis" / f"fidelity-{need.name}.json",
+               {**about, "per_class": recognition["per_class"],
                 "overall": recognition["overall"], "measured_by": recognition.get("classifier")})
-    write_json(out, {"dataset": dataset, "style": style, "synthetic": str(synthetic_dir.relative_to(exp_dir)), **result})
+    write_json(out, {**about, "synthetic": str(synthetic_dir.relative_to(exp_dir)), **result})
 
 
 @functools.lru_cache(maxsize=16)

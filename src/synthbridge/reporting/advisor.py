@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from synthbridge.experiments.arms import ARMS
+from synthbridge.experiments.sets import record_set
 from synthbridge.reporting.costs import fmt_seconds, generation_speed, num_classes, training_seconds
 from synthbridge.reporting.tables import setting_name
 
@@ -114,10 +115,11 @@ def fit_sweep(by_volume: dict[int, dict[int, float]]) -> dict:
     return result
 
 
-def next_cost(exp_dir: Path, dataset: str, style: bool, volume: int, classes: int | None) -> dict:
+def next_cost(exp_dir: Path, name: str | None, volume: int, classes: int | None) -> dict:
     """What generating the next doubling (to 2 x `volume` per class) costs: images (None when the classes are not
-    recorded), and seconds at the speed this run measured for the set; `note` says why seconds are missing."""
-    speed = generation_speed(exp_dir, dataset, style)
+    recorded), and seconds at the speed this run measured for set synthetic/<name>; `note` says why seconds are
+    missing."""
+    speed = generation_speed(exp_dir, name) if name else None
     have = max(volume, (speed or {}).get("per_class") or volume)
     per_class = max(0, 2 * volume - have)
     cost = {"per_class": per_class, "images": per_class * classes if classes else None, "seconds": None,
@@ -140,13 +142,12 @@ def advise(exp_dir: Path, records_table: dict) -> list[dict]:
         for arm, by_volume in sweeps(arms).items():
             fit = fit_sweep({v: {s: r["metrics"]["top1"] for s, r in runs.items()} for v, runs in by_volume.items()})
             largest = list(by_volume[max(by_volume)].values())
-            style = ARMS.get(arm).style if arm in ARMS else False
-            classes = num_classes(exp_dir, group[0], style, largest)
+            classes = num_classes(exp_dir, largest)
             entry = {"dataset": group[0], "model": group[1], "shots": group[2], "setting": setting_name(group),
                      "arm": arm, "label": ARMS.get(arm).label if arm in ARMS else arm, "classes": classes,
                      "training_seconds": float(np.mean([training_seconds(r) for r in largest])), **fit}
             if not fit["refused"]:
-                entry["next_cost"] = next_cost(exp_dir, group[0], style, max(by_volume), classes)
+                entry["next_cost"] = next_cost(exp_dir, record_set(largest[0]), max(by_volume), classes)
             entries.append(entry)
     return entries
 

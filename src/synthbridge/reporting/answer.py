@@ -32,7 +32,7 @@ def options(arms: dict) -> list[dict]:
         for volume, lengths in volumes.items():
             for steps, seeds in lengths.items():
                 if gain := paired_gain(_top1(seeds), real):
-                    found.append({"arm": arm, "label": ARMS.get(arm).label, "style": ARMS.get(arm).style,
+                    found.append({"arm": arm, "label": ARMS.get(arm).label, "method": ARMS.get(arm).method,
                                   "volume": volume, "steps": steps, "gain": gain, "outcome": outcome(gain),
                                   "records": [seeds[s] for s in sorted(seeds) if s in real]})
     return found
@@ -56,7 +56,7 @@ def answers(exp_dir: Path, records_table: dict) -> list[dict]:
         best = best_option(arms)
         if best is None:
             continue
-        cost = option_cost(exp_dir, group[0], best["style"], best["volume"], best["records"])
+        cost = option_cost(exp_dir, best["volume"], best["records"])
         rows.append({"dataset": group[0], "model": group[1], "shots": group[2], "setting": setting_name(group),
                      "best": best, "cost": cost})
     return rows
@@ -103,9 +103,10 @@ def answer_table(rows: list[dict]) -> list[str]:
            " (the best way found against real only; the rule of these words is under *How to read the verdicts*).", "",
            "Gain: paired over seeds, in points of top-1 on the real test split, ± the 95% confidence half-width. "
            "Cost: what measuring this way took in this run — generating the images it reads at the speed measured "
-           "here, the style inversion it needs, and training all its cells (seconds as recorded).", "",
+           "here (one set per real subset for a method that learns from the cells' shots), what those sets learned "
+           "first (style inversion, tokens, LoRA), and training all its cells (seconds as recorded).", "",
            "| setting | best way found (of tried) | gain vs real only | seeds | verdict | cost: generation + "
-           "inversion + training = total |", "|---|---|---|---|---|---|"]
+           "learning + training = total |", "|---|---|---|---|---|---|"]
     for row in rows:
         best, cost = row["best"], row["cost"]
         md.append(f"| {row['setting']} | {_way(best)} (of {best['tried']}) | {_interval(best['gain'])} | "

@@ -2,7 +2,8 @@
 
     generation   EXP_DIR/synthetic/<set>/generation.json (`generate`: runs[].generated, runs[].seconds, device)
                  or render.json (a font-render source: rendered_now, seconds)
-    inversion    EXP_DIR/styles/<dataset>/invert.json (seconds)
+    adaptation   what the set learned from the real images: invert.json / lora.json (seconds) of the style or
+                 adapter folder its generation.json names
     training     each cell's metrics: the stages' own seconds (a stage loaded from the stage-1 cache keeps the
                  seconds of the run that trained it) plus evaluation; `seconds.total` where stages are not recorded
 """
@@ -11,18 +12,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthbridge.experiments.sets import set_name
-from synthbridge.io import read_json, safe_name
+from synthbridge.experiments.sets import record_set
+from synthbridge.io import read_json
 
 
 def _read(path: Path) -> dict | None:
     return read_json(path) if path.is_file() else None
 
 
-def generation_speed(exp_dir: Path, dataset: str, style: bool) -> dict | None:
-    """How fast the set (dataset, style) was made here: {'images_per_second', 'seconds', 'images', 'per_class',
+def generation_speed(exp_dir: Path, name: str) -> dict | None:
+    """How fast the set synthetic/<name> was made here: {'images_per_second', 'seconds', 'images', 'per_class',
     'device', 'source'}; None when the set records no timing."""
-    folder = Path(exp_dir) / "synthetic" / set_name(dataset, style)
+    folder = Path(exp_dir) / "synthetic" / name
     if record := _read(folder / "generation.json"):
         runs = [r for r in record.get("runs", []) if r.get("generated") and r.get("seconds")]
         if not runs:
@@ -37,10 +38,16 @@ def generation_speed(exp_dir: Path, dataset: str, style: bool) -> dict | None:
     return None
 
 
-def inversion_seconds(exp_dir: Path, dataset: str) -> float | None:
-    """Seconds the dataset's style inversion took here (None when not recorded)."""
-    record = _read(Path(exp_dir) / "styles" / safe_name(dataset) / "invert.json")
-    return record.get("seconds") if record else None
+def adaptations(exp_dir: Path, name: str) -> dict[str, float | None]:
+    """{folder: seconds} of what set synthetic/<name> learned from the real images before it was drawn (its style
+    tokens' invert.json, its adapter's lora.json); {} for a set that learned nothing."""
+    config = (_read(Path(exp_dir) / "synthetic" / name / "generation.json") or {}).get("config") or {}
+    found = {}
+    for key, info in (("style", "invert.json"), ("lora", "lora.json")):
+        if folder := config.get(key):
+            record = _read(Path(folder) / info)
+            found[str(folder)] = record.get("seconds") if record else None
+    return found
 
 
 def training_seconds(record: dict) -> float:
@@ -52,28 +59,39 @@ def training_seconds(record: dict) -> float:
     return metrics["seconds"]["total"]
 
 
-def num_classes(exp_dir: Path, dataset: str, style: bool, records: list[dict]) -> int | None:
-    """The classes of a setting: from a cell's per-class accuracy, else the set's generation.json (None: unknown)."""
+def num_classes(exp_dir: Path, records: list[dict]) -> int | None:
+    """The classes of a setting: from a cell's per-class accuracy, else its set's generation.json (None: unknown)."""
     for record in records:
         if per_class := record["metrics"].get("per_class"):
             return len(per_class)
-    generation = _read(Path(exp_dir) / "synthetic" / set_name(dataset, style) / "generation.json") or {}
-    return len(generation.get("classes") or []) or None
+    for name in dict.fromkeys(filter(None, map(record_set, records))):
+        generation = _read(Path(exp_dir) / "synthetic" / name / "generation.json") or {}
+        if generation.get("classes"):
+            return len(generation["classes"])
+    return None
 
 
-def option_cost(exp_dir: Path, dataset: str, style: bool, volume: int | None, records: list[dict]) -> dict:
-    """The cost of measuring one way of using synthetic images in this run: generating the images it reads
-    (`volume` per class at the set's measured speed), the style inversion it needs, and training its cells.
-    Values are seconds, None where the folder does not record them; `total` sums the recorded ones and
-    `complete` says whether that is all of them."""
-    speed = generation_speed(exp_dir, dataset, style) if volume else None
-    classes = num_classes(exp_dir, dataset, style, records)
-    generation = volume * classes / speed["images_per_second"] if speed and classes else (None if volume else 0.0)
-    inversion = inversion_seconds(exp_dir, dataset) if style else 0.0
+def option_cost(exp_dir: Path, volume: int | None, records: list[dict]) -> dict:
+    """The cost of measuring one way of using synthetic images in this run: generating the images its cells read
+    (`volume` per class of each set they read -- one per real subset for a method that learns from the cells'
+    shots -- at each set's measured speed), what those sets learned first (style inversion, LoRA), and training
+    its cells. Values are seconds, None where the folder does not record them; `total` sums the recorded ones
+    and `complete` says whether that is all of them."""
+    names = list(dict.fromkeys(filter(None, map(record_set, records))))
+    classes = num_classes(exp_dir, records)
+    generation: float | None = 0.0
+    for name in names if volume else []:
+        speed = generation_speed(exp_dir, name)
+        generation = (generation + volume * classes / speed["images_per_second"]
+                      if generation is not None and speed and classes else None)
+    learned = {}
+    for name in names:
+        learned.update(adaptations(exp_dir, name))
+    adaptation = None if None in learned.values() else sum(learned.values())
     training = sum(training_seconds(r) for r in records)
-    parts = [generation, inversion, training]
-    return {"generation": generation, "inversion": inversion, "training": training, "cells": len(records),
-            "total": sum(p for p in parts if p is not None), "complete": None not in parts}
+    parts = [generation, adaptation, training]
+    return {"generation": generation, "inversion": adaptation, "training": training, "cells": len(records),
+            "sets": len(names), "total": sum(p for p in parts if p is not None), "complete": None not in parts}
 
 
 def fmt_seconds(seconds: float | None) -> str:

@@ -1,6 +1,6 @@
 """The report's figures, each as PNG bytes (None where there is nothing to plot): accuracy against
 synthetic volume (with the advisor's fit), gain over real only against shots, per-class gain coloured by
-generation fidelity, and sample grids (real | synthetic | synthetic + DSI).
+generation fidelity, and sample grids (real | one panel per method of fitting the synthetic set).
 
 matplotlib (Agg), the datasets and the grid helper (torch) are imported when a figure is drawn, not with the package.
 """
@@ -8,6 +8,7 @@ matplotlib (Agg), the datasets and the grid helper (torch) are imported when a f
 from __future__ import annotations
 
 import io
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -149,11 +150,24 @@ def per_class_plot(found: list[dict]) -> bytes | None:
     return _png(figure)
 
 
+def first_set(root: Path, name: str) -> Path | None:
+    """synthetic/<name> if it holds a set, else the set of its first real subset (<name>-<K>shot-s<seed>, fewest
+    shots, lowest seed), else None."""
+    if (root / name / "manifest.jsonl").exists():
+        return root / name
+    pattern = re.compile(rf"{re.escape(name)}-(\d+)shot-s(\d+)$")
+    subsets = sorted((tuple(map(int, m.groups())), p) for p in root.glob(f"{name}-*")
+                     if (m := pattern.match(p.name)) and (p / "manifest.jsonl").exists())
+    return subsets[0][1] if subsets else None
+
+
 def sample_grid(exp_dir: Path, dataset: str, per_source: int = 6) -> tuple[bytes, str] | None:
-    """One row per class (named on the left): real images | synthetic | synthetic with the style token; the
-    first `per_source` images of each class from each source. Returns (PNG, the panel titles) or None when
-    the dataset cannot be loaded or the folder has no synthetic set of it."""
+    """One row per class (named on the left): real images | one panel per method's set (plain prompts, style
+    token, per-class tokens, LoRA, image-to-image, ... side by side; of a method learned per real subset, the
+    set of the first subset); the first `per_source` images of each class from each source. Returns (PNG, the
+    panel titles) or None when the dataset cannot be loaded or the folder has no synthetic set of it."""
     from synthbridge.data import load_dataset, load_synthetic
+    from synthbridge.experiments.methods import METHODS
     from synthbridge.experiments.sets import set_name
     from synthbridge.grids import labelled_grid
 
@@ -162,9 +176,10 @@ def sample_grid(exp_dir: Path, dataset: str, per_source: int = 6) -> tuple[bytes
     except UserError:
         return None
     sources = [("real", bundle.train)]
-    for style, title in ((False, "synthetic"), (True, "synthetic + DSI")):
-        folder = exp_dir / "synthetic" / set_name(dataset, style)
-        if (folder / "manifest.jsonl").exists():
+    for method in METHODS:
+        folder = first_set(exp_dir / "synthetic", set_name(dataset, method))
+        title = "synthetic" if method == "plain" else METHODS.get(method).label
+        if folder is not None:
             try:
                 sources.append((title, load_synthetic(folder, bundle.classes)))
             except UserError:

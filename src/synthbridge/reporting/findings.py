@@ -69,7 +69,11 @@ def findings(rows: list[dict], table: dict, cfg: dict) -> list[str]:
 
     `rows` (the headline rows) is not read: the comparisons pair seeds in `table` (see `collect`)."""
     lines = []
-    for arm, base, claim, better_is_support in CLAIMS:
+    claims = list(CLAIMS) + [(arm, "bridged", f"{ARMS.get(arm).fitting.label[:1].upper()}"
+                              f"{ARMS.get(arm).fitting.label[1:]} adds to bridged transfer", True)
+                             for arm in cfg.get("arms", []) if arm in ARMS and arm not in {c[0] for c in CLAIMS}
+                             and ARMS.get(arm).strategy == "bridged" and ARMS.get(arm).method != "plain"]
+    for arm, base, claim, better_is_support in claims:
         counts = _tally(table, cfg, arm, base)
         total = sum(counts.values())
         if not total:

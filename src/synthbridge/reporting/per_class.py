@@ -24,7 +24,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from synthbridge.experiments.sets import set_name
+from synthbridge.experiments.sets import record_set
 from synthbridge.io import read_json
 from synthbridge.reporting.stats import outcome, paired_gain
 
@@ -51,9 +51,9 @@ def _read(path: Path) -> dict | None:
     return read_json(path) if path.is_file() else None
 
 
-def fidelity(exp_dir: Path, dataset: str, style: bool) -> tuple[dict[str, float] | None, str, list[str]]:
-    """({class: percent} or None, where it comes from, the classes generation.json lists as failing)."""
-    name = set_name(dataset, style)
+def fidelity(exp_dir: Path, name: str) -> tuple[dict[str, float] | None, str, list[str]]:
+    """({class: percent} or None, where it comes from, the classes generation.json lists as failing) of set
+    synthetic/<name>."""
     generation = _read(Path(exp_dir) / "synthetic" / name / "generation.json") or {}
     failing = list(generation.get("failing_classes") or [])
     if (record := _read(Path(exp_dir) / "analysis" / f"fidelity-{name}.json")) and record.get("per_class"):
@@ -87,9 +87,9 @@ def _generator_fidelity(generation: dict) -> tuple[dict[str, float], str] | None
             f"measured at {sampling or 'its defaults'}; not measured on this set)")
 
 
-def class_gap(exp_dir: Path, dataset: str, style: bool) -> tuple[dict[str, float] | None, dict | None]:
-    """({class: FD} where analysis/gap-<set>.json has `per_class`, else None; the set's gap record or None)."""
-    record = _read(Path(exp_dir) / "analysis" / f"gap-{set_name(dataset, style)}.json")
+def class_gap(exp_dir: Path, name: str) -> tuple[dict[str, float] | None, dict | None]:
+    """({class: FD} where analysis/gap-<name>.json has `per_class`, else None; the set's gap record or None)."""
+    record = _read(Path(exp_dir) / "analysis" / f"gap-{name}.json")
     if not record:
         return None, None
     per_class = record.get("per_class")
@@ -97,6 +97,11 @@ def class_gap(exp_dir: Path, dataset: str, style: bool) -> tuple[dict[str, float
         return None, record
     values = {str(k): (v.get("fd") if isinstance(v, dict) else v) for k, v in per_class.items()}
     return {k: float(v) for k, v in values.items() if v is not None}, record
+
+
+def measured(exp_dir: Path, name: str) -> bool:
+    """Whether set synthetic/<name> has its gap measures (analysis/gap-<name>.json)."""
+    return (Path(exp_dir) / "analysis" / f"gap-{name}.json").is_file()
 
 
 def failing_statement(rows: list[dict], fidelities: dict | None, listed: list[str]) -> str:
@@ -128,8 +133,10 @@ def effects(exp_dir: Path, records_table: dict, answer_rows: list[dict]) -> list
         best = row["best"]
         real = records_table[(row["dataset"], row["model"], row["shots"])]["real"][None][None]
         rows = class_gains(best["records"], real)
-        fidelities, source, listed = fidelity(exp_dir, row["dataset"], best["style"])
-        gaps, gap_record = class_gap(exp_dir, row["dataset"], best["style"])
+        name = next((n for n in map(record_set, best["records"]) if n and measured(exp_dir, n)),
+                    record_set(best["records"][0]))  # a per-subset method: the first of its sets with a gap
+        fidelities, source, listed = fidelity(exp_dir, name)
+        gaps, gap_record = class_gap(exp_dir, name)
         for r in rows:
             r["fidelity"] = (fidelities or {}).get(r["class"])
             r["gap_fd"] = (gaps or {}).get(r["class"])

@@ -13,6 +13,7 @@ from synthbridge.reporting.answer import answer_table, answers
 from synthbridge.reporting.figures import per_class_plot, sample_grid, shots_plot, volume_plot
 from synthbridge.reporting.findings import findings
 from synthbridge.reporting.html import figure_path, render_html
+from synthbridge.reporting.methods import gaps_by_method, method_rows, methods_section
 from synthbridge.reporting.per_class import effects, per_class_section
 from synthbridge.reporting.stats import VERDICT_RULE
 from synthbridge.reporting.tables import (
@@ -77,6 +78,8 @@ def build_report(exp_dir: str | Path) -> dict:
     answer_rows = answers(exp_dir, by_setting)
     advice = advise(exp_dir, by_setting)
     class_effects = effects(exp_dir, by_setting, answer_rows)
+    gaps = [read_json(p) for p in sorted((exp_dir / "analysis").glob("gap-*.json"))]
+    compared = method_rows(table, cfg, gaps_by_method(gaps))
     write_text(exp_dir / "results.csv", results_csv(records))
 
     figures: list[tuple[str, bytes]] = []
@@ -84,6 +87,7 @@ def build_report(exp_dir: str | Path) -> dict:
     md += answer_table(answer_rows)
     md += ["", "### How to read the verdicts", "", VERDICT_RULE, "", "## Findings of the study", ""]
     md += [f"- {line}" for line in statements] or ["- not enough cells for the study's comparisons yet"]
+    md += methods_section(compared)
     md += advisor_section(advice)
     md += _embed(figures, "Accuracy against synthetic volume, with the advisor's fit", volume_plot(cfg, table, advice))
     md += per_class_section(class_effects)
@@ -94,7 +98,7 @@ def build_report(exp_dir: str | Path) -> dict:
     md += headline_table(cfg, rows)
     md += volume_table(cfg, table)
     md += steps_table(cfg, table)
-    md += gap_table([read_json(p) for p in sorted((exp_dir / "analysis").glob("gap-*.json"))])
+    md += gap_table(gaps)
     md += leep_table(cfg, records)
     md += time_table(records)
     env = experiment.get("environment", {})
@@ -109,4 +113,4 @@ def build_report(exp_dir: str | Path) -> dict:
     write_text(exp_dir / "report.md", markdown)
     write_text(exp_dir / "report.html", render_html(markdown, figures, cfg["name"]))
     return {"report": str(exp_dir / "report.html"), "rows": rows, "findings": statements, "answers": answer_rows,
-            "advice": advice, "cells": len(records)}
+            "advice": advice, "methods": compared, "cells": len(records)}

@@ -131,12 +131,17 @@ def gap_table(gaps: list[dict]) -> list[str]:
     """The gap measures (analysis/gap-*.json) of the synthetic sets."""
     if not gaps:
         return []
+    from synthbridge.experiments.methods import METHODS
+
     md = ["", "## Synthetic–real gap (features of the pretrained backbone)", "",
-          "| dataset | synthetic set | FD | KID ×1000 | real-vs-synthetic accuracy (50% = indistinguishable) |",
-          "|---|---|---|---|---|"]
+          "| dataset | synthetic set | learned from | FD | KID ×1000 | real-vs-synthetic accuracy (50% = indistinguishable) |",
+          "|---|---|---|---|---|---|"]
     nan = float("nan")
     for g in gaps:
-        md.append(f"| {g['dataset']} | {'with style token' if g['style'] else 'plain prompts'} | {g.get('fd', nan):.2f} | "
+        method = g.get("method") or ("dsi" if g.get("style") else "plain")
+        source = (f"{g['shots']} shots per class, seed {g['seed']}" if g.get("shots") is not None
+                  else "the train split" if METHODS.get(method).learns_from_real else "–")
+        md.append(f"| {g['dataset']} | {METHODS.get(method).label} | {source} | {g.get('fd', nan):.2f} | "
                   f"{1000 * g.get('kid_mean', nan):.2f} | {100 * g.get('real_vs_synthetic_accuracy', nan):.1f}% |")
     return md
 

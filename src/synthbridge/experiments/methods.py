@@ -1,0 +1,50 @@
+"""Methods: the ways of fitting synthetic images to the real data that a grid compares, as registry entries.
+
+A method says what a synthetic set learns from the real training images before it is drawn:
+
+    plain         nothing: the dataset's prompt templates                                  (the study's baseline)
+    dsi           one token for the whole dataset's style (`invert`)                        (the study)
+    ti_class      one token per class, in place of the class name (`invert --per-class`)    (DA-Fusion)
+    lora          a LoRA adapter of the generator, dataset-wise (`lora`)                    (DataDream, Real-Fake)
+    lora_class    one LoRA adapter per class (`lora --per-class`)                            (DataDream, class-wise)
+    img2img       each image starts from a noised real image of its class (`--init-images`) (Real Guidance)
+    img2img_dsi   the same, with the dataset's style token in the prompt                    (DA-Fusion's form)
+
+The leakage rule: what a method learns from real images comes from the training images of the cells that use
+it -- a few-shot cell's own shots (the subset its seed draws), the whole train split for a full-data cell --
+never from the test split. So a learned set is made once per (dataset, shots, seed of the real subset) and
+reused by every cell with that subset (`experiments.sets`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from synthbridge.registry import Registry
+
+
+@dataclass(frozen=True)
+class Method:
+    label: str  # name in the report
+    inversion: str | None = None  # "dataset": one style token (DSI); "class": one token per class
+    lora: str | None = None  # "dataset": one adapter; "class": one adapter per class
+    img2img: bool = False  # start each image from a noised real training image of its class
+    suffix: str = ""  # the set folder's suffix (synthetic/<dataset><suffix>...)
+
+    @property
+    def learns_from_real(self) -> bool:
+        """Whether the set depends on the real training images (and so on a few-shot cell's shots)."""
+        return bool(self.inversion or self.lora or self.img2img)
+
+
+METHODS: Registry[Method] = Registry("method")
+for _name, _method in {
+    "plain": Method("plain prompts"),
+    "dsi": Method("dataset style inversion", inversion="dataset", suffix="-dsi"),
+    "ti_class": Method("per-class tokens", inversion="class", suffix="-ticlass"),
+    "lora": Method("LoRA", lora="dataset", suffix="-lora"),
+    "lora_class": Method("class-wise LoRA", lora="class", suffix="-loraclass"),
+    "img2img": Method("image-to-image", img2img=True, suffix="-img2img"),
+    "img2img_dsi": Method("image-to-image + DSI", inversion="dataset", img2img=True, suffix="-img2img-dsi"),
+}.items():
+    METHODS.register(_name)(_method)
