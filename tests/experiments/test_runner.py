@@ -204,6 +204,11 @@ def test_plan_counts_the_stage1_runs_and_the_compute_reuse_saves(tmp_path, capsy
     assert (summary["cells"], summary["stage1_runs_without_reuse"], summary["stage1_runs_with_reuse"]) == (12, 8, 2)
     # each synthetic stage: 3 steps x a batch of 16 (40 images); 6 of the 8 are not trained again
     assert summary["images_without_reuse"] - summary["images_with_reuse"] == 6 * 3 * 16
+    assert (summary["sets"], summary["sets_learned_from_real"], summary["adaptations"]) == (1, 0, 0)
+    # a style token per seed's shots, at each shot count: 2 x 2 inversions and sets, besides the plain set
+    dsi = plan(tiny_config(arms=("real", "bridged", "bridged_dsi"), volumes=(4,), volume_arms=(), synthetic_steps=(),
+                           shots=(1, 2), seeds=(0, 1)))
+    assert (dsi["sets"], dsi["sets_learned_from_real"], dsi["adaptations"]) == (5, 4, 4)
     config = tmp_path / "grid.yaml"
     config.write_text(yaml.safe_dump(json.loads(json.dumps(cfg.to_dict()))))
     assert main(["run", str(config), "--plan"]) == 0

@@ -51,6 +51,8 @@ def _print_plan(cfg) -> int:
     summary = plan(cfg)
     print(f"{summary['cells']} cells; stage-1 (synthetic stage) runs: {summary['stage1_runs_without_reuse']} without "
           f"reuse, {summary['stage1_runs_with_reuse']} with reuse")
+    print(f"synthetic sets: {summary['sets']} ({summary['sets_learned_from_real']} fitted to real images: one per "
+          f"dataset and real subset); token and adapter trainings: {summary['adaptations']}")
     without, with_reuse = summary["images_without_reuse"], summary["images_with_reuse"]
     if without:
         print(f"training compute (images through forward+backward): {without:,} without reuse, {with_reuse:,} with "

@@ -120,7 +120,15 @@ def plan(cfg: ExperimentConfig) -> dict:
             without += cost
             reused = stage == "synthetic" and shared_stage(cell) is not None and id(cell) not in first
             with_reuse += 0 if reused else cost
-    return {"cells": len(cells), "stage1_runs_without_reuse": sum(len(g) for g in groups.values()),
+    from synthbridge.experiments.methods import METHODS
+    from synthbridge.experiments.runner import sets_needed
+
+    needs = sets_needed(cells, cells)
+    learned = [n for n in needs if METHODS.get(n.method).learns_from_real]
+    adaptations = {(n.dataset, kind, getattr(METHODS.get(n.method), kind), n.shots, n.seed)
+                   for n in learned for kind in ("inversion", "lora") if getattr(METHODS.get(n.method), kind)}
+    return {"cells": len(cells), "sets": len(needs), "sets_learned_from_real": len(learned),
+            "adaptations": len(adaptations), "stage1_runs_without_reuse": sum(len(g) for g in groups.values()),
             "stage1_runs_with_reuse": len(groups), "images_without_reuse": without, "images_with_reuse": with_reuse,
             "datasets_not_found": missing}
 
