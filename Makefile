@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test demo demo-quick clean
+.PHONY: install test demo demo-quick methods clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ demo: install $(GENERATOR)
 
 demo-quick: install $(GENERATOR)
 	$(BIN)/synthbridge demo --quick --out demo-quick
+
+methods: install $(GENERATOR)
+	$(BIN)/synthbridge demo --preset methods --out methods
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
