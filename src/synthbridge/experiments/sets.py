@@ -98,7 +98,7 @@ def ensure_style(cfg: ExperimentConfig, exp_dir: Path, dataset: str, *, per_clas
     """Dataset style inversion (or per-class tokens), once per dataset and real subset (a finished folder is
     reused, an interrupted one continued). Its grid.png is drawn for a token of the whole train split only: the
     report's sample grids show the sets of a few-shot grid's first subset side by side."""
-    name = safe_name(dataset) + ("-class" if per_class else "") + subset_suffix(shots, seed)
+    name, extra = _learned(dataset, per_class, shots, seed)
     style_dir = exp_dir / "styles" / name
     done = (style_dir / "invert.json") if per_class else (style_dir / "learned_embeds.safetensors")
     with locked(exp_dir / "styles" / f".{name}.lock"):
@@ -107,9 +107,6 @@ def ensure_style(cfg: ExperimentConfig, exp_dir: Path, dataset: str, *, per_clas
             from synthbridge.inversion import InvertConfig, invert
 
             resume = (style_dir / "checkpoint.pt").exists()  # an inversion interrupted earlier: continue it
-            extra = {"per_class": True} if per_class else {}
-            if shots is not None:
-                extra.update(shots=shots, seed=seed)
             invert(InvertConfig.from_dict({**cfg.inversion, "dataset": dataset, "generator": cfg.generator,
                                            "out": str(style_dir), "data_root": cfg.data_root, "grid": shots is None, **extra}),
                    resume=resume)
@@ -119,20 +116,26 @@ def ensure_style(cfg: ExperimentConfig, exp_dir: Path, dataset: str, *, per_clas
 def ensure_lora(cfg: ExperimentConfig, exp_dir: Path, dataset: str, *, per_class: bool = False,
                 shots: int | None = None, seed: int | None = None) -> Path:
     """A LoRA adapter of the generator (or one per class), once per dataset and real subset."""
-    name = safe_name(dataset) + ("-class" if per_class else "") + subset_suffix(shots, seed)
+    name, extra = _learned(dataset, per_class, shots, seed)
     out = exp_dir / "adapters" / name
     with locked(exp_dir / "adapters" / f".{name}.lock"):
         _needs_diffusion(cfg, "LoRA adaptation")
         from synthbridge.adaptation import LoraTrainConfig, train_lora
 
-        extra = {"per_class": True} if per_class else {}
-        if shots is not None:
-            extra.update(shots=shots, seed=seed)
         busy = out.exists() and any(out.iterdir())  # finished (reused as it is) or interrupted (continued)
         train_lora(LoraTrainConfig.from_dict({**cfg.lora, "dataset": dataset, "generator": cfg.generator,
                                               "out": str(out), "data_root": cfg.data_root, "grid": shots is None, **extra}),
                    resume=busy)
     return out
+
+
+def _learned(dataset: str, per_class: bool, shots: int | None, seed: int | None) -> tuple[str, dict]:
+    """(folder name, config fields) of a token or adapter learned from a dataset, per class or not, from the real
+    subset (`shots`, `seed`) or the whole train split."""
+    extra = {"per_class": True} if per_class else {}
+    if shots is not None:
+        extra.update(shots=shots, seed=seed)
+    return safe_name(dataset) + ("-class" if per_class else "") + subset_suffix(shots, seed), extra
 
 
 def _needs_diffusion(cfg: ExperimentConfig, what: str) -> None:
