@@ -9,6 +9,7 @@ and exit code 2.
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 from pathlib import Path
@@ -199,6 +200,28 @@ def test_rerun_completes_an_interrupted_run(make_config, digits, monkeypatch):
     lines = manifest(out)
     assert len({r["path"] for r in lines}) == len(lines) == 12
     assert png_bytes(out) == png_bytes(Path(reference.out))  # same set as the uninterrupted run
+
+
+def test_rerun_of_a_complete_set_loads_no_model(make_config, digits, monkeypatch):
+    config = make_config(per_class=2)
+    generate(config, bundle=digits)
+    out = Path(config.out)
+    before, record = png_bytes(out), read_json(out / "generation.json")
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("a complete set loaded its generator")
+
+    module = importlib.import_module("synthbridge.generation.generate")  # the package exports the function
+    monkeypatch.setattr(module, "load_generator", no_load)
+    summary = generate(config, bundle=digits)
+    assert summary["run"]["generated"] == 0 and summary["run"]["nothing_to_make"]
+    assert summary["status"] == "complete" and summary["counts"] == record["counts"]
+    assert png_bytes(out) == before and read_json(out / "generation.json") == record  # nothing rewritten
+    # a smaller volume of the same set is complete too; a larger one, or a missing image, loads the generator
+    assert generate(make_config(per_class=1), bundle=digits)["run"]["nothing_to_make"]
+    (out / manifest(out)[0]["path"]).unlink()
+    with pytest.raises(AssertionError, match="loaded its generator"):
+        generate(config, bundle=digits)
 
 
 def test_rerun_repairs_a_damaged_folder(make_config, digits):

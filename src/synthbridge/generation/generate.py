@@ -136,7 +136,11 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         "shots": config.shots if starts else None,
         "shots_seed": config.shots_seed if starts and config.shots is not None else None})
     with store.folder_lock(out):
-        prepare_folder(out, set_params, config.overwrite)
+        previous = prepare_folder(out, set_params, config.overwrite)
+        if _is_complete(out, previous, config, classes, state.num_processes):  # a rerun of a finished set (the
+            # grid's workers ask for every set their cells read): nothing to make, so no model is loaded
+            return {**previous, "out": str(out), "run": {"generated": 0, "given_up": 0, "retries": 0, "seconds": 0.0,
+                                                         "images_per_second": None, "nothing_to_make": True}}
 
     # 3. load the models: the generator (weights, scheduler, learned tokens, LoRA adapters; its image-to-image
     #    form for --init-images) and the filter's classifier
@@ -384,6 +388,21 @@ def prepare_folder(out: Path, set_params: dict, overwrite: bool) -> dict | None:
                             f"rerun with the same ones to resume or extend it (only --per-class may grow), "
                             f"pass --overwrite to replace it, or pick a new --out")
     return previous
+
+
+def _is_complete(out: Path, previous: dict | None, config: GenerateConfig, classes: list[str],
+                 num_processes: int) -> bool:
+    """Whether one process asked for an unsharded set its folder already holds in full: status complete, at least
+    `per_class` images of every class asked for, every manifest item of this run present."""
+    if previous is None or config.overwrite or config.shard is not None or num_processes != 1:
+        return False
+    if previous.get("status") != "complete" or previous.get("per_class", 0) < config.per_class:
+        return False
+    if not set(classes) <= set(previous.get("classes", [])):
+        return False
+    items = store.work_items(classes, config.per_class, IMAGE_FORMATS[config.image_format][1])
+    done = store.latest(store.read_records(out), out)
+    return all(item.key in done for item in items)
 
 
 def _record(previous: dict | None, set_params: dict, config: GenerateConfig, info: GeneratorInfo,
