@@ -35,7 +35,7 @@ def unet_output(pipe) -> torch.Tensor:
         return pipe.unet(latents, torch.tensor([500]), text).sample
 
 
-def test_an_adapter_loads_in_plain_diffusers_and_changes_the_unet(tiny_sd_path, tmp_path):
+def test_an_adapter_loads_in_plain_diffusers_and_changes_the_unet(tiny_sd_path, tmp_path, monkeypatch):
     summary = train_lora(tiny(tiny_sd_path, tmp_path / "lora", text_encoder=True))
     run = summary["runs"]["all"]
     assert run["num_images"] == 20 and run["trainable_parameters"] > 0 and len(run["loss_curve"]) > 0
@@ -50,8 +50,13 @@ def test_an_adapter_loads_in_plain_diffusers_and_changes_the_unet(tiny_sd_path, 
     # a rerun with the same config reuses the finished adapter; another config is refused
     reused = train_lora(tiny(tiny_sd_path, tmp_path / "lora", text_encoder=True), resume=True)["runs"]["all"]
     assert reused["seconds"] == run["seconds"] and reused["final_loss"] == run["final_loss"]
+    # ... without loading the generator (a grid worker asks for every adapter its sets need), also when moved
+    (tmp_path / "lora").rename(tmp_path / "moved")
+    monkeypatch.setattr("synthbridge.diffusion.pipeline.load_generator", lambda *a, **k: pytest.fail("loaded"))
+    moved = train_lora(tiny(tiny_sd_path, tmp_path / "moved", text_encoder=True), resume=True)
+    assert moved["runs"]["all"]["folder"] == str(tmp_path / "moved") and moved["adapters"] == {"all": "."}
     with pytest.raises(UserError, match="another config"):
-        train_lora(tiny(tiny_sd_path, tmp_path / "lora", rank=3), resume=True)
+        train_lora(tiny(tiny_sd_path, tmp_path / "moved", rank=3), resume=True)
 
 
 def test_an_interrupted_run_resumes_to_the_same_adapter(tiny_sd_path, tmp_path, monkeypatch):

@@ -59,19 +59,21 @@ def train_lora(config: LoraTrainConfig, *, resume: bool = False, overwrite: bool
     images = few_shot(bundle.train, config.shots, config.seed, bundle.classes) if config.shots else bundle.train
     config = resolve(config, info.native_size)
     wanted = _classes(config, bundle)
-    device = _device(config.device)
-    pipe = load_generator(info, config.dtype, device, quiet=True)
-    encoders = [(enc, getattr(pipe, tok), getattr(pipe, enc)) for tok, enc in slots]  # (name, tokenizer, encoder)
-
-    adapters = {}
-    for key, label in ([("all", None)] if not config.per_class else [(c, bundle.classes.index(c)) for c in wanted]):
-        folder = out if label is None else out / safe_name(key)
-        chosen = images if label is None else images.subset([i for i, t in enumerate(images.targets) if t == label])
-        adapters[key] = _train_one(pipe, encoders, config, info, bundle, chosen, folder, key, resume)
-    if config.grid:
-        adapters_grid(out, pipe, config, bundle, images, wanted if config.per_class else None)
-    summary = {"per_class": config.per_class, "adapters": {k: str(Path(v["folder"]).relative_to(out))
-                                                          for k, v in adapters.items()},
+    jobs = [("all", None)] if not config.per_class else [(c, bundle.classes.index(c)) for c in wanted]
+    folders = {key: out if label is None else out / safe_name(key) for key, label in jobs}
+    adapters = {key: found for key in folders if (found := _finished(folders[key], config)) is not None}
+    if len(adapters) < len(jobs) or (config.grid and not (out / "grid.png").is_file()):
+        # something to train or draw (a rerun of a finished folder, as a grid's workers make, loads no model)
+        pipe = load_generator(info, config.dtype, _device(config.device), quiet=True)
+        encoders = [(enc, getattr(pipe, tok), getattr(pipe, enc)) for tok, enc in slots]  # (name, tokenizer, encoder)
+        for key, label in jobs:
+            if key not in adapters:
+                chosen = images if label is None else images.subset([i for i, t in enumerate(images.targets) if t == label])
+                adapters[key] = _train_one(pipe, encoders, config, info, bundle, chosen, folders[key], key, resume)
+        if config.grid:
+            adapters_grid(out, pipe, config, bundle, images, wanted if config.per_class else None)
+    adapters = {key: adapters[key] for key, _ in jobs}
+    summary = {"per_class": config.per_class, "adapters": {k: str(folders[k].relative_to(out)) for k in adapters},
                "config": config.to_dict(), "seconds": sum(v["seconds"] for v in adapters.values())}
     if config.per_class:
         write_json(out / LORA_INFO, summary)
@@ -95,6 +97,18 @@ def _classes(config: LoraTrainConfig, bundle: DatasetBundle) -> list[str]:
     return list(config.classes) or list(bundle.classes)
 
 
+def _finished(out: Path, config: LoraTrainConfig) -> dict | None:
+    """The record of a finished adapter in `out` trained with `config`'s resume fields; None when none is there.
+    A finished adapter with another config is refused."""
+    if not ((out / LORA_INFO).is_file() and (out / LORA_WEIGHTS).is_file()):
+        return None
+    finished = read_json(out / LORA_INFO)
+    if finished.get("resume_config") != {k: _plain(getattr(config, k)) for k in RESUME_KEYS}:
+        raise UserError(f"{str(out)!r} holds an adapter trained with another config; pass --overwrite to replace "
+                        f"it, or pick a new --out")
+    return {**finished, "folder": str(out)}  # where it is now (a moved folder records where it was made)
+
+
 def _train_one(pipe, encoders: list[tuple], config: LoraTrainConfig, info, bundle: DatasetBundle, images: ImageSet,
                out: Path, key: str, resume: bool) -> dict:
     """One adapter (the whole dataset's, or one class's) into `out`; a finished one with the same config is reused.
@@ -110,12 +124,6 @@ def _train_one(pipe, encoders: list[tuple], config: LoraTrainConfig, info, bundl
 
     out.mkdir(parents=True, exist_ok=True)
     record = {k: _plain(getattr(config, k)) for k in RESUME_KEYS}
-    if (out / LORA_INFO).is_file() and (out / LORA_WEIGHTS).is_file():
-        finished = read_json(out / LORA_INFO)
-        if finished.get("resume_config") == record:
-            return finished
-        raise UserError(f"{str(out)!r} holds an adapter trained with another config; pass --overwrite to replace "
-                        f"it, or pick a new --out")
     checkpoint = _read_checkpoint(out / CHECKPOINT, record) if resume else None
     began = time.perf_counter()
 
