@@ -134,9 +134,9 @@ def test_worker_shares_cover_the_grid_once_and_balance_its_cost():
     cells = plan_cells(cfg)
     bundles = {name: load_dataset(name) for name in cfg.datasets}
     cost = {cell: cell_cost(cfg, cell, bundles[cell.dataset]) for cell in cells}
-    real2 = next(c for c in cells if c.arm == "real" and c.shots == 2)
-    mixed2 = next(c for c in cells if c.arm == "mixed" and c.shots == 2)
-    assert cost[real2] == 80 * 20 and cost[mixed2] == 80 * 64  # 2 shots x 10 classes: a batch of 20 real images
+    real5 = next(c for c in cells if c.arm == "real" and c.shots == 5)
+    mixed5 = next(c for c in cells if c.arm == "mixed" and c.shots == 5)
+    assert cost[real5] == 80 * 50 and cost[mixed5] == 80 * 64  # 5 shots x 10 classes: a batch of 50 real images
     for n in (2, 3):
         shares = [share(cfg, cells, i, n) for i in range(n)]
         assert sorted(c.id for s in shares for c in s) == sorted(c.id for c in cells)  # each cell exactly once
