@@ -33,7 +33,7 @@ def generate(parser: argparse.ArgumentParser):
     parser.add_argument("--generator", default="mini",
                         help="'mini' (embedded), a local diffusers folder of any text-to-image pipeline (SD 1.x/2.x, "
                              "SDXL, SD 3, PixArt, FLUX, ...), or a hub id in the local cache "
-                             "(e.g. runwayml/stable-diffusion-v1-5)")
+                             "(e.g. stable-diffusion-v1-5/stable-diffusion-v1-5)")
     parser.add_argument("--per-class", type=positive_int, required=True,
                         help="images per class; rerunning with a larger value extends the folder")
     parser.add_argument("--out", required=True, help="output folder (class folders, manifest.jsonl, generation.json)")

@@ -106,7 +106,7 @@ def resolve_generator(name: str) -> tuple[Path | None, str | None]:
         return None, name
     named = "".join(f"'{n}', " for n in GENERATORS.names())
     raise UserError(f"generator folder {name!r} does not exist; pass an existing diffusers folder, {named}"
-                    f"or a hub id such as runwayml/stable-diffusion-v1-5")
+                    f"or a hub id such as stable-diffusion-v1-5/stable-diffusion-v1-5")
 
 
 def locate_generator(name: str) -> tuple[Path, str]:
@@ -124,7 +124,7 @@ def locate_generator(name: str) -> tuple[Path, str]:
         return Path(DiffusionPipeline.download(hub_id)), hub_id
     except Exception as exc:  # noqa: BLE001  (offline, unknown id, gated model: the generator cannot be used)
         raise UserError(f"cannot load generator {hub_id!r} from the local cache ({_first_line(exc)}); on a machine "
-                        f"with network run `huggingface-cli download {hub_id}`, or pass a local diffusers folder") from None
+                        f"with network run `hf download {hub_id}`, or pass a local diffusers folder") from None
     finally:
         diffusers_logging.set_verbosity(verbosity)
 
