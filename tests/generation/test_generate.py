@@ -219,6 +219,8 @@ def test_rerun_of_a_complete_set_loads_no_model(make_config, digits, monkeypatch
     assert png_bytes(out) == before and read_json(out / "generation.json") == record  # nothing rewritten
     # a smaller volume of the same set is complete too; a larger one, or a missing image, loads the generator
     assert generate(make_config(per_class=1), bundle=digits)["run"]["nothing_to_make"]
+    with pytest.raises(AssertionError, match="loaded its generator"):
+        generate(make_config(per_class=3), bundle=digits)
     (out / manifest(out)[0]["path"]).unlink()
     with pytest.raises(AssertionError, match="loaded its generator"):
         generate(config, bundle=digits)

@@ -97,13 +97,18 @@ def _classes(config: LoraTrainConfig, bundle: DatasetBundle) -> list[str]:
     return list(config.classes) or list(bundle.classes)
 
 
+def _resume_config(config: LoraTrainConfig) -> dict:
+    """The fields an adapter, its checkpoint and a rerun must agree on (JSON-plain)."""
+    return {k: _plain(getattr(config, k)) for k in RESUME_KEYS}
+
+
 def _finished(out: Path, config: LoraTrainConfig) -> dict | None:
     """The record of a finished adapter in `out` trained with `config`'s resume fields; None when none is there.
     A finished adapter with another config is refused."""
     if not ((out / LORA_INFO).is_file() and (out / LORA_WEIGHTS).is_file()):
         return None
     finished = read_json(out / LORA_INFO)
-    if finished.get("resume_config") != {k: _plain(getattr(config, k)) for k in RESUME_KEYS}:
+    if finished.get("resume_config") != _resume_config(config):
         raise UserError(f"{str(out)!r} holds an adapter trained with another config; pass --overwrite to replace "
                         f"it, or pick a new --out")
     return {**finished, "folder": str(out)}  # where it is now (a moved folder records where it was made)
@@ -111,8 +116,9 @@ def _finished(out: Path, config: LoraTrainConfig) -> dict | None:
 
 def _train_one(pipe, encoders: list[tuple], config: LoraTrainConfig, info, bundle: DatasetBundle, images: ImageSet,
                out: Path, key: str, resume: bool) -> dict:
-    """One adapter (the whole dataset's, or one class's) into `out`; a finished one with the same config is reused.
-    `encoders`: the pipeline's (name, tokenizer, text encoder) triples (SD one, SDXL two)."""
+    """Train one adapter (the whole dataset's, or one class's) into `out`, continuing its checkpoint with `resume`
+    (a finished one is found by `_finished` before the generator loads). `encoders`: the pipeline's (name,
+    tokenizer, text encoder) triples (SD one, SDXL two)."""
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import cast_training_params
@@ -123,7 +129,7 @@ def _train_one(pipe, encoders: list[tuple], config: LoraTrainConfig, info, bundl
     from synthbridge.training.loop import StepBatches
 
     out.mkdir(parents=True, exist_ok=True)
-    record = {k: _plain(getattr(config, k)) for k in RESUME_KEYS}
+    record = _resume_config(config)
     checkpoint = _read_checkpoint(out / CHECKPOINT, record) if resume else None
     began = time.perf_counter()
 
