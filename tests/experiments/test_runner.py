@@ -135,8 +135,10 @@ def test_worker_shares_cover_the_grid_once_and_balance_its_cost():
     bundles = {name: load_dataset(name) for name in cfg.datasets}
     cost = {cell: cell_cost(cfg, cell, bundles[cell.dataset]) for cell in cells}
     real5 = next(c for c in cells if c.arm == "real" and c.shots == 5)
-    mixed5 = next(c for c in cells if c.arm == "mixed" and c.shots == 5)
-    assert cost[real5] == 80 * 50 and cost[mixed5] == 80 * 64  # 5 shots x 10 classes: a batch of 50 real images
+    real10 = next(c for c in cells if c.arm == "real" and c.shots == 10)
+    mixed10 = next(c for c in cells if c.arm == "mixed" and c.shots == 10)
+    assert cost[real5] == 80 * 50  # 5 shots x 10 classes: a batch of 50 real images, not 64
+    assert cost[real10] == cost[mixed10] == 80 * 64
     for n in (2, 3):
         shares = [share(cfg, cells, i, n) for i in range(n)]
         assert sorted(c.id for s in shares for c in s) == sorted(c.id for c in cells)  # each cell exactly once
