@@ -9,6 +9,11 @@ Steps (each reports `ok`, its figures and its seconds; a failed step is recorded
   calls) at batch 1 and at batch 32, with the peak GPU memory of each (torch.cuda.max_memory_allocated);
 - training: timm resnet50 (random init) at 224 px, forward / backward / AdamW on random tensors on the GPU, in
   fp32 (the baseline), with bf16 autocast, and with bf16 autocast + channels_last: images/s and ratios;
+- train_command: `synthbridge train --strategy bridged` itself (the command, in a subprocess) on an ImageFolder of
+  JPEGs and a synthetic folder of JPEGs that the check writes, for resnet18 and resnet50 at 224 px, batch 128,
+  with the `memory` pipeline (`train`'s choice on a GPU: decoded images on the GPU, batched augmentation there) and
+  the per-image `loader` pipeline: each stage's steady images/s (from its metrics.json) against the floor of the same
+  model, batch and precision (bf16 + channels_last, random tensors on the GPU) measured in this process;
 - ddp: a 2-process DDP run of the same training under torchrun with NCCL where 2 GPUs exist (all_reduce, the
   ranks' weights equal after the steps, images/s against 2x one process), else recorded as skipped;
 - demo: `synthbridge demo --quick` end to end on the GPU, its wall time and its report;
@@ -54,16 +59,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never the hub: every component i
 import torch  # noqa: E402
 
 BENCHMARKS = Path(__file__).resolve().parent
-STEPS = ("generation", "training", "ddp", "demo", "compile")
+STEPS = ("generation", "training", "train_command", "ddp", "demo", "compile")
 README_HEADING = "## GPU readiness"
 README_INTRO = ("Rows inserted by `benchmarks/gpu_check.py` (one per run; the JSON it wrote holds every figure). "
                 "Generation: a Stable Diffusion 1.5-sized pipeline with random weights (fp16, SDPA, 512 px, 25 "
                 "DPM-Solver++ steps, guidance 2). Training: timm resnet50, random init, 224 px, random tensors. "
                 "torch.compile: inductor, images/s compiled / eager after warm-up, and the compilation's seconds.")
 README_HEADER = ("| date | machine | generation: naive loop / batch 1 / batch 32 | peak GPU memory (batch 1 / 32) "
-                 "| resnet50 training: fp32 / bf16 / bf16 + channels_last | 2-process DDP | `demo --quick` "
+                 "| resnet50 training: fp32 / bf16 / bf16 + channels_last "
+                 "| `synthbridge train` / floor (stage 1 / stage 2) | 2-process DDP | `demo --quick` "
                  "| torch.compile vs eager: training / UNet (compile s) |\n"
-                 "|---|---|---|---|---|---|---|---|")
+                 "|---|---|---|---|---|---|---|---|---|")
 
 
 class CheckFailed(Exception):
@@ -131,6 +137,13 @@ class CheckConfig:
     train_steps: int = 30
     train_warmup: int = 5
     demo_timeout: int = 360
+    command_models: tuple[str, ...] = ("resnet18", "resnet50")  # train_command: `synthbridge train` per model
+    command_pipelines: tuple[str, ...] = ("memory", "loader")
+    command_classes: int = 10
+    command_per_class: int = 200  # real and synthetic training images per class (JPEGs)
+    command_image_size: int = 256  # the JPEGs' side in pixels
+    command_steps: int = 100  # steps per stage
+    command_workers: int = 15  # DataLoader processes of the loader pipeline
     compile_train_model: str | None = None  # the compile step's classifier; None: train_model
     unet_calls: int = 20  # timed denoising calls of the UNet, eager and compiled (after 3 warm-up calls each)
 
@@ -140,7 +153,9 @@ class CheckConfig:
         return replace(cls(out=out, dry_run=True, append_readme=False, pipeline=TINY, dtype="fp32", sampling_steps=2,
                            batch_size=4, batched_images=4, single_images=2, train_model="resnet18", train_size=32,
                            train_batch=4, train_steps=2, train_warmup=1, demo_timeout=240,
-                           compile_train_model="test_resnet", unet_calls=2), **changes)
+                           compile_train_model="test_resnet", unet_calls=2, command_models=("resnet18",),
+                           command_classes=2, command_per_class=8, command_image_size=40, command_steps=4,
+                           command_workers=0), **changes)
 
     @property
     def device(self) -> torch.device:
@@ -343,6 +358,95 @@ def training_step(cfg: CheckConfig) -> dict:
     return {"model": cfg.train_model, "pretrained": False, "input_size": cfg.train_size, "batch_size": cfg.train_batch,
             "steps": cfg.train_steps, "warmup_steps": cfg.train_warmup, "fp32_flags": flags, "variants": variants,
             "vs_fp32": {name: round(v["images_per_second"] / base, 3) for name, v in variants.items() if name != "fp32"}}
+
+
+# --------------------------------------------------------------------------------------------- train command
+
+
+def write_jpeg_sets(root: Path, classes: int, per_class: int, size: int) -> tuple[Path, Path]:
+    """An ImageFolder (train/ per_class, test/ a tenth of it, per class) and a synthetic folder (generate's layout:
+    <safe class name>/<index>.jpg and manifest.jsonl) of JPEGs: smooth random colour fields with a class-coloured
+    square, so that the images decode and compress like photos and the classes can be told apart."""
+    import numpy as np
+    from PIL import Image
+
+    from synthbridge.io import safe_name
+
+    rng = np.random.default_rng(0)
+    real, synthetic = root / "real", root / "synthetic"
+    names = [f"class {k}" for k in range(classes)]
+    lines = []
+
+    def image(label: int) -> Image.Image:
+        field = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        picture = np.asarray(Image.fromarray(field).resize((size, size), Image.BICUBIC)).copy()
+        side, top, left = size // 4, *rng.integers(0, size - size // 4, 2)
+        picture[top:top + side, left:left + side] = (np.array([37, 91, 173]) * (label + 1)) % 256
+        return Image.fromarray(picture)
+
+    for label, name in enumerate(names):
+        for split, count in (("train", per_class), ("test", max(2, per_class // 10))):
+            folder = real / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                image(label).save(folder / f"{index:05d}.jpg", quality=90)
+        folder = synthetic / safe_name(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            image(label).save(folder / f"{index:05d}.jpg", quality=90)
+            lines.append({"class": name, "path": f"{folder.name}/{index:05d}.jpg", "seed": index})
+    (synthetic / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return real, synthetic
+
+
+def train_command_step(cfg: CheckConfig, work: Path) -> dict:
+    """`synthbridge train --strategy bridged` per model and pipeline, each stage's steady images/s against the floor
+    (forward, backward, AdamW on random tensors already on the device, bf16 + channels_last on a GPU as `train`
+    picks there) of the same model, batch and input size, measured in this process after the commands."""
+    real, synthetic = write_jpeg_sets(work / "jpegs", cfg.command_classes, cfg.command_per_class, cfg.command_image_size)
+    runs, gpu = {}, not cfg.dry_run
+    for model in cfg.command_models:
+        for pipeline in cfg.command_pipelines:
+            out = work / f"train-{model}-{pipeline}"
+            command = [sys.executable, "-m", "synthbridge", "train", "--dataset", f"imagefolder:{real}", "--model", model,
+                       "--strategy", "bridged", "--synthetic", str(synthetic), "--no-pretrained",
+                       "--input-size", str(cfg.train_size), "--pipeline", pipeline,
+                       "--num-workers", str(cfg.command_workers), "--report-to", "none", "--keep", "none",
+                       "--out", str(out)]
+            for stage in ("real", "synthetic"):
+                command += [f"--{stage}-steps", str(cfg.command_steps), f"--{stage}-batch-size", str(cfg.train_batch)]
+            began = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+            wall = time.perf_counter() - began
+            check(done.returncode == 0, f"train {model} ({pipeline}) exited {done.returncode}: "
+                                        f"{last_line(done.stderr + done.stdout)}")
+            from synthbridge.io import read_json
+
+            metrics, config = read_json(out / "metrics.json"), read_json(out / "config.json")["config"]
+            if gpu:
+                check(config["mixed_precision"] == "bf16" and config["channels_last"],
+                      f"train on a GPU resolved precision {config['mixed_precision']!r}, channels_last "
+                      f"{config['channels_last']}: expected bf16 and true")
+            stages = {name: {"images_per_second": record["images_per_second"], "seconds": round(record["seconds"], 2),
+                             "steps": record["steps"], "batch_size": record["batch_size"]}
+                      for name, record in metrics["stages"].items()}
+            runs[f"{model}/{pipeline}"] = {
+                "model": model, "pipeline": pipeline, "stages": stages, "wall_seconds": round(wall, 1),
+                "seconds": {k: round(v, 2) for k, v in metrics["seconds"].items()}, "top1": metrics["top1"],
+                "mixed_precision": config["mixed_precision"], "channels_last": config["channels_last"]}
+    floors = {}
+    for model in cfg.command_models:
+        floor = train_rate(cfg, bf16=gpu, channels_last=gpu, model_name=model)["images_per_second"]
+        floors[model] = floor
+    for run in runs.values():
+        run["floor_images_per_second"] = floors[run["model"]]
+        run["vs_floor"] = {name: round(stage["images_per_second"] / floors[run["model"]], 3)
+                           for name, stage in run["stages"].items() if stage["images_per_second"]}
+    return {"command": "synthbridge train --strategy bridged", "input_size": cfg.train_size,
+            "batch_size": cfg.train_batch, "steps_per_stage": cfg.command_steps,
+            "images": {"classes": cfg.command_classes, "per_class": cfg.command_per_class,
+                       "jpeg_size": cfg.command_image_size}, "floor_precision": "bf16 + channels_last" if gpu else "fp32",
+            "runs": runs}
 
 
 # --------------------------------------------------------------------------------------------- compile
@@ -565,6 +669,7 @@ def run_check(cfg: CheckConfig) -> dict:
         work = Path(cfg.work_dir or tmp)
         work.mkdir(parents=True, exist_ok=True)
         runs = {"generation": (generation_step, cfg), "training": (training_step, cfg),
+                "train_command": (train_command_step, cfg, work),
                 "ddp": (lambda: ddp_step(cfg, work, result["steps"].get("training")),),
                 "demo": (demo_step, cfg, work), "compile": (compile_step, cfg)}
         for name in cfg.steps:
@@ -611,6 +716,14 @@ def format_row(result: dict) -> str:
         return (f"{' / '.join(map(_rate, rates))} img/s: **{step['vs_fp32']['bf16_channels_last']:.2f}×** fp32 "
                 f"({step['model']}, {step['input_size']} px, batch {step['batch_size']})")
 
+    def command(step: dict) -> str:
+        parts = []
+        for run in step["runs"].values():
+            ratios = run.get("vs_floor", {})
+            parts.append(f"{run['model']} {run['pipeline']}: **{ratios.get('synthetic', 0):.2f}× / "
+                         f"{ratios.get('real', 0):.2f}×**")
+        return "; ".join(parts) + f" ({step['input_size']} px, batch {step['batch_size']}, {step['floor_precision']})"
+
     def ddp(step: dict) -> str:
         scaling = f", {step['vs_two_single_processes']:.2f} of 2× one process" if "vs_two_single_processes" in step else ""
         return f"{step['backend']}, {step['world_size']} processes: {_rate(step['images_per_second'])} img/s{scaling}"
@@ -626,7 +739,7 @@ def format_row(result: dict) -> str:
     where = "dry run: CPU, tiny components" if result["dry_run"] else (
         f"{machine.get('gpu', '?')} ×{machine['gpu_count']}, torch {machine['versions'].get('torch')}, CUDA {machine['cuda']}")
     cells = [result["date"], where, cell("generation", generation), cell("generation", memory), cell("training", training),
-             cell("ddp", ddp), cell("demo", demo), cell("compile", compiled)]
+             cell("train_command", command), cell("ddp", ddp), cell("demo", demo), cell("compile", compiled)]
     return "| " + " | ".join(cells) + " |"
 
 

@@ -36,7 +36,7 @@ def test_dry_run_runs_and_checks_every_step(tmp_path):
     result = json.loads(out.read_text())
     assert {"script", "date", "dry_run", "machine", "steps", "ok", "seconds"} <= set(result)
     assert result["dry_run"] is True and result["ok"] is True
-    assert list(result["steps"]) == ["generation", "training", "ddp", "demo", "compile"]
+    assert list(result["steps"]) == ["generation", "training", "train_command", "ddp", "demo", "compile"]
     for name, step in result["steps"].items():
         assert step["ok"] is True, (name, step)
         assert "skipped" not in step, name  # the dry run runs DDP too (gloo)
@@ -49,6 +49,15 @@ def test_dry_run_runs_and_checks_every_step(tmp_path):
     assert set(training["variants"]) == {"fp32", "bf16", "bf16_channels_last"}
     assert all(v["images_per_second"] > 0 for v in training["variants"].values())
     assert set(training["vs_fp32"]) == {"bf16", "bf16_channels_last"}
+    command = result["steps"]["train_command"]  # `synthbridge train` itself, per model and pipeline, vs its floor
+    assert set(command["runs"]) == {"resnet18/memory", "resnet18/loader"}
+    for run in command["runs"].values():
+        assert set(run["stages"]) == {"synthetic", "real"} and run["floor_images_per_second"] > 0
+        assert run["mixed_precision"] == "no" and run["channels_last"] is False  # what `train` picks on the CPU
+        for name, stage in run["stages"].items():
+            assert stage["steps"] == 4 and stage["images_per_second"] > 0
+            assert run["vs_floor"][name] == pytest.approx(stage["images_per_second"] / run["floor_images_per_second"],
+                                                          abs=1e-3)
     ddp = result["steps"]["ddp"]
     assert ddp["backend"] == "gloo" and ddp["world_size"] == 2
     assert ddp["all_reduce_ok"] and ddp["weights_equal_across_ranks"]
@@ -64,7 +73,7 @@ def test_dry_run_runs_and_checks_every_step(tmp_path):
     text = readme.read_text()
     assert text.startswith("# Benchmarks\n\nSome text.\n") and "## GPU readiness" in text
     row = text.rstrip().splitlines()[-1]
-    assert row.startswith(f"| {result['date']} | dry run") and row.count(" | ") == 7 and "FAILED" not in row
+    assert row.startswith(f"| {result['date']} | dry run") and row.count(" | ") == 8 and "FAILED" not in row
 
 
 def test_dry_run_writes_no_readme_row_unless_asked(gpu_check, tmp_path):

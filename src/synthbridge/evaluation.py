@@ -27,7 +27,9 @@ def predict(model: torch.nn.Module, images: ImageSet, transform, accelerator: Ac
         images.transform = transform
         dataset = images
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    loader = accelerator.prepare_data_loader(loader)
+    loader = accelerator.prepare_data_loader(loader)  # its batches arrive on accelerator.device
+    if any(p.device != accelerator.device for p in model.parameters()):  # so the model goes there too, whoever
+        model = model.to(accelerator.device)  # built it (LEEP's networks are made on the CPU)
     model.eval()
     all_logits, all_labels = [], []
     for batch, labels in tqdm(loader, desc="evaluate", unit="batch", leave=False,

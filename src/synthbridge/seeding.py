@@ -19,19 +19,14 @@ def derive_seed(*keys) -> int:
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") >> 1
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch global generators, accelerators' included (used per training step)."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
 def seed_cpu(seed: int) -> None:
-    """Seed python, numpy and torch's CPU generator: what a sample's augmentation draws from (used per image).
+    """Seed python, numpy and torch's CPU generator: what a sample's augmentation (loader pipeline) and a training
+    step's mixup draw from (used per image and per step).
 
-    The same CPU state as `seed_everything`, without `torch.manual_seed`'s accelerator seeders: with no GPU
-    initialised, each of those queues a lazy call with a formatted stack trace, which was a third of a small
-    training run's time when done for every image."""
+    The same CPU state as `torch.manual_seed`, without its accelerator seeders: with no GPU initialised, each of
+    those queues a lazy call with a formatted stack trace, which was a third of a small training run's time when
+    done for every image; on a GPU, reseeding it every step is host work the loop does not need (a stage seeds
+    the GPU's generator once and its checkpoints carry that generator's state)."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.default_generator.manual_seed(int(seed))

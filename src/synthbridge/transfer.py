@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 
 from synthbridge.data import load_dataset
 from synthbridge.evaluation import leep_of_model
@@ -55,8 +55,10 @@ def stage_leep(run_dir: str | Path, cfg) -> float | None:
     return _leep(network, cfg.dataset, cfg.data_root)
 
 
-def _leep(network, dataset: str, data_root) -> float:
-    """LEEP of `network`'s own head on the real train split, through its evaluation transform."""
+def _leep(network, dataset: str, data_root, accelerator: Accelerator | None = None) -> float:
+    """LEEP of `network`'s own head on the real train split, through its evaluation transform, on the device
+    accelerate picked for this process (`accelerator`'s, or the process state's: a GPU where there is one)."""
     bundle = load_dataset(dataset, data_root=data_root, cached=True)
     transform = make_transform(data_config(network), "none", train=False)
-    return round(leep_of_model(network, bundle.train, transform, bundle.num_classes, Accelerator()), 4)
+    accelerator = accelerator or Accelerator(cpu=PartialState().device.type == "cpu")
+    return round(leep_of_model(network, bundle.train, transform, bundle.num_classes, accelerator), 4)

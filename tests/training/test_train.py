@@ -193,6 +193,40 @@ def test_trackers_are_optional_and_checked(monkeypatch):
         resolve_trackers("tensorboard,mlflow")
 
 
+def test_a_tracker_writing_into_the_run_folder_starts_after_the_folder_is_prepared(tmp_path, monkeypatch):
+    """TensorBoard (the `auto` tracker where installed, as on GPU machines) writes into the run folder when it
+    starts: started before the folder check, it made every fresh run 'not empty'."""
+    from accelerate.tracking import GeneralTracker
+
+    from synthbridge.training import trackers
+
+    class FolderTracker(GeneralTracker):
+        name, requires_logging_directory, main_process_only = "folder", False, True
+
+        def __init__(self, folder):
+            super().__init__()
+            self.folder = folder
+
+        @property
+        def tracker(self):
+            return self
+
+        def store_init_configuration(self, values: dict):
+            (self.folder / "tracker-config.json").write_text(json.dumps(values))
+
+        def log(self, values: dict, step: int | None = None, **kwargs):
+            with open(self.folder / "tracker-log.jsonl", "a") as handle:
+                handle.write(json.dumps({"step": step, **values}) + "\n")
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(trackers, "resolve_trackers", lambda report_to: [FolderTracker(out)])
+    train(tiny(), out)
+    assert json.loads((out / "tracker-config.json").read_text())["strategy"] == "real"
+    logged = [json.loads(line) for line in (out / "tracker-log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in logged if "real/loss" in entry] == [0]  # steps 0, 10, ...: 6 steps log once
+    assert (out / "metrics.json").is_file()
+
+
 def test_lr_scaling_follows_the_global_batch():
     cfg = tiny(lr_scale="linear", lr_base_size=32, real=StageConfig(lr=1e-3, batch_size=64)).resolve(input_size=32)
     assert cfg.real.lr == pytest.approx(2e-3)
@@ -243,14 +277,20 @@ def test_the_defaults_profile_follows_the_input_and_image_sizes_and_is_recorded(
 
 
 def test_a_sample_seeded_on_the_cpu_alone_is_augmented_as_with_every_generator_seeded():
-    from synthbridge.seeding import seed_cpu, seed_everything
+    import random
+
+    import numpy as np
+
+    from synthbridge.seeding import seed_cpu
     from synthbridge.training.loop import make_transform
 
     image = load_dataset("digits").train[0][0]
     transform = make_transform({"input_size": (3, 32, 32), "interpolation": "bilinear", "mean": (0.5,) * 3,
                                 "std": (0.5,) * 3, "crop_pct": 1.0}, "light", train=True)
     for seed in (0, 1, 2**40 + 7):
-        seed_everything(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)  # every generator, accelerators' included
         everything = transform(image)
         seed_cpu(seed)
         cpu = transform(image)

@@ -58,9 +58,14 @@ def train(parser: argparse.ArgumentParser):
     add_data_args(env)
     env.add_argument("--num-workers", type=non_negative_int, help="data loader processes (the loader pipeline)")
     env.add_argument("--pipeline", choices=["auto", "memory", "loader"], default="auto",
-                     help="input pipeline: memory (images decoded once, augmented as batches), loader (PIL per image "
-                          "in worker processes); auto: memory in the embedded profile, loader in the full one")
-    env.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
+                     help="input pipeline: memory (images decoded once and held on the training device, augmented "
+                          "there as batches), loader (PIL per image in worker processes); auto: memory in the "
+                          "embedded profile and on a GPU, else loader")
+    env.add_argument("--mixed-precision", choices=["auto", "no", "fp16", "bf16"], default="auto",
+                     help="autocast precision; auto: bf16 on a GPU that computes in it, else no (fp32)")
+    env.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                     help="model and batches in channels_last memory format (default: on a GPU for convolutional "
+                          "models)")
     env.add_argument("--compile", action="store_true",
                      help="torch.compile the model (inductor): faster steps on a GPU after a one-off compilation")
     env.add_argument("--checkpoint-every", type=positive_int, help="steps between checkpoints")

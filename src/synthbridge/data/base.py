@@ -22,7 +22,19 @@ from synthbridge.errors import UserError
 
 log = logging.getLogger(__name__)
 
-MEMORY_LIMIT_BYTES = 4 * 2**30  # the most decoded pixels one set may hold in memory
+def _memory_limit() -> int:
+    """The most decoded pixels one set may hold in host memory: half the machine's RAM, at least 4 GiB."""
+    import os
+
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        physical = 0
+    return max(4 * 2**30, physical // 2)
+
+
+MEMORY_LIMIT_BYTES = _memory_limit()
+DECODE_THREADS = 16  # PIL decodes with the GIL released: files are decoded on this many threads at most
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,28 @@ class Decoded:
 
     def __len__(self) -> int:
         return len(self.group)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(g.numel() * g.element_size() for g in self.groups)
+
+    def compact(self) -> Decoded:
+        """The same items with only the pixels they use (a few-shot subset of a large split holds its own images)."""
+        groups, group, row = [], np.zeros_like(self.group), np.zeros_like(self.row)
+        for g in np.unique(self.group):
+            members = np.flatnonzero(self.group == g)
+            used, inverse = np.unique(self.row[members], return_inverse=True)
+            pixels = self.groups[g]
+            groups.append(pixels if len(used) == len(pixels) else pixels[torch.from_numpy(used)])
+            group[members], row[members] = len(groups) - 1, inverse
+        return Decoded(tuple(groups), group, row)
+
+    def to(self, device: torch.device | str, pin: bool = False) -> Decoded:
+        """The pixels of these items (`compact`) on `device`, or in pinned host memory (`pin`: for asynchronous
+        copies to a GPU)."""
+        compact = self.compact()
+        groups = tuple(g.pin_memory() if pin else g.to(device) for g in compact.groups)
+        return Decoded(groups, compact.group, compact.row)
 
     def select(self, indices: Sequence[int]) -> Decoded:
         indices = np.asarray(indices, dtype=np.int64)
@@ -112,7 +146,18 @@ class ImageSet(torch.utils.data.Dataset):
         return len(self) - len(self.unreadable_among(range(len(self))))
 
     def _decode(self) -> Decoded:
-        arrays = [np.asarray(self.item(i)[0]) for i in range(len(self))]
+        """PIL decodes files on several threads (it releases the GIL): the same pixels, in item order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from synthbridge.profiles import available_cores
+
+        pixels = lambda i: np.asarray(self.item(i)[0])
+        threads = min(DECODE_THREADS, available_cores(), max(1, len(self) // 64))
+        if threads == 1:
+            arrays = [pixels(i) for i in range(len(self))]
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                arrays = list(pool.map(pixels, range(len(self))))
         return Decoded.stack(arrays, f"a set of {len(self)} images")
 
     def subset(self, indices: Sequence[int]) -> SubsetImages:

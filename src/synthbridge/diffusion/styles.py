@@ -263,7 +263,7 @@ def load_style(pipe, style_dir: str | Path) -> str | dict[str, str]:
         for name, path, vector in zip(names, paths, group):
             if name in tokenizer.get_vocab():
                 row = text_encoder.get_input_embeddings().weight[tokenizer.convert_tokens_to_ids(name)]
-                if not torch.equal(row.detach().to("cpu", torch.float32), vector.float()):
+                if not torch.equal(row.detach().cpu(), vector.to(row.dtype)):  # as the encoder holds it (fp16/bf16)
                     raise UserError(f"the generator already has another embedding for {name!r}; load the generator "
                                     f"afresh or invert with another --token")
                 continue

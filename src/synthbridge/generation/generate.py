@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from PIL import Image
 
 from synthbridge.data import DatasetBundle, load_dataset
@@ -74,7 +75,6 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
     `pipeline`: an already loaded pipeline for `config.generator` (an experiment grid loads Stable
     Diffusion once); its scheduler is replaced by the one asked for. `bundle`: the dataset, if already loaded.
     """
-    from accelerate import PartialState
 
     began = time.perf_counter()
 
@@ -95,7 +95,8 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         style_sha256 = style_digest(style_files(config.style))  # for a per-class folder: every class's file
     # Without a GPU, accelerate only recognises torchrun's processes when told it runs on the CPU.
     no_accelerator = not (torch.cuda.is_available() or torch.backends.mps.is_available())
-    state = PartialState(cpu=no_accelerator or (config.device or "").startswith("cpu"))
+    state = PartialState(cpu=no_accelerator)  # not fixed to the CPU by --device cpu: later work in this process
+    # (a `run` grid trains after generating) keeps the device accelerate picks
     device = torch.device(config.device) if config.device else state.device
     torch_dtype(config.dtype, device)
     if config.filter and not Path(config.filter_model).expanduser().exists():
@@ -460,7 +461,7 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
     if line is None or line.get("status", "accepted") != "accepted":
         raise UserError(f"{str(out)!r} has no image {index} of class {class_name!r}")
     params = record["set"]
-    torch_device = torch.device(device or "cpu")
+    torch_device = torch.device(device) if device else (pipeline.device if pipeline is not None else PartialState().device)
     if pipeline is None:
         folder, generator_id = locate_generator(params["generator"])
         pipe = load_generator(describe_generator(generator_id, folder), params["dtype"], torch_device, quiet=True)

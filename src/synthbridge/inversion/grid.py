@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from accelerate import PartialState
 from PIL import Image
 
 from synthbridge.data import DatasetBundle, ImageSet
@@ -46,7 +47,7 @@ def style_grid(style_dir: str | Path, *, out: str | Path | None = None, per_clas
     if bundle is None:
         bundle = load_dataset(info["dataset"], data_root=config.get("data_root"))
     tokens = class_tokens(style_dir, bundle.classes)  # None: one dataset token
-    device = pipeline.device if pipeline is not None else torch.device("cpu")
+    device = pipeline.device if pipeline is not None else PartialState().device
     dtype = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(denoiser(pipeline).dtype, "fp32") if pipeline else "fp32"
     generator = generator_info(info["generator"])
     pipeline = open_generator(generator, dtype, device, pipeline)

@@ -4,6 +4,7 @@ from synthbridge.models.compile import check_compile, compile_denoiser, compile_
 from synthbridge.models.factory import (
                                        LOCAL_WEIGHTS,
                                        LocalWeights,
+                                       convolutional,
                                        create_model,
                                        data_config,
                                        input_size,
@@ -12,4 +13,4 @@ from synthbridge.models.factory import (
 )
 
 __all__ = ["LOCAL_WEIGHTS", "LocalWeights", "check_compile", "compile_denoiser", "compile_errors", "compile_model",
-           "create_model", "data_config", "input_size", "load_weights", "source_classes"]
+           "convolutional", "create_model", "data_config", "input_size", "load_weights", "source_classes"]

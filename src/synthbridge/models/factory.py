@@ -175,6 +175,17 @@ def data_config(model: torch.nn.Module) -> dict:
     return timm.data.resolve_data_config({}, model=model)
 
 
+def convolutional(name: str) -> bool:
+    """Whether timm model `name` is a convolutional network (more than one Conv2d: a ViT's patch embedding alone
+    does not count), found by building it on the meta device (no memory, no weights): what decides channels_last."""
+    load_plugins()
+    if not timm.is_model(name):
+        return False
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False)
+    return sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) > 1
+
+
 def input_size(name: str) -> int | None:
     """The side in pixels of the input a model's pretrained config asks for (None if timm does not know it),
     without building the model: what the training profile is chosen by."""

@@ -23,6 +23,7 @@ rather than from torch's generator. The same seeds give the same batches on ever
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -104,40 +105,62 @@ class BatchTransform:
                    ratio=params["ratio"], hflip=params["hflip"], jitter=params["color_jitter"])
 
     def __call__(self, decoded: Decoded, items: Sequence[int], seeds: Sequence[int], device) -> torch.Tensor:
-        """The augmented, normalised (B, 3, H, W) float batch of `items` of `decoded`, sample i drawn from seeds[i]."""
+        """The augmented, normalised (B, 3, H, W) float batch of `items` of `decoded`, sample i drawn from seeds[i].
+
+        The pixels are read where `decoded` holds them (`place`) and augmented on `device`; every copy from the
+        host is asynchronous (small index and parameter tensors, or a pinned batch of pixels)."""
         items = np.asarray(items, dtype=np.int64)
         group, row = decoded.group[items], decoded.row[items]
         u = uniforms(seeds, _DRAWS)
-        out = torch.empty((len(items), 3, *self.size), device=device)
-        for g in np.unique(group):
+        groups = np.unique(group)
+        out = None if len(groups) == 1 else torch.empty((len(items), 3, *self.size), device=device)
+        for g in groups:
             members = np.flatnonzero(group == g)
             pixels = decoded.groups[g]
             height, width = pixels.shape[-2:]
             boxes = crop_boxes(u[members], np.full(len(members), height), np.full(len(members), width),
                                self.scale, self.ratio)
             flip = u[members, 2 * _TRIES + 2] < self.hflip
-            out[torch.from_numpy(members).to(device)] = self._crop(pixels[torch.from_numpy(row[members])].to(device),
-                                                                   boxes, flip)
+            rows = torch.from_numpy(row[members])
+            batch = (pixels[rows.to(pixels.device, non_blocking=True)] if pixels.device.type != "cpu"
+                     else pixels[rows].pin_memory() if pixels.is_pinned() else pixels[rows])
+            cropped = self._crop(batch.to(device, non_blocking=True), boxes, flip)
+            if out is None:
+                out = cropped
+            else:
+                out[torch.from_numpy(members).to(device, non_blocking=True)] = cropped
         if self.jitter:
             out = self._jitter(out, u[:, 2 * _TRIES + 3:])
-        return (out - self.mean.to(device)) / self.std.to(device)
+        mean, std = self._normalisation(device)
+        return out.sub_(mean).div_(std)
+
+    def _normalisation(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean and std on `device`, copied there once."""
+        cache = self.__dict__.setdefault("_on_device", {})
+        key = str(device)
+        if key not in cache:
+            cache[key] = (self.mean.to(device), self.std.to(device))
+        return cache[key]
 
     def _crop(self, pixels: torch.Tensor, boxes: np.ndarray, flip: np.ndarray) -> torch.Tensor:
         """Each image's box resized to the model's size, as PIL crops then resizes: the same pixel centres, and
         the crop's edge pixels repeated beyond it."""
         height, width = pixels.shape[-2:]
         top, left, h, w = (torch.from_numpy(boxes[:, k]).double() for k in range(4))
-        theta = torch.zeros(len(boxes), 2, 3, dtype=torch.float64)
-        theta[:, 0, 0] = torch.where(torch.from_numpy(flip), -w / width, w / width)
-        theta[:, 0, 2] = (2 * left + w) / width - 1
-        theta[:, 1, 1] = h / height
-        theta[:, 1, 2] = (2 * top + h) / height - 1
-        images = pixels.float().div_(255.0)
-        grid = F.affine_grid(theta.float().to(images.device), [len(boxes), 3, *self.size], align_corners=False)
+        # one host tensor per batch, copied once: the affine map (6), the lowest (2) and highest (2) grid points
+        params = torch.zeros(len(boxes), 10, dtype=torch.float64)
+        params[:, 0] = torch.where(torch.from_numpy(flip), -w / width, w / width)
+        params[:, 2] = (2 * left + w) / width - 1
+        params[:, 4] = h / height
+        params[:, 5] = (2 * top + h) / height - 1
         # as a crop then a resize: sampling never reaches past the crop's edge pixels (their centres, normalised)
-        low = torch.stack([(2 * left + 1) / width - 1, (2 * top + 1) / height - 1], dim=1).float().to(images.device)
-        high = torch.stack([(2 * (left + w) - 1) / width - 1, (2 * (top + h) - 1) / height - 1], dim=1).float()
-        grid = torch.maximum(torch.minimum(grid, high.to(images.device).view(-1, 1, 1, 2)), low.view(-1, 1, 1, 2))
+        params[:, 6], params[:, 7] = (2 * left + 1) / width - 1, (2 * top + 1) / height - 1
+        params[:, 8], params[:, 9] = (2 * (left + w) - 1) / width - 1, (2 * (top + h) - 1) / height - 1
+        params = params.float().to(pixels.device, non_blocking=True)
+        images = pixels.float().div_(255.0)
+        grid = F.affine_grid(params[:, :6].view(-1, 2, 3), [len(boxes), 3, *self.size], align_corners=False)
+        low, high = params[:, 6:8].view(-1, 1, 1, 2), params[:, 8:10].view(-1, 1, 1, 2)
+        grid = torch.maximum(torch.minimum(grid, high), low)
         cropped = F.grid_sample(images, grid, mode=self.mode, padding_mode="border", align_corners=False)
         return cropped.clamp_(0.0, 1.0) if self.mode == "bicubic" else cropped
 
@@ -147,8 +170,8 @@ class BatchTransform:
         Each is torchvision's blend of the image with a reference, clamped to [0, 1]: black (brightness), the
         mean grey level (contrast), the image's grey version (saturation). At each of the three positions every
         image blends with the reference of its own op there, so the batch takes three whole-tensor steps."""
-        factors = torch.from_numpy(1.0 - self.jitter + 2.0 * self.jitter * u[:, :3]).float().to(x.device)
-        order = torch.from_numpy(np.argsort(u[:, 3:6], axis=1)).to(x.device)  # (B, 3): the op at each position
+        factors = torch.from_numpy(1.0 - self.jitter + 2.0 * self.jitter * u[:, :3]).float().to(x.device, non_blocking=True)
+        order = torch.from_numpy(np.argsort(u[:, 3:6], axis=1)).to(x.device, non_blocking=True)  # (B, 3): op per position
         for position in range(3):
             op = order[:, position].view(-1, 1, 1, 1)
             gray = _gray(x)
@@ -156,6 +179,37 @@ class BatchTransform:
             factor = factors.gather(1, order[:, position:position + 1]).view(-1, 1, 1, 1)
             x = (factor * x + (1 - factor) * reference).clamp_(0.0, 1.0)
         return x
+
+DEVICE_SHARE = 0.5  # the most of a GPU's memory decoded pixels may take (the rest: the model's training)
+_PLACED: list[tuple[weakref.ref, str, int]] = []  # sets whose pixels are on a GPU, oldest first: (set, device, bytes)
+
+
+def place(images: ImageSet, device: torch.device) -> Decoded:
+    """`images`' decoded pixels where the memory pipeline reads them on `device`. On a GPU: there, when they fit
+    in DEVICE_SHARE of its memory (the whole augmentation then runs on the GPU), else in pinned host memory (each
+    batch's pixels are copied asynchronously). Kept with the set; sets placed earlier in this process (a `run`
+    grid's previous cells) give their room back, oldest first, when a new one needs it. On the CPU: as decoded."""
+    decoded = images.decoded()
+    if device.type != "cuda":
+        return decoded
+    cache = images.__dict__.setdefault("_placed", {})
+    key = str(device)
+    if key not in cache:
+        compact = decoded.compact()
+        placed = [entry for entry in _PLACED if entry[1] == key and entry[0]() is not None]
+        free, _ = torch.cuda.mem_get_info(device)
+        budget = DEVICE_SHARE * (free + sum(entry[2] for entry in placed))
+        while placed and sum(entry[2] for entry in placed) + compact.nbytes > budget:
+            oldest = placed.pop(0)  # its pixels leave the GPU: a later run that needs them places them again
+            oldest[0]().__dict__["_placed"].pop(key, None)
+            _PLACED.remove(oldest)
+        if sum(entry[2] for entry in placed) + compact.nbytes <= budget:
+            cache[key] = compact.to(device)
+            _PLACED.append((weakref.ref(images), key, compact.nbytes))
+        else:
+            cache[key] = compact.to("cpu", pin=True)
+    return cache[key]
+
 
 @dataclass(frozen=True)
 class EvalInMemory:

@@ -17,6 +17,7 @@ from synthbridge.profiles import choose_profile, default_num_workers
 
 AUGMENTS = ("none", "light", "timm")
 PIPELINES = ("auto", "memory", "loader")
+PRECISIONS = ("auto", "no", "fp16", "bf16")
 KEEPS = ("stages", "final", "none")  # what weights a finished run keeps
 
 
@@ -77,9 +78,11 @@ class TrainConfig:
     download: bool = False  # let torchvision download a missing dataset
     profile: str | None = None  # defaults profile: embedded or full; None: chosen from the input and image sizes
     num_workers: int | None = None  # data loader processes; None: 0 in the embedded profile, else min(4, cores - 1)
-    pipeline: str = "auto"  # input pipeline: memory (decoded images, batched augmentation), loader (PIL per image,
-    # DataLoader workers); auto: memory in the embedded profile, loader in the full one
-    mixed_precision: str = "no"  # "no", "fp16", "bf16" (through accelerate)
+    pipeline: str = "auto"  # input pipeline: memory (decoded images, batched augmentation on the training device),
+    # loader (PIL per image, DataLoader workers); auto: memory in the embedded profile and on a GPU, else loader
+    mixed_precision: str = "auto"  # "no", "fp16", "bf16" (through accelerate); auto: bf16 on a GPU that has it, else no
+    channels_last: bool | None = None  # model and batches in channels_last memory format; None: on a GPU for models
+    # with convolutions (what resolve() records)
     compile: bool = False  # torch.compile (inductor) the model for training and evaluation: faster steps after a
     # one-off compilation, results equal up to float rounding; saved weights keep the plain keys
     report_to: str = "auto"  # trackers through accelerate: auto (TensorBoard if installed), none, tensorboard, wandb, mlflow
@@ -87,15 +90,18 @@ class TrainConfig:
     lr_base_size: int = 256  # the batch size the given lr is meant for, when lr_scale is not none
     eval_batch_size: int = 256
     evaluate_stages: bool = True  # also measure each intermediate stage's own top-1 (bridged: the stage-1 model)
-    checkpoint_every: int | None = None  # steps between checkpoints; None: every epoch, at least 25 steps apart
+    checkpoint_every: int | None = None  # steps between checkpoints; None: every epoch, at least 25 steps and a
+    # minute apart (training.loop.CHECKPOINT_SECONDS)
     keep: str | None = None  # weights a finished run keeps: stages (every stage's and the final), final (the final
     # model only), none (metrics only); None: final in the full profile, stages in the embedded one
 
-    def resolve(self, *, input_size: int | None = None, image_size: int | None = None) -> TrainConfig:
+    def resolve(self, *, input_size: int | None = None, image_size: int | None = None, device_type: str = "cpu",
+                convolutional: bool = True) -> TrainConfig:
         """Fill every None hyperparameter from the profile's defaults and check the values. `input_size`: the
         model's default input side (used, and recorded, unless `self.input_size` is set). The profile is
         `self.profile`, or `embedded` when the input actually used or the dataset's images are small
-        (`choose_profile`)."""
+        (`choose_profile`). `device_type` (`trackers.device_type()`: cuda, mps or cpu) and `convolutional` (the
+        model has convolutions) settle the `auto` environment choices: pipeline, precision, channels_last."""
         size = self.input_size if self.input_size is not None else input_size
         profile = choose_profile(self.profile, size, image_size)
         defaults = PROFILES[profile]
@@ -107,9 +113,13 @@ class TrainConfig:
             power = 1.0 if self.lr_scale == "linear" else 0.5
             scaled = lambda stage: replace(stage, lr=stage.lr * (stage.batch_size / self.lr_base_size) ** power)
             real, synthetic_stage = scaled(real), scaled(synthetic_stage)
-        pipeline = self.pipeline if self.pipeline != "auto" else ("memory" if profile == "embedded" else "loader")
+        gpu = device_type == "cuda"
+        pipeline = self.pipeline if self.pipeline != "auto" else ("memory" if profile == "embedded" or gpu else "loader")
+        precision = self.mixed_precision if self.mixed_precision != "auto" else ("bf16" if gpu and _bf16() else "no")
+        channels_last = self.channels_last if self.channels_last is not None else (gpu and convolutional)
         resolved = replace(self, real=real, synthetic_stage=synthetic_stage, num_workers=workers, profile=profile,
-                           pipeline=pipeline, input_size=size, keep=keep)
+                           pipeline=pipeline, input_size=size, keep=keep, mixed_precision=precision,
+                           channels_last=channels_last)
         resolved.check()
         return resolved
 
@@ -139,8 +149,10 @@ class TrainConfig:
             raise UserError(f"--real-fraction must be between 0 and 1 (exclusive), got {self.real_fraction}")
         if self.pipeline not in PIPELINES:
             raise UserError(f"--pipeline must be one of {', '.join(PIPELINES)}, got {self.pipeline!r}")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise UserError(f"--mixed-precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if self.mixed_precision not in PRECISIONS:
+            raise UserError(f"--mixed-precision must be one of {', '.join(PRECISIONS)}, got {self.mixed_precision!r}")
+        if self.channels_last is not None and not isinstance(self.channels_last, bool):
+            raise UserError(f"channels_last must be true or false, got {self.channels_last!r}")
         if self.lr_scale not in ("none", "linear", "sqrt"):
             raise UserError(f"--lr-scale must be none, linear or sqrt, got {self.lr_scale!r}")
         if self.input_size is not None and (not isinstance(self.input_size, int) or isinstance(self.input_size, bool)
@@ -166,6 +178,13 @@ class TrainConfig:
                 reject_unknown_keys(data[key], StageConfig, key)
                 data[key] = StageConfig(**data[key])
         return cls(**data)
+
+
+def _bf16() -> bool:
+    """Whether the GPU computes in bfloat16 natively (Ampere and newer)."""
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
 
 
 def _fill(stage: StageConfig, default: StageConfig) -> StageConfig:

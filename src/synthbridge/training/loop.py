@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 
 from synthbridge.data import ImageSet
 from synthbridge.io import atomic_path
-from synthbridge.seeding import derive_seed, seed_cpu, seed_everything
-from synthbridge.training.augment import AUGMENTS, BatchTransform, EvalInMemory, eval_tensor
+from synthbridge.seeding import derive_seed, seed_cpu
+from synthbridge.training.augment import AUGMENTS, BatchTransform, EvalInMemory, eval_tensor, place
 from synthbridge.training.config import StageConfig
 
 # 1. data: transforms and a deterministic stream of batches -------------------------------------------------
@@ -103,32 +103,47 @@ class StepBatches(torch.utils.data.Sampler):
 
 
 class MemoryBatches:
-    """The `memory` pipeline's batches: the keys' images cut from the decoded sets, augmented as a batch."""
+    """The `memory` pipeline's batches: the keys' images cut from the decoded sets, augmented as a batch on `device`.
 
-    def __init__(self, sources: Sequence[ImageSet], data_config: dict, augment: str, device: torch.device):
-        self.decoded = [s.decoded() for s in sources]
-        self.targets = [torch.tensor(s.decoded_targets()) for s in sources]
-        self.fixed = [eval_tensor(s, data_config) for s in sources] if augment == "none" else None
+    The decoded uint8 pixels are placed on the device once (`augment.place`: on a GPU where they fit, else pinned
+    host memory copied batch by batch), so a step's only host work is drawing its crops: no copy waits for the GPU."""
+
+    def __init__(self, sources: Sequence[ImageSet], data_config: dict, augment: str, device: torch.device,
+                 channels_last: bool = False):
+        self.decoded = [place(s, device) for s in sources]
+        self.targets = [torch.tensor(s.decoded_targets()).to(device) for s in sources]
+        self.fixed = [eval_tensor(s, data_config).to(device) for s in sources] if augment == "none" else None
         self.transform = None if augment == "none" else BatchTransform.for_model(data_config, augment)
         self.shape, self.device = tuple(data_config["input_size"]), device
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, keys: Sequence[tuple[int, int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        images = torch.empty((len(keys), *self.shape), device=self.device)
-        targets = torch.empty(len(keys), dtype=torch.long)
-        for source in {k[0] for k in keys}:
+        sources = sorted({k[0] for k in keys})
+        parts, targets = [], []
+        for source in sources:
             positions = [p for p, k in enumerate(keys) if k[0] == source]
-            items = [keys[p][1] for p in positions]
-            where = torch.tensor(positions)
+            items = torch.tensor([keys[p][1] for p in positions]).to(self.device, non_blocking=True)
             if self.fixed is not None:
-                images[where.to(self.device)] = self.fixed[source][items].to(self.device)
+                parts.append(self.fixed[source][items])
             else:
-                images[where.to(self.device)] = self.transform(self.decoded[source], items,
-                                                               [keys[p][2] for p in positions], self.device)
-            targets[where] = self.targets[source][items]
-        return images, targets.to(self.device)
+                parts.append(self.transform(self.decoded[source], [keys[p][1] for p in positions],
+                                            [keys[p][2] for p in positions], self.device))
+            targets.append(self.targets[source][items])
+        if len(sources) == 1:  # the usual case: the batch in key order already
+            images, labels = parts[0], targets[0]
+        else:  # a batch drawing from several sources: back into key order
+            order = torch.tensor(np.argsort([k[0] for k in keys], kind="stable")).to(self.device, non_blocking=True)
+            images = torch.empty((len(keys), *self.shape), device=self.device)
+            labels = torch.empty(len(keys), dtype=torch.long, device=self.device)
+            images[order], labels[order] = torch.cat(parts), torch.cat(targets)
+        return images.contiguous(memory_format=self.memory_format), labels
 
 
 # 2. one stage ---------------------------------------------------------------------------------------------------
+
+LOG_EVERY = 10  # steps between logged losses: the only steps that wait for the device
+WARMUP_STEPS = 10  # steps before a stage's steady images/s is timed (at most a fifth of the stage)
+CHECKPOINT_SECONDS = 60.0  # the least time between two checkpoints a stage saves by default (no --checkpoint-every)
 
 @dataclass
 class StageResult:
@@ -139,6 +154,7 @@ class StageResult:
     num_images: int
     batch_size: int | None = None  # global images per step (capped at the stage's images: see strategies.fit_batch)
     resumed_from_step: int = 0
+    images_per_second: float | None = None  # after the first steps (kernel selection, allocator warm-up), to the end
 
 
 def stage_length(stage: StageConfig, num_images: int) -> int:
@@ -150,11 +166,13 @@ def stage_length(stage: StageConfig, num_images: int) -> int:
 def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: Sequence[int], num_classes: int,
                 stage: StageConfig, name: str, seed: int, accelerator: Accelerator, data_config: dict,
                 checkpoint_path: Path, checkpoint_every: int | None, num_workers: int,
-                pipeline: str = "loader") -> StageResult:
+                pipeline: str = "loader", channels_last: bool = False) -> StageResult:
     """Fine-tune `model` on `sources` for one stage; resumes from `checkpoint_path` if it exists.
 
     `pipeline`: `loader` (timm's transforms per PIL image, in `num_workers` DataLoader processes) or `memory`
-    (the decoded images in memory, augmented as batches: `training.augment`)."""
+    (the decoded images on the training device, augmented as batches there: `training.augment`).
+    `channels_last`: the batches in that memory format (the model is already in it: `trainer.prepare`)."""
+    device = accelerator.device
     # a. optimizer and schedule: AdamW with cosine decay, both from timm
     num_images = sum(len(s) for s in sources)
     total = stage_length(stage, num_images)
@@ -165,41 +183,54 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
                                   t_in_epochs=False)
     steps_per_epoch = max(1, math.ceil(num_images / stage.batch_size))
     every = checkpoint_every or max(steps_per_epoch, 25)
+    # by default also CHECKPOINT_SECONDS apart: saving a model and its AdamW moments copies them to the host and
+    # writes them, which cost a short stage on a GPU a third of its time when done every 25 steps
+    gap = 0.0 if checkpoint_every else CHECKPOINT_SECONDS
 
-    # b. resume
+    # b. resume: weights, optimizer, step, and the accelerator's random state (dropout, drop-path draw from it)
     start = 0
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         accelerator.unwrap_model(model, keep_torch_compile=False).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+    elif device.type == "cuda":
+        torch.cuda.manual_seed(derive_seed(seed, name, "cuda"))
 
     # c. data: every item is an (index, seed) key, so the stream restarts exactly at `start`
     sampler = StepBatches([len(s) for s in sources], per_batch, seed, name, start, total,
                           accelerator.process_index, accelerator.num_processes)
     if pipeline == "memory":
-        batches = MemoryBatches(sources, data_config, stage.augment, accelerator.device)
+        batches = MemoryBatches(sources, data_config, stage.augment, device, channels_last)
         loader = (batches(keys) for keys in sampler)
     else:
         transform = make_transform(data_config, stage.augment, train=True)
         for source in sources:
             source.transform = transform
         loader = torch.utils.data.DataLoader(SeededImages(sources), batch_sampler=sampler, num_workers=num_workers,
-                                             persistent_workers=False)
-    reseed = seed_cpu if accelerator.device.type == "cpu" else seed_everything  # mixup's draws and dropout
+                                             persistent_workers=False, pin_memory=device.type == "cuda")
+    memory_format = torch.channels_last if channels_last else torch.preserve_format
     mixup = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=stage.label_smoothing,
                   num_classes=num_classes) if stage.mixup else None
     criterion = SoftTargetCrossEntropy() if mixup else torch.nn.CrossEntropyLoss(label_smoothing=stage.label_smoothing)
 
-    # d. the loop
+    # d. the loop: nothing in it waits for the device but the logged steps' loss (every LOG_EVERY steps)
     model.train()
-    began, loss_value = time.perf_counter(), float("nan")
+    warm = start + min(WARMUP_STEPS, (total - start) // 5)  # the steady rate is timed from here
+    began, loss, steady_began = time.perf_counter(), None, None
+    saved = began
     bar = tqdm(total=total, initial=start, desc=f"train {name}", unit="step", disable=not accelerator.is_local_main_process,
                leave=False)
     for step, (images, targets) in enumerate(loader, start=start):
+        if step == warm:
+            _synchronize(device)
+            steady_began = time.perf_counter()
         scheduler.step_update(step)
-        images, targets = images.to(accelerator.device), targets.to(accelerator.device)
-        reseed(derive_seed(seed, name, "step", step))
+        images = images.to(device, non_blocking=True, memory_format=memory_format)
+        targets = targets.to(device, non_blocking=True)
+        seed_cpu(derive_seed(seed, name, "step", step))  # mixup's draws (numpy) and the CPU's dropout
         if mixup is not None and len(images) % 2 == 0 and len(images) > 1:
             images, targets = mixup(images, targets)
         elif mixup is not None:  # an odd local batch: soft one-hot targets without mixing
@@ -209,17 +240,39 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         optimizer.step()
-        loss_value = loss.item()
-        if step % 10 == 0:
-            accelerator.log({f"{name}/loss": loss_value, f"{name}/lr": optimizer.param_groups[0]["lr"]}, step=step)
+        if step % LOG_EVERY == 0:
+            loss_value, lr = loss.item(), optimizer.param_groups[0]["lr"]
+            accelerator.log({f"{name}/loss": loss_value, f"{name}/lr": lr}, step=step)
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}", refresh=False)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}")
         done = step + 1
-        if done % every == 0 and done < total:
+        if done % every == 0 and done < total and _due(accelerator, time.perf_counter() - saved >= gap):
             save_checkpoint(accelerator, model, optimizer, done, checkpoint_path)
+            saved = time.perf_counter()
+    _synchronize(device)
+    ended = time.perf_counter()
     bar.close()
-    return StageResult(name=name, steps=total, seconds=time.perf_counter() - began, final_loss=loss_value,
-                       num_images=num_images, batch_size=stage.batch_size, resumed_from_step=start)
+    rate = (total - warm) * stage.batch_size / (ended - steady_began) if steady_began is not None and total > warm else None
+    return StageResult(name=name, steps=total, seconds=ended - began,
+                       final_loss=loss.item() if loss is not None else float("nan"), num_images=num_images,
+                       batch_size=stage.batch_size, resumed_from_step=start,
+                       images_per_second=round(rate, 1) if rate else None)
+
+
+def _due(accelerator: Accelerator, due: bool) -> bool:
+    """Whether a checkpoint is due, as the main process's clock says: every process takes the same decision (they
+    meet in `save_checkpoint`)."""
+    if accelerator.num_processes == 1:
+        return due
+    from accelerate.utils import broadcast
+
+    return bool(broadcast(torch.tensor([float(due)], device=accelerator.device)).item())
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (for timing only: twice a stage)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def save_checkpoint(accelerator: Accelerator, model, optimizer, step: int, path: Path) -> None:
@@ -228,6 +281,8 @@ def save_checkpoint(accelerator: Accelerator, model, optimizer, step: int, path:
     if accelerator.is_main_process:
         plain = accelerator.unwrap_model(model, keep_torch_compile=False)  # timm's keys, compiled or not
         state = {"model": plain.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
+        if accelerator.device.type == "cuda":  # where dropout's draws continue from on resume
+            state["cuda_rng"] = torch.cuda.get_rng_state(accelerator.device)
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
     accelerator.wait_for_everyone()

@@ -19,16 +19,30 @@ TRACKERS = {"tensorboard": ("tensorboard", is_tensorboard_available), "wandb": (
             "mlflow": ("mlflow", is_mlflow_available)}  # name -> (package to install, accelerate's check)
 
 
-def make_accelerator(cfg: TrainConfig, out: Path) -> Accelerator:
-    """Device, precision, processes (accelerate launch / torchrun) and trackers, in one place."""
+def device_type() -> str:
+    """The kind of device `make_accelerator` trains on: cuda, mps or cpu, as accelerate's process state picks it
+    (a GPU where there is one, unless `accelerate launch --cpu`, ACCELERATE_USE_CPU or an earlier CPU-only state in
+    this process say otherwise). Known before the accelerator is made, so that `TrainConfig.resolve` can settle its
+    `auto` choices (precision, pipeline, channels_last) for the device the run will use."""
+    from accelerate import PartialState
+
     gpu = torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
+    return PartialState(cpu=not gpu).device.type
+
+
+def make_accelerator(cfg: TrainConfig, out: Path) -> Accelerator:
+    """Device, precision, processes (accelerate launch / torchrun) and trackers, in one place. `cfg` is resolved
+    (its mixed precision is no, fp16 or bf16)."""
     trackers = resolve_trackers(cfg.report_to)
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not gpu, log_with=trackers or None,
-                              project_dir=str(out))
-    if trackers:
+    return Accelerator(mixed_precision=cfg.mixed_precision, cpu=device_type() == "cpu", log_with=trackers or None,
+                       project_dir=str(out))
+
+
+def start_trackers(accelerator: Accelerator, cfg: TrainConfig) -> None:
+    """Start the accelerator's trackers (they write into the run folder: call it once the folder is prepared)."""
+    if accelerator.log_with:
         flat = {k: (json.dumps(v) if isinstance(v, (dict, list, tuple)) or v is None else v) for k, v in cfg.to_dict().items()}
         accelerator.init_trackers("synthbridge", config=flat)
-    return accelerator
 
 
 def resolve_trackers(report_to: str) -> list[str]:

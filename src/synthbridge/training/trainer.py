@@ -27,13 +27,21 @@ from synthbridge.data import DatasetBundle, ImageSet, load_dataset, load_synthet
 from synthbridge.errors import UserError
 from synthbridge.evaluation import evaluate
 from synthbridge.io import atomic_path, environment, read_json, write_json
-from synthbridge.models import check_compile, compile_errors, compile_model, create_model, data_config, input_size
+from synthbridge.models import (
+    check_compile,
+    compile_errors,
+    compile_model,
+    convolutional,
+    create_model,
+    data_config,
+    input_size,
+)
 from synthbridge.seeding import derive_seed
 from synthbridge.training.config import TrainConfig
 from synthbridge.training.loop import make_eval, train_stage
 from synthbridge.training.stage_cache import StageCache, shareable, stage_key
 from synthbridge.training.strategies import STRATEGIES
-from synthbridge.training.trackers import make_accelerator
+from synthbridge.training.trackers import device_type, make_accelerator, start_trackers
 
 
 def per_class_subset(images: ImageSet, per_class: int, classes: list[str]) -> ImageSet:
@@ -89,7 +97,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
     if bundle is None:
         bundle = load_dataset(cfg.dataset, data_root=cfg.data_root, download=cfg.download, shots=cfg.shots, seed=cfg.seed,
                               cached=cache)
-    cfg = cfg.resolve(input_size=input_size(cfg.model), image_size=bundle.image_size)
+    device = accelerator.device.type if accelerator is not None else device_type()
+    cfg = cfg.resolve(input_size=input_size(cfg.model), image_size=bundle.image_size, device_type=device,
+                      convolutional=convolutional(cfg.model))
     synthetic_images = None
     if strategy.needs_synthetic:
         synthetic_images = load_synthetic(cfg.synthetic, bundle.classes, cached=cache)
@@ -97,6 +107,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
             synthetic_images = per_class_subset(synthetic_images, cfg.synthetic_per_class, bundle.classes)
 
     # 2. run folder and record
+    own_accelerator = accelerator is None
     accelerator = accelerator or make_accelerator(cfg, out)
     if cfg.compile:  # a machine inductor cannot compile on fails before the run folder is touched
         check_compile(accelerator.device)
@@ -106,6 +117,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
         write_json(out / "config.json", {**record, "environment": environment(),
                                          "num_processes": accelerator.num_processes})
     accelerator.wait_for_everyone()
+    if own_accelerator:  # its trackers write into the folder: only once it is prepared
+        start_trackers(accelerator, cfg)
 
     # 3. model: pretrained features, a new head for this dataset's classes
     torch.manual_seed(derive_seed(cfg.seed, "init"))
@@ -113,7 +126,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
                          input_size=cfg.input_size)
     model_data = data_config(model)  # says cfg.input_size
     eval_transform = make_eval(model_data, cfg.pipeline)
-    model = prepare(accelerator, model, cfg.compile)
+    model = prepare(accelerator, model, cfg.compile, cfg.channels_last)
 
     # 4. stages of the strategy (a first stage another run already trained the same way is loaded, not trained)
     stages_record, seconds = {}, {}
@@ -187,13 +200,13 @@ def _run_stage(cfg: TrainConfig, stage, model, unwrapped, bundle: DatasetBundle,
     if stage.reinit_head_before:
         torch.manual_seed(derive_seed(cfg.seed, stage.name, "head"))
         unwrapped.reset_classifier(bundle.num_classes)
-        unwrapped.get_classifier().to(accelerator.device)
+        unwrapped.to(accelerator.device)
         if model is not unwrapped:  # a DDP wrapper (or a compiled graph) must see the new head: wrap again
-            model = prepare(accelerator, unwrapped, cfg.compile)
+            model = prepare(accelerator, unwrapped, cfg.compile, cfg.channels_last)
     with compile_errors(cfg.model):  # a compiled model compiles at its first call, in the loop
         result = train_stage(model, stage.sources, stage.per_batch, bundle.num_classes, stage.config, stage.name,
                              cfg.seed, accelerator, model_data, out / "checkpoints" / f"{stage.name}.pt",
-                             cfg.checkpoint_every, cfg.num_workers, cfg.pipeline)
+                             cfg.checkpoint_every, cfg.num_workers, cfg.pipeline, cfg.channels_last)
         stage_record = asdict(result)
         if not last and cfg.evaluate_stages:  # how well the intermediate model already does on the real test set
             stage_metrics = evaluate(model, bundle.test, eval_transform, bundle.classes, accelerator,
@@ -224,10 +237,14 @@ def prune_run(out: str | Path, keep: str) -> None:
         (out / "model.safetensors").unlink(missing_ok=True)
 
 
-def prepare(accelerator: Accelerator, model: torch.nn.Module, compile: bool) -> torch.nn.Module:
-    """accelerate's device placement and DDP wrapping, then (`compile`) torch.compile of the wrapped model: compiled
-    last, as accelerate's own dynamo plugin does, so that torch's DDPOptimizer splits the graph at DDP's buckets.
+def prepare(accelerator: Accelerator, model: torch.nn.Module, compile: bool,
+            channels_last: bool = False) -> torch.nn.Module:
+    """accelerate's device placement and DDP wrapping (in channels_last memory format if asked: what a GPU's
+    convolutions run fastest in), then (`compile`) torch.compile of the wrapped model: compiled last, as
+    accelerate's own dynamo plugin does, so that torch's DDPOptimizer splits the graph at DDP's buckets.
     (Not the plugin itself: accelerate fixes it once per process, and `run` trains many configs in one.)"""
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     model = accelerator.prepare_model(model)
     return compile_model(model, accelerator.device) if compile else model
 

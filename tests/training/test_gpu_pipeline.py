@@ -1,0 +1,121 @@
+"""The input pipeline on the training device (issue 22): `auto` choices per device, decoded pixels placed on the GPU
+(compacted, evicted oldest first when a grid's sets need the room), batches from several sources in key order,
+threaded decoding with the same pixels. Device placement itself: tests/test_device_placement.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from device_helpers import fake_cuda
+from synthbridge.data import ArrayImages, load_dataset
+from synthbridge.training.config import TrainConfig
+
+CONFIG = {"input_size": (3, 24, 24), "interpolation": "bilinear", "mean": (0.5, 0.4, 0.3), "std": (0.2, 0.25, 0.3),
+          "crop_pct": 0.875}
+
+
+@pytest.mark.parametrize("device, pipeline, precision, channels_last", [
+    ("cuda", "memory", "bf16", True), ("cpu", "loader", "no", False), ("mps", "loader", "no", False)])
+def test_auto_environment_choices_follow_the_device(monkeypatch, device, pipeline, precision, channels_last):
+    import synthbridge.training.config as config
+
+    monkeypatch.setattr(config, "_bf16", lambda: True)
+    cfg = TrainConfig(model="resnet18").resolve(input_size=224, image_size=256, device_type=device)
+    assert (cfg.pipeline, cfg.mixed_precision, cfg.channels_last) == (pipeline, precision, channels_last)
+    # a ViT (no convolutions but its patch embedding) stays contiguous; explicit choices win everywhere
+    assert not TrainConfig().resolve(input_size=224, device_type=device, convolutional=False).channels_last
+    chosen = TrainConfig(pipeline="loader", mixed_precision="no", channels_last=False).resolve(
+        input_size=224, image_size=256, device_type=device)
+    assert (chosen.pipeline, chosen.mixed_precision, chosen.channels_last) == ("loader", "no", False)
+    # the embedded profile keeps the memory pipeline everywhere
+    assert TrainConfig().resolve(input_size=32, device_type=device).pipeline == "memory"
+
+
+def test_a_gpu_without_bf16_trains_in_fp32_by_default(monkeypatch):
+    import synthbridge.training.config as config
+
+    monkeypatch.setattr(config, "_bf16", lambda: False)
+    assert TrainConfig().resolve(input_size=224, device_type="cuda").mixed_precision == "no"
+
+
+def _sizes_set(count: int = 12) -> ArrayImages:
+    rng = np.random.default_rng(0)
+    return ArrayImages(rng.integers(0, 256, (count, 20, 30, 3), dtype=np.uint8), [k % 3 for k in range(count)])
+
+
+def test_a_subset_placed_on_a_device_holds_its_own_pixels_only():
+    images = _sizes_set()
+    subset = images.subset([7, 2, 7, 5])
+    placed = subset.decoded().to("cpu")
+    assert sum(len(g) for g in placed.groups) == 3  # 2, 5, 7: not the 12 of the whole set
+    for k, index in enumerate([7, 2, 7, 5]):
+        pixels = placed.groups[placed.group[k]][placed.row[k]]
+        assert torch.equal(pixels.permute(1, 2, 0), torch.from_numpy(images.pixels[index]))
+
+
+def test_files_decoded_on_threads_are_the_files_in_order(tmp_path, monkeypatch):
+    from synthbridge.data import base
+
+    folder_set = load_dataset("digits").train.subset(range(200))
+    from PIL import Image
+
+    paths = []
+    for index in range(len(folder_set)):
+        path = tmp_path / f"{index}.png"
+        folder_set.item(index)[0].save(path)
+        paths.append(path)
+    threaded = base.FileImages(paths, folder_set.targets).decoded()
+    monkeypatch.setattr(base, "DECODE_THREADS", 1)
+    single = base.FileImages(paths, folder_set.targets).decoded()
+    assert len(threaded) == 200 and all(torch.equal(a, b) for a, b in zip(threaded.groups, single.groups))
+    assert np.array_equal(np.asarray(Image.open(paths[13])),
+                          threaded.groups[threaded.group[13]][threaded.row[13]].permute(1, 2, 0).numpy())
+
+
+def test_sets_placed_on_the_gpu_give_their_room_to_newer_ones(monkeypatch):
+    from synthbridge.training import augment
+
+    first, second = _sizes_set(), _sizes_set(10)
+    size = first.decoded().nbytes  # 12 images of 20x30x3
+    monkeypatch.setattr(augment, "_PLACED", [])
+    with fake_cuda(monkeypatch):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(3.5 * size), 80 * 2**30))
+        placed = augment.place(first, torch.device("cuda", 0))
+        assert placed.groups[0].device.type == "cuda" and augment.place(first, torch.device("cuda", 0)) is placed
+        # the GPU now has 2.5 x size free: half of it with the first set's room is 1.75 x size, too little for both
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(2.5 * size), 80 * 2**30))
+        augment.place(second, torch.device("cuda", 0))
+    assert "cuda:0" not in first.__dict__["_placed"] and "cuda:0" in second.__dict__["_placed"]
+    assert [entry[0]() for entry in augment._PLACED] == [second]
+
+
+def test_a_set_too_large_for_the_gpu_is_read_from_pinned_host_memory(monkeypatch):
+    from synthbridge.training import augment
+
+    images = _sizes_set()
+    monkeypatch.setattr(augment, "_PLACED", [])
+    pinned = []
+    monkeypatch.setattr(type(images.decoded()), "to", lambda self, device, pin=False: pinned.append(pin) or self)
+    with fake_cuda(monkeypatch):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10, 80 * 2**30))
+        augment.place(images, torch.device("cuda", 0))
+    assert pinned == [True] and augment._PLACED == []
+
+
+def test_a_batch_from_two_sources_is_each_key_augmented_alone_in_key_order():
+    from synthbridge.training.augment import BatchTransform
+    from synthbridge.training.loop import MemoryBatches, StepBatches
+
+    real, synthetic = _sizes_set(9), _sizes_set(15)
+    batches = MemoryBatches([real, synthetic], CONFIG, "timm", torch.device("cpu"), channels_last=True)
+    keys = StepBatches([9, 15], [3, 5], seed=0, stage="mixed", start=0, total=1).keys(0)
+    keys = keys[::2] + keys[1::2]  # interleave the sources
+    images, labels = batches(keys)
+    assert images.is_contiguous(memory_format=torch.channels_last)
+    transform = BatchTransform.for_model(CONFIG, "timm")
+    for row, (source, index, seed) in enumerate(keys):
+        images_set = (real, synthetic)[source]
+        alone = transform(images_set.decoded(), [index], [seed], torch.device("cpu"))[0]
+        assert torch.allclose(images[row], alone, atol=1e-6) and labels[row] == images_set.targets[index]
