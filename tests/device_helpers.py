@@ -37,15 +37,49 @@ def fake_cuda(monkeypatch):
     GPU's would (a large free memory, synchronize a no-op), and tensors are fake (see the module's notes)."""
     import accelerate
 
-    accelerate.PartialState(cpu=True)  # the process state, made on this machine's CPU before it answers cuda
+    accelerate.PartialState()  # the process state, made as this machine makes it, before it answers cuda
     cuda = property(lambda self: CUDA, lambda self, value: None)
     monkeypatch.setattr(accelerate.Accelerator, "device", cuda)
     monkeypatch.setattr(accelerate.PartialState, "device", cuda, raising=False)  # an instance attribute there
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (80 * 2**30, 80 * 2**30))
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
     monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: None)
+    fake_streams(monkeypatch)
+    # torch's modes hold for the thread that enters them: the batches `made_ahead` makes on its own thread are
+    # made here on this one (its hand-over between threads and streams: tests/training/test_made_ahead.py)
+    monkeypatch.setattr("synthbridge.training.loop.made_ahead", lambda make, keys, device, depth=2: map(make, keys))
     with _DeviceWork():
         yield
+
+
+class FakeEvent:
+    """A CUDA event that remembers the stream it was recorded on."""
+
+    def record(self, stream=None):
+        self.stream = stream
+
+
+class FakeStream:
+    """A CUDA stream that remembers the events it was told to wait for."""
+
+    def __init__(self, device=None):
+        self.waited = []
+
+    def wait_event(self, event):
+        self.waited.append(event)
+
+
+def fake_streams(monkeypatch) -> FakeStream:
+    """torch.cuda's streams and events as recorders (for code that hands work between streams); returns the
+    current stream."""
+    current = FakeStream()
+    monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: current)
+    monkeypatch.setattr(torch.Tensor, "record_stream", lambda self, stream: None)
+    return current
 
 
 def _on_cuda(value) -> bool:

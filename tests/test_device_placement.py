@@ -47,7 +47,7 @@ def test_evaluation_places_a_model_it_is_given_on_the_accelerators_device(monkey
     network, test = _network(), load_dataset("digits").test
     forwards = count_forwards(network)
     with fake_cuda(monkeypatch):
-        logits, labels = predict(network, test, EvalInMemory(data_config(network)), Accelerator(cpu=True), 64)
+        logits, labels = predict(network, test, EvalInMemory(data_config(network)), Accelerator(), 64)
     assert logits.shape == (len(test), 10) and logits.device.type == "cpu"  # gathered back to the host
     assert forwards[0] == -(-len(test) // 64) and next(network.parameters()).device.type == "cuda"
 
@@ -79,7 +79,7 @@ def test_a_training_step_runs_on_the_accelerators_device(monkeypatch, tmp_path: 
     forwards = count_forwards(network)
     monkeypatch.setattr(Accelerator, "backward", backward)
     with fake_cuda(monkeypatch):
-        accelerator = Accelerator(cpu=True)
+        accelerator = Accelerator()
         model = prepare(accelerator, network, compile=False, channels_last=True)
         assert next(model.parameters()).device.type == "cuda"
         with pytest.raises(ReachedBackward) as reached:

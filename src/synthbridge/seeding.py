@@ -19,6 +19,14 @@ def derive_seed(*keys) -> int:
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") >> 1
 
 
+def derive_seeds(keys: tuple, lasts) -> list[int]:
+    """[derive_seed(*keys, last) for last in lasts], with the shared part of the text joined once (a training
+    step's batch derives one seed per sample)."""
+    prefix = "".join(f"{k}\x1f" for k in keys)
+    return [int.from_bytes(hashlib.sha256(f"{prefix}{last}".encode()).digest()[:8], "little") >> 1
+            for last in lasts]
+
+
 def seed_cpu(seed: int) -> None:
     """Seed python, numpy and torch's CPU generator: what a sample's augmentation (loader pipeline) and a training
     step's mixup draw from (used per image and per step).

@@ -10,6 +10,7 @@ run that was never interrupted, and the global batch is the same whatever the nu
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from tqdm.auto import tqdm
 
 from synthbridge.data import ImageSet
 from synthbridge.io import atomic_path
-from synthbridge.seeding import derive_seed, seed_cpu
+from synthbridge.seeding import derive_seed, derive_seeds, seed_cpu
 from synthbridge.training.augment import AUGMENTS, BatchTransform, EvalInMemory, eval_tensor, place
 from synthbridge.training.config import StageConfig
 
@@ -88,10 +89,14 @@ class StepBatches(torch.utils.data.Sampler):
     def keys(self, step: int) -> list[tuple[int, int, int]]:
         keys = []
         for source, (size, count) in enumerate(zip(self.sizes, self.per_batch)):
-            for j in range(count):
-                position = step * count + j
-                index = int(self._perm(source, position // size)[position % size])
-                keys.append((source, index, derive_seed(self.seed, self.stage, "sample", step, source, j)))
+            positions = step * count + np.arange(count)
+            epochs = positions // size
+            indices = np.empty(count, dtype=np.int64)
+            for epoch in np.unique(epochs):  # a batch spans at most a few epochs of its source
+                at = epochs == epoch
+                indices[at] = self._perm(source, int(epoch))[positions[at] % size]
+            seeds = derive_seeds((self.seed, self.stage, "sample", step, source), range(count))
+            keys.extend(zip([source] * count, indices.tolist(), seeds))
         return keys[self.rank::self.replicas]
 
     def __iter__(self):
@@ -139,6 +144,52 @@ class MemoryBatches:
         return images.contiguous(memory_format=self.memory_format), labels
 
 
+def made_ahead(make, key_stream, device: torch.device, depth: int = 2):
+    """Yields make(keys) for each item of `key_stream`, made up to `depth` batches ahead by a background thread on
+    its own CUDA stream, so that drawing and launching the augmentation overlaps the model's step (on a GPU the
+    training loop is otherwise bound by the host's time to launch both). Each batch is handed over with an event
+    the training stream waits for (the host never waits for the GPU); an error in the thread is raised here."""
+    import queue
+    import threading
+
+    stream, ready, stop = torch.cuda.Stream(device), queue.Queue(maxsize=depth), threading.Event()
+
+    def work():
+        try:
+            torch.cuda.set_device(device)
+            with torch.cuda.stream(stream), torch.no_grad():
+                for keys in key_stream:
+                    if stop.is_set():
+                        return
+                    images, labels = make(keys)
+                    made = torch.cuda.Event()
+                    made.record(stream)
+                    ready.put((images, labels, made))
+            ready.put(None)
+        except BaseException as exc:  # handed to the training thread, which raises it
+            ready.put(exc)
+
+    thread = threading.Thread(target=work, name="synthbridge-batches", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            images, labels, made = item
+            current = torch.cuda.current_stream(device)
+            current.wait_event(made)
+            images.record_stream(current)  # their memory returns to the allocator only after this stream used it
+            labels.record_stream(current)
+            yield images, labels
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a thread waiting to put a batch nobody will take
+            try:
+                ready.get(timeout=0.05)
+            except queue.Empty:
+                pass
+
+
 # 2. one stage ---------------------------------------------------------------------------------------------------
 
 LOG_EVERY = 10  # steps between logged losses: the only steps that wait for the device
@@ -176,7 +227,9 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
     # a. optimizer and schedule: AdamW with cosine decay, both from timm
     num_images = sum(len(s) for s in sources)
     total = stage_length(stage, num_images)
-    optimizer = create_optimizer_v2(model, opt="adamw", lr=stage.lr, weight_decay=stage.weight_decay)
+    # on a GPU, AdamW's fused kernel: one launch per step instead of a dozen passes over the weights
+    fused = {"fused": True} if device.type == "cuda" else {}
+    optimizer = create_optimizer_v2(model, opt="adamw", lr=stage.lr, weight_decay=stage.weight_decay, **fused)
     optimizer = accelerator.prepare_optimizer(optimizer)
     scheduler = CosineLRScheduler(optimizer, t_initial=total, lr_min=stage.lr * 0.01,
                                   warmup_t=min(stage.warmup_steps, total // 4), warmup_lr_init=stage.lr * 0.01,
@@ -204,7 +257,7 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
                           accelerator.process_index, accelerator.num_processes)
     if pipeline == "memory":
         batches = MemoryBatches(sources, data_config, stage.augment, device, channels_last)
-        loader = (batches(keys) for keys in sampler)
+        loader = made_ahead(batches, sampler, device) if device.type == "cuda" else (batches(keys) for keys in sampler)
     else:
         transform = make_transform(data_config, stage.augment, train=True)
         for source in sources:
@@ -223,32 +276,33 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
     saved = began
     bar = tqdm(total=total, initial=start, desc=f"train {name}", unit="step", disable=not accelerator.is_local_main_process,
                leave=False)
-    for step, (images, targets) in enumerate(loader, start=start):
-        if step == warm:
-            _synchronize(device)
-            steady_began = time.perf_counter()
-        scheduler.step_update(step)
-        images = images.to(device, non_blocking=True, memory_format=memory_format)
-        targets = targets.to(device, non_blocking=True)
-        seed_cpu(derive_seed(seed, name, "step", step))  # mixup's draws (numpy) and the CPU's dropout
-        if mixup is not None and len(images) % 2 == 0 and len(images) > 1:
-            images, targets = mixup(images, targets)
-        elif mixup is not None:  # an odd local batch: soft one-hot targets without mixing
-            targets = F.one_hot(targets, num_classes).float()
-        with accelerator.autocast():
-            loss = criterion(model(images), targets)
-        optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        optimizer.step()
-        if step % LOG_EVERY == 0:
-            loss_value, lr = loss.item(), optimizer.param_groups[0]["lr"]
-            accelerator.log({f"{name}/loss": loss_value, f"{name}/lr": lr}, step=step)
-            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}", refresh=False)
-        bar.update(1)
-        done = step + 1
-        if done % every == 0 and done < total and _due(accelerator, time.perf_counter() - saved >= gap):
-            save_checkpoint(accelerator, model, optimizer, done, checkpoint_path)
-            saved = time.perf_counter()
+    with contextlib.closing(loader) if hasattr(loader, "close") else contextlib.nullcontext():  # stops a thread
+        for step, (images, targets) in enumerate(loader, start=start):
+            if step == warm:
+                _synchronize(device)
+                steady_began = time.perf_counter()
+            scheduler.step_update(step)
+            images = images.to(device, non_blocking=True, memory_format=memory_format)
+            targets = targets.to(device, non_blocking=True)
+            seed_cpu(derive_seed(seed, name, "step", step))  # mixup's draws (numpy) and the CPU's dropout
+            if mixup is not None and len(images) % 2 == 0 and len(images) > 1:
+                images, targets = mixup(images, targets)
+            elif mixup is not None:  # an odd local batch: soft one-hot targets without mixing
+                targets = F.one_hot(targets, num_classes).float()
+            with accelerator.autocast():
+                loss = criterion(model(images), targets)
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            optimizer.step()
+            if step % LOG_EVERY == 0:
+                loss_value, lr = loss.item(), optimizer.param_groups[0]["lr"]
+                accelerator.log({f"{name}/loss": loss_value, f"{name}/lr": lr}, step=step)
+                bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}", refresh=False)
+            bar.update(1)
+            done = step + 1
+            if done % every == 0 and done < total and _due(accelerator, time.perf_counter() - saved >= gap):
+                save_checkpoint(accelerator, model, optimizer, done, checkpoint_path)
+                saved = time.perf_counter()
     _synchronize(device)
     ended = time.perf_counter()
     bar.close()

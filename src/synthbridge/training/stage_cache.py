@@ -63,6 +63,7 @@ def stage_key(cfg: TrainConfig, stage: Stage, bundle: DatasetBundle, num_process
         "test": {"dataset": bundle.name, "images": len(bundle.test), "evaluated": cfg.evaluate_stages},  # its own top-1
         "mixed_precision": cfg.mixed_precision, "pipeline": cfg.pipeline, "num_processes": num_processes,
         **({"compile": True} if getattr(cfg, "compile", False) else {}),  # rounding differs; absent: older keys hold
+        **({"channels_last": True} if cfg.channels_last else {}),  # the same (a GPU's convolutions in that format)
         "versions": {"torch": torch.__version__, "timm": timm.__version__},
     }
     key = hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:16]
