@@ -75,7 +75,10 @@ def fake_streams(monkeypatch) -> FakeStream:
     current = FakeStream()
     monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
-    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    devices_set = []
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: devices_set.append(device))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    current.devices_set = devices_set
     monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: current)
     monkeypatch.setattr(torch.Tensor, "record_stream", lambda self, stream: None)

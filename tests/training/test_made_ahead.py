@@ -25,10 +25,12 @@ def test_batches_come_in_key_order_each_after_its_event(fake_streams):
         made_on.append(threading.current_thread().name)
         return torch.tensor(keys), torch.tensor(keys) * 10
 
-    out = list(loop.made_ahead(make, ([k, k + 1] for k in range(0, 20, 2)), torch.device("cuda", 0)))
+    # accelerate's device on one GPU is "cuda" without an index: the thread sets the current one (an index)
+    out = list(loop.made_ahead(make, ([k, k + 1] for k in range(0, 20, 2)), torch.device("cuda")))
     assert [images.tolist() for images, _ in out] == [[k, k + 1] for k in range(0, 20, 2)]
     assert all(torch.equal(labels, images * 10) for images, labels in out)
     assert len(fake_streams.waited) == 10 and set(made_on) == {"synthbridge-batches"}
+    assert fake_streams.devices_set == [0]
 
 
 def test_an_error_making_a_batch_is_raised_in_the_training_loop(fake_streams):

@@ -153,10 +153,11 @@ def made_ahead(make, key_stream, device: torch.device, depth: int = 2):
     import threading
 
     stream, ready, stop = torch.cuda.Stream(device), queue.Queue(maxsize=depth), threading.Event()
+    index = device.index if device.index is not None else torch.cuda.current_device()  # accelerate's "cuda" has none
 
     def work():
         try:
-            torch.cuda.set_device(device)
+            torch.cuda.set_device(index)  # the current device is per thread
             with torch.cuda.stream(stream), torch.no_grad():
                 for keys in key_stream:
                     if stop.is_set():
