@@ -227,6 +227,19 @@ def test_a_tracker_writing_into_the_run_folder_starts_after_the_folder_is_prepar
     assert (out / "metrics.json").is_file()
 
 
+def test_a_run_after_another_accelerator_in_the_process_trains_in_its_own_precision(tmp_path):
+    """accelerate fixes the mixed precision at a process's first Accelerator: an analysis that made one first (as
+    LEEP does) left a GPU's bf16 runs failing with 'AcceleratorState has already been initialized'."""
+    from accelerate import Accelerator
+
+    Accelerator()  # what an analysis makes: precision no
+    metrics = train(tiny(mixed_precision="bf16"), tmp_path / "bf16")
+    assert json.loads((tmp_path / "bf16" / "config.json").read_text())["config"]["mixed_precision"] == "bf16"
+    assert Accelerator().mixed_precision == "bf16" and metrics["top1"] > 0
+    train(tiny(mixed_precision="no"), tmp_path / "fp32")  # and back, in the same process
+    assert Accelerator().mixed_precision == "no"
+
+
 def test_lr_scaling_follows_the_global_batch():
     cfg = tiny(lr_scale="linear", lr_base_size=32, real=StageConfig(lr=1e-3, batch_size=64)).resolve(input_size=32)
     assert cfg.real.lr == pytest.approx(2e-3)

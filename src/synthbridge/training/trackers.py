@@ -34,6 +34,13 @@ def make_accelerator(cfg: TrainConfig, out: Path) -> Accelerator:
     """Device, precision, processes (accelerate launch / torchrun) and trackers, in one place. `cfg` is resolved
     (its mixed precision is no, fp16 or bf16)."""
     trackers = resolve_trackers(cfg.report_to)
+    from accelerate.state import AcceleratorState
+
+    fixed = AcceleratorState._shared_state.get("_mixed_precision")
+    if fixed is not None and fixed != cfg.mixed_precision:
+        # accelerate fixes the precision once per process (the first Accelerator's, e.g. an analysis's, which
+        # asks for none); a process that trains several runs (a `run` grid's cells) sets it for each
+        AcceleratorState._reset_state()
     return Accelerator(mixed_precision=cfg.mixed_precision, cpu=device_type() == "cpu", log_with=trackers or None,
                        project_dir=str(out))
 
