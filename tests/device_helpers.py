@@ -14,6 +14,7 @@ checks (`count_forwards`) that the model ran before it: everything up to there r
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import torch
 from torch._subclasses.fake_tensor import DataDependentOutputException, FakeTensor, FakeTensorMode
@@ -42,6 +43,8 @@ def fake_cuda(monkeypatch):
     monkeypatch.setattr(accelerate.Accelerator, "device", cuda)
     monkeypatch.setattr(accelerate.PartialState, "device", cuda, raising=False)  # an instance attribute there
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (80 * 2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 0)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 0)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
     monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: None)
     fake_streams(monkeypatch)
@@ -56,7 +59,7 @@ class FakeEvent:
     """A CUDA event that remembers the stream it was recorded on."""
 
     def record(self, stream=None):
-        self.stream = stream
+        self.stream = stream if stream is not None else torch.cuda.current_stream()
 
 
 class FakeStream:
@@ -71,18 +74,31 @@ class FakeStream:
 
 def fake_streams(monkeypatch) -> FakeStream:
     """torch.cuda's streams and events as recorders (for code that hands work between streams); returns the
-    current stream."""
-    current = FakeStream()
+    default stream, which records: `devices_set` (torch.cuda.set_device's arguments), `recorded` ((tensor, stream)
+    of every record_stream call). `torch.cuda.stream(s)` makes `s` the current stream of the thread that enters it,
+    and a FakeEvent records the stream current where it is recorded when given none."""
+    default = FakeStream()
+    default.devices_set, default.recorded = [], []
+    local = threading.local()
+    current = lambda device=None: getattr(local, "stream", default)
+
+    @contextlib.contextmanager
+    def stream(s):
+        before = current()
+        local.stream = s
+        try:
+            yield
+        finally:
+            local.stream = before
+
     monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
-    devices_set = []
-    monkeypatch.setattr(torch.cuda, "set_device", lambda device: devices_set.append(device))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: default.devices_set.append(device))
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    current.devices_set = devices_set
-    monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: current)
-    monkeypatch.setattr(torch.Tensor, "record_stream", lambda self, stream: None)
-    return current
+    monkeypatch.setattr(torch.cuda, "stream", stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", current)
+    monkeypatch.setattr(torch.Tensor, "record_stream", lambda self, s: default.recorded.append((self, s)))
+    return default
 
 
 def _on_cuda(value) -> bool:

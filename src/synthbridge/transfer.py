@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from accelerate import Accelerator, PartialState
+from accelerate import Accelerator
 
 from synthbridge.data import load_dataset
 from synthbridge.evaluation import leep_of_model
 from synthbridge.models import create_model, data_config, source_classes
 from synthbridge.training.loop import make_transform
+from synthbridge.training.trackers import accelerator_in
 
 GRID_ADVICE = "set train: {pretrained: false} or train: {checkpoint: FILE} in the grid"
 
@@ -60,5 +61,5 @@ def _leep(network, dataset: str, data_root, accelerator: Accelerator | None = No
     accelerate picked for this process (`accelerator`'s, or the process state's: a GPU where there is one)."""
     bundle = load_dataset(dataset, data_root=data_root, cached=True)
     transform = make_transform(data_config(network), "none", train=False)
-    accelerator = accelerator or Accelerator(cpu=PartialState().device.type == "cpu")
+    accelerator = accelerator or accelerator_in("no")  # fp32 wherever it runs: the same score in a grid and alone
     return round(leep_of_model(network, bundle.train, transform, bundle.num_classes, accelerator), 4)

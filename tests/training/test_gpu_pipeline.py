@@ -4,6 +4,8 @@ threaded decoding with the same pixels. Device placement itself: tests/test_devi
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -74,34 +76,49 @@ def test_files_decoded_on_threads_are_the_files_in_order(tmp_path, monkeypatch):
                           threaded.groups[threaded.group[13]][threaded.row[13]].permute(1, 2, 0).numpy())
 
 
-def test_sets_placed_on_the_gpu_give_their_room_to_newer_ones(monkeypatch):
+def _free(monkeypatch, nbytes: float) -> None:
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(nbytes), 80 * 2**30))
+
+
+CUDA0 = torch.device("cuda", 0)
+
+
+def test_sets_placed_on_the_gpu_give_their_room_back_least_recently_used_first(monkeypatch):
     from synthbridge.training import augment
 
-    first, second = _sizes_set(), _sizes_set(10)
-    size = first.decoded().nbytes  # 12 images of 20x30x3
+    a, b, c = _sizes_set(), _sizes_set(), _sizes_set()
+    size = a.decoded().nbytes  # 12 images of 20x30x3 each
     monkeypatch.setattr(augment, "_PLACED", [])
     with fake_cuda(monkeypatch):
-        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(3.5 * size), 80 * 2**30))
-        placed = augment.place(first, torch.device("cuda", 0))
-        assert placed.groups[0].device.type == "cuda" and augment.place(first, torch.device("cuda", 0)) is placed
-        # the GPU now has 2.5 x size free: half of it with the first set's room is 1.75 x size, too little for both
-        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(2.5 * size), 80 * 2**30))
-        augment.place(second, torch.device("cuda", 0))
-    assert "cuda:0" not in first.__dict__["_placed"] and "cuda:0" in second.__dict__["_placed"]
-    assert [entry[0]() for entry in augment._PLACED] == [second]
+        _free(monkeypatch, 10 * size)
+        (placed,) = augment.place([a], CUDA0)
+        assert placed.groups[0].device.type == "cuda" and augment.place([a], CUDA0)[0] is placed  # kept with the set
+        augment.place([b], CUDA0)
+        augment.place([a], CUDA0)  # a used again: b is now the least recently used
+        # 2.5 sets free beside the 2 placed: half of 4.5 sets holds 2 of them, so c takes b's room
+        _free(monkeypatch, 2.5 * size)
+        augment.place([c], CUDA0)
+    assert "cuda:0" in a.__dict__["_placed"] and "cuda:0" not in b.__dict__["_placed"]
+    assert [entry[0]() for entry in augment._PLACED] == [a, c]
 
 
-def test_a_set_too_large_for_the_gpu_is_read_from_pinned_host_memory(monkeypatch):
+def test_a_stage_never_evicts_its_own_sources_and_reads_what_does_not_fit_from_pinned_memory(monkeypatch):
+    from synthbridge.data.base import Decoded
     from synthbridge.training import augment
 
-    images = _sizes_set()
+    real, synthetic = _sizes_set(), _sizes_set()
+    size = real.decoded().nbytes
     monkeypatch.setattr(augment, "_PLACED", [])
-    pinned = []
-    monkeypatch.setattr(type(images.decoded()), "to", lambda self, device, pin=False: pinned.append(pin) or self)
+    moves = []
+    original = Decoded.to
+    monkeypatch.setattr(Decoded, "to", lambda self, device, pin=False: moves.append(pin) or (
+        self if pin else original(self, device)))
     with fake_cuda(monkeypatch):
-        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10, 80 * 2**30))
-        augment.place(images, torch.device("cuda", 0))
-    assert pinned == [True] and augment._PLACED == []
+        _free(monkeypatch, 2.5 * size)  # room for one set (half of 2.5 sets), not two
+        placed = augment.place([real, synthetic], CUDA0)
+    assert moves == [False, True]  # real on the GPU, synthetic pinned: real was not evicted for it
+    assert placed[0].groups[0].device.type == "cuda" and placed[1].groups[0].device.type == "cpu"
+    assert [entry[0]() for entry in augment._PLACED] == [real] and "cuda:0" not in synthetic.__dict__["_placed"]
 
 
 def test_a_batch_from_two_sources_is_each_key_augmented_alone_in_key_order():
@@ -119,3 +136,47 @@ def test_a_batch_from_two_sources_is_each_key_augmented_alone_in_key_order():
         images_set = (real, synthetic)[source]
         alone = transform(images_set.decoded(), [index], [seed], torch.device("cpu"))[0]
         assert torch.allclose(images[row], alone, atol=1e-6) and labels[row] == images_set.targets[index]
+
+
+def test_a_few_shot_subset_of_files_decodes_its_own_files_only(tmp_path):
+    from PIL import Image
+
+    from synthbridge.data.base import FileImages
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(40):
+        paths.append(tmp_path / f"{index}.png")
+        Image.fromarray(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)).save(paths[-1])
+    files = FileImages(paths, [k % 4 for k in range(40)])
+    shots = files.subset([3, 17, 30])
+    decoded = shots.decoded()
+    assert getattr(files, "_decoded", None) is None and files._read == {3, 17, 30}
+    assert shots.decoded_targets() == [3, 1, 2] and shots.decoded_bytes() == 3 * 12 * 10 * 3
+    assert np.array_equal(decoded.groups[decoded.group[1]][decoded.row[1]].permute(1, 2, 0).numpy(),
+                          np.asarray(Image.open(paths[17])))
+
+
+def test_auto_trains_with_the_loader_when_the_decoded_images_exceed_the_memory_limit(tmp_path, monkeypatch, caplog):
+    import json
+
+    from synthbridge.data import base
+    from synthbridge.training import StageConfig, train
+
+    monkeypatch.setattr(base, "MEMORY_LIMIT_BYTES", 1000)  # the digits' 8x8 images: 192 bytes each
+    cfg = TrainConfig(dataset="digits", model="mini_resnet", pretrained=False, shots=2, eval_batch_size=512,
+                      real=StageConfig(steps=2, batch_size=8, warmup_steps=0), report_to="none")
+    with caplog.at_level("WARNING"):
+        train(cfg, tmp_path / "auto")
+    assert json.loads((tmp_path / "auto" / "config.json").read_text())["config"]["pipeline"] == "loader"
+    assert "exceed the memory pipeline's" in caplog.text and "--pipeline" in caplog.text
+    train(replace(cfg, pipeline="memory"), tmp_path / "memory")  # asked for by name: kept
+    assert json.loads((tmp_path / "memory" / "config.json").read_text())["config"]["pipeline"] == "memory"
+
+
+def test_convolutional_models_are_told_from_vits_without_building_their_weights():
+    from synthbridge.models import convolutional
+
+    assert convolutional("resnet18") and convolutional("mini_resnet")
+    assert not convolutional("vit_tiny_patch16_224")  # its patch embedding is its only convolution
+    assert not convolutional("no_such_model")

@@ -18,18 +18,24 @@ def fake_streams(monkeypatch):
     return device_helpers.fake_streams(monkeypatch)
 
 
-def test_batches_come_in_key_order_each_after_its_event(fake_streams):
+def test_batches_come_in_key_order_each_made_on_the_side_stream_and_waited_for(fake_streams):
     made_on = []
 
     def make(keys):
-        made_on.append(threading.current_thread().name)
+        made_on.append((threading.current_thread().name, torch.cuda.current_stream()))
         return torch.tensor(keys), torch.tensor(keys) * 10
 
     # accelerate's device on one GPU is "cuda" without an index: the thread sets the current one (an index)
     out = list(loop.made_ahead(make, ([k, k + 1] for k in range(0, 20, 2)), torch.device("cuda")))
     assert [images.tolist() for images, _ in out] == [[k, k + 1] for k in range(0, 20, 2)]
     assert all(torch.equal(labels, images * 10) for images, labels in out)
-    assert len(fake_streams.waited) == 10 and set(made_on) == {"synthbridge-batches"}
+    side = {stream for _, stream in made_on}
+    assert {name for name, _ in made_on} == {"synthbridge-batches"} and len(side) == 1 and fake_streams not in side
+    # the training stream waits for each batch's event, recorded on the side stream after the batch was made
+    assert len(fake_streams.waited) == 10 and all(event.stream in side for event in fake_streams.waited)
+    # and each tensor it is handed is marked as used by the training stream (its memory is not reused early)
+    recorded = [(id(tensor), stream) for tensor, stream in fake_streams.recorded]
+    assert recorded == [(id(t), fake_streams) for images, labels in out for t in (images, labels)]
     assert fake_streams.devices_set == [0]
 
 

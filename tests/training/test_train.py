@@ -232,12 +232,22 @@ def test_a_run_after_another_accelerator_in_the_process_trains_in_its_own_precis
     LEEP does) left a GPU's bf16 runs failing with 'AcceleratorState has already been initialized'."""
     from accelerate import Accelerator
 
-    Accelerator()  # what an analysis makes: precision no
+    from synthbridge.transfer import _leep
+
+    Accelerator()  # what an analysis made first: precision no
     metrics = train(tiny(mixed_precision="bf16"), tmp_path / "bf16")
     assert json.loads((tmp_path / "bf16" / "config.json").read_text())["config"]["mixed_precision"] == "bf16"
     assert Accelerator().mixed_precision == "bf16" and metrics["top1"] > 0
-    train(tiny(mixed_precision="no"), tmp_path / "fp32")  # and back, in the same process
+    # LEEP after a bf16 run is computed in fp32, as in a fresh process
+    from synthbridge.models import create_model
+
+    torch.manual_seed(0)
+    network = create_model("mini_resnet", 10, pretrained=False)
+    after_bf16 = _leep(network, "digits", None)
     assert Accelerator().mixed_precision == "no"
+    assert _leep(network, "digits", None) == after_bf16
+    train(tiny(mixed_precision="bf16"), tmp_path / "again")  # and back to bf16, in the same process
+    assert Accelerator().mixed_precision == "bf16"
 
 
 def test_lr_scaling_follows_the_global_batch():

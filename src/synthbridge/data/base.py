@@ -23,18 +23,22 @@ from synthbridge.errors import UserError
 log = logging.getLogger(__name__)
 
 def _memory_limit() -> int:
-    """The most decoded pixels one set may hold in host memory: half the machine's RAM, at least 4 GiB."""
+    """The most decoded pixels one set may hold in host memory: a quarter of the machine's RAM shared by the
+    processes on this node (each decodes its own copy, a stage may hold two sets and pinning copies one), at least
+    1 GiB."""
     import os
 
     try:
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not a POSIX system
-        physical = 0
-    return max(4 * 2**30, physical // 2)
+        physical = 16 * 2**30
+    local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(2**30, physical // 4 // local_processes)
 
 
 MEMORY_LIMIT_BYTES = _memory_limit()
 DECODE_THREADS = 16  # PIL decodes with the GIL released: files are decoded on this many threads at most
+ESTIMATE_SAMPLE = 64  # items whose size `decoded_bytes` reads to estimate a set's
 
 
 @dataclass(frozen=True)
@@ -85,20 +89,27 @@ class Decoded:
         return Decoded(tuple(groups), np.concatenate(group), np.concatenate(row))
 
     @staticmethod
-    def stack(arrays: Sequence[np.ndarray], what: str) -> Decoded:
-        """From (h, w, 3) uint8 arrays, grouped by size."""
+    def stack(arrays: list[np.ndarray], what: str) -> Decoded:
+        """From a list of (h, w, 3) uint8 arrays, grouped by size. Each array is released from the list once copied
+        (so the set is held about once, not three times, while it is stacked)."""
         by_size: dict[tuple[int, int], list[int]] = {}
         total = 0
         for i, array in enumerate(arrays):
             by_size.setdefault(array.shape[:2], []).append(i)
             total += array.nbytes
             if total > MEMORY_LIMIT_BYTES:
-                raise UserError(f"{what} is too large to hold in memory (over {MEMORY_LIMIT_BYTES / 2**30:.0f} GiB "
+                raise UserError(f"{what} is too large to hold in memory (over {MEMORY_LIMIT_BYTES / 2**30:.1f} GiB "
                                 f"decoded); train with --pipeline loader")
         group, row = np.zeros(len(arrays), dtype=np.int64), np.zeros(len(arrays), dtype=np.int64)
         groups = []
         for g, members in enumerate(by_size.values()):
-            groups.append(torch.from_numpy(np.stack([arrays[i] for i in members])).permute(0, 3, 1, 2).contiguous())
+            height, width = arrays[members[0]].shape[:2]
+            pixels = torch.empty((len(members), 3, height, width), dtype=torch.uint8)
+            view = pixels.numpy()  # the same memory: PIL's arrays are read-only, numpy copies from them as they are
+            for k, i in enumerate(members):
+                view[k] = arrays[i].transpose(2, 0, 1)
+                arrays[i] = None
+            groups.append(pixels)
             group[members], row[members] = g, np.arange(len(members))
         return Decoded(tuple(groups), group, row)
 
@@ -137,6 +148,10 @@ class ImageSet(torch.utils.data.Dataset):
     def decoded_targets(self) -> list[int]:
         return self.targets
 
+    def label(self, index: int) -> int:
+        """The class of the image item `index` gives (a bad file's slot: the class of the image that replaces it)."""
+        return self.targets[index]
+
     def unreadable_among(self, indices: Sequence[int]) -> set[int]:
         """Which of the items `indices` are files that cannot be read (none, for images held in memory)."""
         return set()
@@ -144,6 +159,19 @@ class ImageSet(torch.utils.data.Dataset):
     def readable_count(self) -> int:
         """Items whose own image can be read: what a run trained on (a bad file's slot repeats another image)."""
         return len(self) - len(self.unreadable_among(range(len(self))))
+
+    def decoded_bytes(self) -> int:
+        """About how many bytes `decoded()` holds, without decoding the set: the pixels of up to ESTIMATE_SAMPLE
+        items spread over it, scaled to its length (0 for an empty set)."""
+        if len(self) == 0:
+            return 0
+        sample = np.unique(np.linspace(0, len(self) - 1, min(len(self), ESTIMATE_SAMPLE)).astype(np.int64))
+        return int(np.mean([self.item_bytes(int(i)) for i in sample]) * len(self))
+
+    def item_bytes(self, index: int) -> int:
+        """The bytes of item `index`'s decoded RGB pixels."""
+        width, height = self.load(index).size
+        return 3 * width * height
 
     def _decode(self) -> Decoded:
         """PIL decodes files on several threads (it releases the GIL): the same pixels, in item order."""
@@ -175,6 +203,9 @@ class ArrayImages(ImageSet):
 
     def load(self, index: int) -> Image.Image:
         return Image.fromarray(self.pixels[index])
+
+    def item_bytes(self, index: int) -> int:
+        return 3 * self.pixels.shape[1] * self.pixels.shape[2]
 
     def _decode(self) -> Decoded:
         pixels = self.pixels if self.pixels.ndim == 4 else np.repeat(self.pixels[..., None], 3, axis=-1)
@@ -219,6 +250,15 @@ class FileImages(ImageSet):
         log.warning("skipping unreadable image %s (%s); %d skipped so far", self.paths[index], reason,
                     len(self.unreadable))
 
+    def item_bytes(self, index: int) -> int:
+        """From the file's header, without decoding it (0 for a file that cannot be opened)."""
+        try:
+            with Image.open(self.paths[index]) as image:
+                width, height = image.size
+        except (OSError, ValueError, SyntaxError):
+            return 0
+        return 3 * width * height
+
     def unreadable_among(self, indices: Sequence[int]) -> set[int]:
         """The files among `indices` that cannot be read. A file not decoded yet in this process (DataLoader workers
         decode in their own) is checked without decoding: PIL's open and verify (header, PNG checksums)."""
@@ -239,7 +279,10 @@ class FileImages(ImageSet):
 
     def decoded_targets(self) -> list[int]:
         self.decoded()  # finds the unreadable files
-        return [self.targets[i] if i not in self.unreadable else self._replacement_label(i) for i in range(len(self))]
+        return [self.label(i) for i in range(len(self))]
+
+    def label(self, index: int) -> int:
+        return self.targets[index] if index not in self.unreadable else self._replacement_label(index)
 
     def _replacement_label(self, index: int) -> int:
         for offset in range(len(self.paths)):
@@ -277,16 +320,26 @@ class SubsetImages(ImageSet):
         return self.base.item(self.indices[index])
 
     def decoded_targets(self) -> list[int]:
-        targets = self.base.decoded_targets()
-        return [targets[i] for i in self.indices]
+        self.decoded()  # its own files (or the base's), so that unreadable ones are known
+        return [self.base.label(i) for i in self.indices]
+
+    def label(self, index: int) -> int:
+        return self.base.label(self.indices[index])
 
     def unreadable_among(self, indices: Sequence[int]) -> set[int]:
         indices = list(indices)
         bad = self.base.unreadable_among([self.indices[k] for k in indices])
         return {k for k in indices if self.indices[k] in bad}
 
+    def item_bytes(self, index: int) -> int:
+        return self.base.item_bytes(self.indices[index])
+
     def _decode(self) -> Decoded:
-        return self.base.decoded().select(self.indices)
+        """A view on the base's pixels when those are in memory already; else only this subset's own images are
+        decoded (10 shots of a 10,000-image split decode 10 images a class, not the split)."""
+        if getattr(self.base, "_decoded", None) is not None or isinstance(self.base, ArrayImages):
+            return self.base.decoded().select(self.indices)
+        return super()._decode()
 
 
 class ConcatImages(ImageSet):
@@ -308,6 +361,13 @@ class ConcatImages(ImageSet):
 
     def decoded_targets(self) -> list[int]:
         return [t for p in self.parts for t in p.decoded_targets()]
+
+    def decoded_bytes(self) -> int:
+        return sum(p.decoded_bytes() for p in self.parts)
+
+    def label(self, index: int) -> int:
+        part = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        return self.parts[part].label(index - int(self.offsets[part]))
 
     def unreadable_among(self, indices: Sequence[int]) -> set[int]:
         bad = set()

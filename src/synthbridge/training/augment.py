@@ -158,7 +158,7 @@ class BatchTransform:
         params[:, 8], params[:, 9] = (2 * (left + w) - 1) / width - 1, (2 * (top + h) - 1) / height - 1
         params = params.float().to(pixels.device, non_blocking=True)
         images = pixels.float().div_(255.0)
-        grid = F.affine_grid(params[:, :6].view(-1, 2, 3), [len(boxes), 3, *self.size], align_corners=False)
+        grid = F.affine_grid(params[:, :6].contiguous().view(-1, 2, 3), [len(boxes), 3, *self.size], align_corners=False)
         low, high = params[:, 6:8].view(-1, 1, 1, 2), params[:, 8:10].view(-1, 1, 1, 2)
         grid = torch.maximum(torch.minimum(grid, high), low)
         cropped = F.grid_sample(images, grid, mode=self.mode, padding_mode="border", align_corners=False)
@@ -184,31 +184,44 @@ DEVICE_SHARE = 0.5  # the most of a GPU's memory decoded pixels may take (the re
 _PLACED: list[tuple[weakref.ref, str, int]] = []  # sets whose pixels are on a GPU, oldest first: (set, device, bytes)
 
 
-def place(images: ImageSet, device: torch.device) -> Decoded:
-    """`images`' decoded pixels where the memory pipeline reads them on `device`. On a GPU: there, when they fit
-    in DEVICE_SHARE of its memory (the whole augmentation then runs on the GPU), else in pinned host memory (each
-    batch's pixels are copied asynchronously). Kept with the set; sets placed earlier in this process (a `run`
-    grid's previous cells) give their room back, oldest first, when a new one needs it. On the CPU: as decoded."""
-    decoded = images.decoded()
+def place(sources: Sequence[ImageSet], device: torch.device) -> list[Decoded]:
+    """The sets' decoded pixels where the memory pipeline reads them on `device` (a stage's sources, together).
+
+    On a GPU: there, when they fit in DEVICE_SHARE of the memory torch can use (the whole augmentation then runs on
+    the GPU), kept with the set for later stages and runs in this process; sets placed earlier give their room
+    back, least recently used first, never one of `sources`. A set that does not fit is read from pinned host
+    memory (each batch's pixels copied asynchronously), for this stage only. On the CPU: as decoded."""
     if device.type != "cuda":
-        return decoded
-    cache = images.__dict__.setdefault("_placed", {})
-    key = str(device)
-    if key not in cache:
-        compact = decoded.compact()
-        placed = [entry for entry in _PLACED if entry[1] == key and entry[0]() is not None]
+        return [images.decoded() for images in sources]
+    key, placed = str(device), []
+    _PLACED[:] = [entry for entry in _PLACED if entry[0]() is not None]
+    stage = {id(images) for images in sources}
+    for images in sources:
+        cache = images.__dict__.setdefault("_placed", {})
+        mine = [entry for entry in _PLACED if entry[0]() is images and entry[1] == key]
+        if key in cache and mine:  # used again: now the most recently used
+            _PLACED.remove(mine[0])
+            _PLACED.append(mine[0])
+            placed.append(cache[key])
+            continue
+        compact = images.decoded().compact()
         free, _ = torch.cuda.mem_get_info(device)
-        budget = DEVICE_SHARE * (free + sum(entry[2] for entry in placed))
-        while placed and sum(entry[2] for entry in placed) + compact.nbytes > budget:
-            oldest = placed.pop(0)  # its pixels leave the GPU: a later run that needs them places them again
-            oldest[0]().__dict__["_placed"].pop(key, None)
-            _PLACED.remove(oldest)
-        if sum(entry[2] for entry in placed) + compact.nbytes <= budget:
+        free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # torch's cache is usable
+        held = [entry for entry in _PLACED if entry[1] == key]
+        budget = DEVICE_SHARE * (free + sum(entry[2] for entry in held))
+        for entry in [entry for entry in held if id(entry[0]()) not in stage]:
+            if sum(e[2] for e in held) + compact.nbytes <= budget:
+                break
+            held.remove(entry)  # its pixels leave the GPU: a later stage that needs them places them again
+            _PLACED.remove(entry)
+            entry[0]().__dict__["_placed"].pop(key, None)
+        if sum(entry[2] for entry in held) + compact.nbytes <= budget:
             cache[key] = compact.to(device)
             _PLACED.append((weakref.ref(images), key, compact.nbytes))
+            placed.append(cache[key])
         else:
-            cache[key] = compact.to("cpu", pin=True)
-    return cache[key]
+            placed.append(compact.to("cpu", pin=True))
+    return placed
 
 
 @dataclass(frozen=True)

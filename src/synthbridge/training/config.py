@@ -184,7 +184,12 @@ def _bf16() -> bool:
     """Whether the GPU computes in bfloat16 natively (Ampere and newer)."""
     import torch
 
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    if not torch.cuda.is_available():
+        return False
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch before 2.3 has no emulation to leave out: bf16 runs natively from Ampere (8.0) on
+        return torch.cuda.get_device_capability() >= (8, 0)
 
 
 def _fill(stage: StageConfig, default: StageConfig) -> StageConfig:

@@ -115,9 +115,11 @@ class MemoryBatches:
 
     def __init__(self, sources: Sequence[ImageSet], data_config: dict, augment: str, device: torch.device,
                  channels_last: bool = False):
-        self.decoded = [place(s, device) for s in sources]
+        self.decoded = place(sources, device)
         self.targets = [torch.tensor(s.decoded_targets()).to(device) for s in sources]
-        self.fixed = [eval_tensor(s, data_config).to(device) for s in sources] if augment == "none" else None
+        # augment none: the eval transform's floats (4x the pixels) stay on the host, each batch's rows copied over
+        self.fixed = ([eval_tensor(s, data_config).pin_memory() if device.type == "cuda" else eval_tensor(s, data_config)
+                       for s in sources] if augment == "none" else None)
         self.transform = None if augment == "none" else BatchTransform.for_model(data_config, augment)
         self.shape, self.device = tuple(data_config["input_size"]), device
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -127,9 +129,10 @@ class MemoryBatches:
         parts, targets = [], []
         for source in sources:
             positions = [p for p, k in enumerate(keys) if k[0] == source]
-            items = torch.tensor([keys[p][1] for p in positions]).to(self.device, non_blocking=True)
+            rows = torch.tensor([keys[p][1] for p in positions])
+            items = rows.to(self.device, non_blocking=True)
             if self.fixed is not None:
-                parts.append(self.fixed[source][items])
+                parts.append(self.fixed[source][rows].to(self.device, non_blocking=True))
             else:
                 parts.append(self.transform(self.decoded[source], [keys[p][1] for p in positions],
                                             [keys[p][2] for p in positions], self.device))
@@ -248,10 +251,12 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
         accelerator.unwrap_model(model, keep_torch_compile=False).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
-        if device.type == "cuda" and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-    elif device.type == "cuda":
-        torch.cuda.manual_seed(derive_seed(seed, name, "cuda"))
+    if device.type == "cuda":  # this process's generator as it was at the checkpoint, or seeded for the stage
+        states = state.get("cuda_rng", []) if start else []
+        if accelerator.process_index < len(states):
+            torch.cuda.set_rng_state(states[accelerator.process_index], device)
+        else:
+            torch.cuda.manual_seed(derive_seed(seed, name, "cuda", accelerator.process_index))
 
     # c. data: every item is an (index, seed) key, so the stream restarts exactly at `start`
     sampler = StepBatches([len(s) for s in sources], per_batch, seed, name, start, total,
@@ -331,13 +336,19 @@ def _synchronize(device: torch.device) -> None:
 
 
 def save_checkpoint(accelerator: Accelerator, model, optimizer, step: int, path: Path) -> None:
-    """Weights, optimizer state and step, written once by the main process, atomically."""
+    """Weights, optimizer state and step (and each process's GPU generator, where dropout's draws continue from),
+    written once by the main process, atomically."""
     accelerator.wait_for_everyone()
+    rng = None
+    if accelerator.device.type == "cuda":
+        from accelerate.utils import gather_object
+
+        rng = gather_object([torch.cuda.get_rng_state(accelerator.device)])  # one per process, in rank order
     if accelerator.is_main_process:
         plain = accelerator.unwrap_model(model, keep_torch_compile=False)  # timm's keys, compiled or not
         state = {"model": plain.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
-        if accelerator.device.type == "cuda":  # where dropout's draws continue from on resume
-            state["cuda_rng"] = torch.cuda.get_rng_state(accelerator.device)
+        if rng is not None:
+            state["cuda_rng"] = rng
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
     accelerator.wait_for_everyone()

@@ -34,15 +34,19 @@ def make_accelerator(cfg: TrainConfig, out: Path) -> Accelerator:
     """Device, precision, processes (accelerate launch / torchrun) and trackers, in one place. `cfg` is resolved
     (its mixed precision is no, fp16 or bf16)."""
     trackers = resolve_trackers(cfg.report_to)
+    return accelerator_in(cfg.mixed_precision, log_with=trackers or None, project_dir=str(out))
+
+
+def accelerator_in(mixed_precision: str, **kwargs) -> Accelerator:
+    """An Accelerator on the device accelerate picks, in `mixed_precision` (no, fp16, bf16). accelerate fixes the
+    precision once per process, at its first Accelerator; a process that runs several pieces of work in their own
+    precisions (a `run` grid's cells in bf16, their LEEP analysis in fp32) sets it for each."""
     from accelerate.state import AcceleratorState
 
     fixed = AcceleratorState._shared_state.get("_mixed_precision")
-    if fixed is not None and fixed != cfg.mixed_precision:
-        # accelerate fixes the precision once per process (the first Accelerator's, e.g. an analysis's, which
-        # asks for none); a process that trains several runs (a `run` grid's cells) sets it for each
+    if fixed is not None and fixed != mixed_precision:
         AcceleratorState._reset_state()
-    return Accelerator(mixed_precision=cfg.mixed_precision, cpu=device_type() == "cpu", log_with=trackers or None,
-                       project_dir=str(out))
+    return Accelerator(mixed_precision=mixed_precision, cpu=device_type() == "cpu", **kwargs)
 
 
 def start_trackers(accelerator: Accelerator, cfg: TrainConfig) -> None:

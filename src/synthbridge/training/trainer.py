@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -55,6 +55,33 @@ def per_class_subset(images: ImageSet, per_class: int, classes: list[str]) -> Im
         raise UserError(f"--synthetic-per-class {per_class} is more than the synthetic folder has for "
                         f"{', '.join(map(repr, short[:5]))}; generate more or ask for fewer")
     return images.subset(chosen)
+
+
+def _convolutional(cfg: TrainConfig, device: str) -> bool:
+    """Whether channels_last's `auto` should treat the model as convolutional: asked only where it matters (on a
+    GPU, with channels_last left to auto); a model timm cannot build on the meta device counts as not."""
+    if cfg.channels_last is not None or device != "cuda":
+        return False
+    try:
+        return convolutional(cfg.model)
+    except Exception:  # an architecture that needs real tensors to be built: keep the default memory format
+        return False
+
+
+def _fit_pipeline(cfg: TrainConfig, sets: list[ImageSet]) -> TrainConfig:
+    """`auto`'s memory pipeline when the sets' decoded pixels fit its host-memory limit, else the loader pipeline,
+    said in one log line and recorded in config.json."""
+    import logging
+
+    from synthbridge.data.base import MEMORY_LIMIT_BYTES
+
+    largest = max(s.decoded_bytes() for s in sets)
+    if largest <= MEMORY_LIMIT_BYTES:
+        return cfg
+    logging.getLogger(__name__).warning(
+        "the decoded images (about %.1f GiB for the largest set) exceed the memory pipeline's %.1f GiB: training "
+        "with the loader pipeline (pass --pipeline to choose)", largest / 2**30, MEMORY_LIMIT_BYTES / 2**30)
+    return replace(cfg, pipeline="loader")
 
 
 class RunMismatch(UserError):
@@ -98,13 +125,16 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
         bundle = load_dataset(cfg.dataset, data_root=cfg.data_root, download=cfg.download, shots=cfg.shots, seed=cfg.seed,
                               cached=cache)
     device = accelerator.device.type if accelerator is not None else device_type()
+    requested = cfg
     cfg = cfg.resolve(input_size=input_size(cfg.model), image_size=bundle.image_size, device_type=device,
-                      convolutional=convolutional(cfg.model))
+                      convolutional=_convolutional(cfg, device))
     synthetic_images = None
     if strategy.needs_synthetic:
         synthetic_images = load_synthetic(cfg.synthetic, bundle.classes, cached=cache)
         if cfg.synthetic_per_class is not None:
             synthetic_images = per_class_subset(synthetic_images, cfg.synthetic_per_class, bundle.classes)
+    if requested.pipeline == "auto" and cfg.pipeline == "memory":
+        cfg = _fit_pipeline(cfg, [bundle.train, bundle.test] + ([synthetic_images] if synthetic_images else []))
 
     # 2. run folder and record
     own_accelerator = accelerator is None
