@@ -180,3 +180,51 @@ def test_convolutional_models_are_told_from_vits_without_building_their_weights(
     assert convolutional("resnet18") and convolutional("mini_resnet")
     assert not convolutional("vit_tiny_patch16_224")  # its patch embedding is its only convolution
     assert not convolutional("no_such_model")
+
+
+class _Photos:
+    """Images of many sizes, as a photo dataset has (each its own size: 24 sizes)."""
+
+    @staticmethod
+    def make():
+        from PIL import Image
+
+        from synthbridge.data.base import ImageSet
+
+        rng = np.random.default_rng(1)
+        arrays = [rng.integers(0, 256, (20 + 3 * k, 40 - k, 3), dtype=np.uint8) for k in range(24)]
+
+        class Photos(ImageSet):
+            def __init__(self):
+                super().__init__()
+                self.targets = [k % 3 for k in range(len(arrays))]
+
+            def load(self, index):
+                return Image.fromarray(arrays[index])
+
+        return Photos()
+
+
+def test_a_set_of_many_sizes_is_packed_in_canvases_and_augmented_as_each_image_alone(monkeypatch):
+    from synthbridge.data import base
+    from synthbridge.training.augment import BatchTransform, eval_tensor
+
+    packed = _Photos.make().decoded()
+    assert packed.sizes is not None and len(packed.groups) < 24  # 24 sizes in a few canvases
+    for g, canvas in enumerate(packed.groups):  # each canvas is within CANVAS_STEP of every image it holds
+        heights, widths = packed.item_sizes(np.flatnonzero(packed.group == g))
+        assert canvas.shape[-2] <= heights.min() * base.CANVAS_STEP and canvas.shape[-1] <= widths.min() * base.CANVAS_STEP
+    monkeypatch.setattr(base, "MAX_SIZE_GROUPS", 100)
+    exact = _Photos.make().decoded()
+    assert exact.sizes is None and len(exact.groups) == 24
+    items, seeds = list(range(24)) * 2, list(range(500, 548))
+    for augment, interpolation in (("timm", "bilinear"), ("light", "bilinear"), ("timm", "bicubic")):
+        transform = BatchTransform.for_model({**CONFIG, "interpolation": interpolation}, augment)
+        ours, alone = (transform(d, items, seeds, torch.device("cpu")) for d in (packed, exact))
+        assert torch.allclose(ours, alone, atol=1e-4)  # float rounding only: the crops never sample the padding
+    monkeypatch.setattr(base, "MAX_SIZE_GROUPS", 16)
+    photos, reference = _Photos.make(), _Photos.make()
+    monkeypatch.setattr(base, "MAX_SIZE_GROUPS", 100)
+    assert torch.equal(eval_tensor(photos, CONFIG), eval_tensor(reference, CONFIG))
+    subset = photos.subset([5, 23, 5])  # selections keep each image's own size
+    assert subset.decoded().item_sizes(np.arange(3))[0].tolist() == [35, 89, 35]

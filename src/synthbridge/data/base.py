@@ -39,16 +39,30 @@ def _memory_limit() -> int:
 MEMORY_LIMIT_BYTES = _memory_limit()
 DECODE_THREADS = 16  # PIL decodes with the GIL released: files are decoded on this many threads at most
 ESTIMATE_SAMPLE = 64  # items whose size `decoded_bytes` reads to estimate a set's
+MAX_SIZE_GROUPS = 16  # distinct image sizes a set keeps as groups of their own; a set of more is packed in canvases
+CANVAS_STEP = 1.125  # a canvas is at most this factor larger than each image it holds, on each side
 
 
 @dataclass(frozen=True)
 class Decoded:
     """An ImageSet's pixels in memory: uint8 (n, 3, h, w) tensors, one per image size, and where item i is
-    (`groups[group[i]][row[i]]`). Selecting items copies no pixels."""
+    (`groups[group[i]][row[i]]`). Selecting items copies no pixels.
+
+    A set of many sizes (photos) is packed instead: each group is a canvas holding images of about its size (each
+    side within CANVAS_STEP of it) in its top-left corner, and `sizes` says each item's own (height, width): the
+    batched augmentation then runs a few kernels per canvas rather than per image size."""
 
     groups: tuple[torch.Tensor, ...]
     group: np.ndarray  # (N,) int
     row: np.ndarray  # (N,) int
+    sizes: np.ndarray | None = None  # (N, 2) int: each item's (height, width) in its canvas; None: its group's
+
+    def item_sizes(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(heights, widths) of `items`' own images."""
+        if self.sizes is not None:
+            return self.sizes[items, 0], self.sizes[items, 1]
+        shapes = np.array([tuple(g.shape[-2:]) for g in self.groups], dtype=np.int64).reshape(-1, 2)
+        return shapes[self.group[items], 0], shapes[self.group[items], 1]
 
     def __len__(self) -> int:
         return len(self.group)
@@ -66,18 +80,19 @@ class Decoded:
             pixels = self.groups[g]
             groups.append(pixels if len(used) == len(pixels) else pixels[torch.from_numpy(used)])
             group[members], row[members] = len(groups) - 1, inverse
-        return Decoded(tuple(groups), group, row)
+        return Decoded(tuple(groups), group, row, self.sizes)
 
     def to(self, device: torch.device | str, pin: bool = False) -> Decoded:
         """The pixels of these items (`compact`) on `device`, or in pinned host memory (`pin`: for asynchronous
         copies to a GPU)."""
         compact = self.compact()
         groups = tuple(g.pin_memory() if pin else g.to(device) for g in compact.groups)
-        return Decoded(groups, compact.group, compact.row)
+        return Decoded(groups, compact.group, compact.row, compact.sizes)
 
     def select(self, indices: Sequence[int]) -> Decoded:
         indices = np.asarray(indices, dtype=np.int64)
-        return Decoded(self.groups, self.group[indices], self.row[indices])
+        return Decoded(self.groups, self.group[indices], self.row[indices],
+                       None if self.sizes is None else self.sizes[indices])
 
     @staticmethod
     def concat(parts: Sequence[Decoded]) -> Decoded:
@@ -86,7 +101,10 @@ class Decoded:
             group.append(part.group + len(groups))
             row.append(part.row)
             groups.extend(part.groups)
-        return Decoded(tuple(groups), np.concatenate(group), np.concatenate(row))
+        sizes = None
+        if any(part.sizes is not None for part in parts):
+            sizes = np.concatenate([np.stack(part.item_sizes(np.arange(len(part))), axis=1) for part in parts])
+        return Decoded(tuple(groups), np.concatenate(group), np.concatenate(row), sizes)
 
     @staticmethod
     def stack(arrays: list[np.ndarray], what: str) -> Decoded:
@@ -101,17 +119,28 @@ class Decoded:
                 raise UserError(f"{what} is too large to hold in memory (over {MEMORY_LIMIT_BYTES / 2**30:.1f} GiB "
                                 f"decoded); train with --pipeline loader")
         group, row = np.zeros(len(arrays), dtype=np.int64), np.zeros(len(arrays), dtype=np.int64)
+        sizes = np.array([a.shape[:2] for a in arrays], dtype=np.int64).reshape(-1, 2)
+        packed = len(by_size) > MAX_SIZE_GROUPS
+        if packed:  # canvases: each side's log in steps of CANVAS_STEP
+            by_size = {}
+            for i, (height, width) in enumerate(sizes):
+                key = (int(np.log(height) // np.log(CANVAS_STEP)), int(np.log(width) // np.log(CANVAS_STEP)))
+                by_size.setdefault(key, []).append(i)
         groups = []
         for g, members in enumerate(by_size.values()):
-            height, width = arrays[members[0]].shape[:2]
-            pixels = torch.empty((len(members), 3, height, width), dtype=torch.uint8)
+            canvas_height, canvas_width = sizes[members].max(axis=0)
+            pixels = torch.empty((len(members), 3, canvas_height, canvas_width), dtype=torch.uint8)
             view = pixels.numpy()  # the same memory: PIL's arrays are read-only, numpy copies from them as they are
             for k, i in enumerate(members):
-                view[k] = arrays[i].transpose(2, 0, 1)
+                height, width = sizes[i]
+                view[k, :, :height, :width] = arrays[i].transpose(2, 0, 1)
+                if packed:  # the padding repeats the image's edge: sampled past it, a canvas reads what border does
+                    view[k, :, :height, width:] = view[k, :, :height, width - 1:width]
+                    view[k, :, height:, :] = view[k, :, height - 1:height, :]
                 arrays[i] = None
             groups.append(pixels)
             group[members], row[members] = g, np.arange(len(members))
-        return Decoded(tuple(groups), group, row)
+        return Decoded(tuple(groups), group, row, sizes if packed else None)
 
 
 class ImageSet(torch.utils.data.Dataset):

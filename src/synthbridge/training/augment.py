@@ -10,8 +10,9 @@ For small images held in memory that per-image Python work costs more than the a
 - train (`augment` light or timm): RandomResizedCrop with timm's scale and ratio (torchvision's
   sampling rule: 10 tries, then a centre crop), horizontal flip, ColorJitter (brightness, contrast,
   saturation, applied in a random order per image), normalisation: one `affine_grid`/`grid_sample`
-  per image size for the crops, the jitter on the batch tensor. Each image's draws are a pure function
-  of its own seed (`uniforms`), never of its batch neighbours, the process count or a global state.
+  per image size (per canvas of a packed set: `data.base.Decoded`) for the crops, the jitter on the batch
+  tensor. Each image's draws are a pure function of its own seed (`uniforms`), never of its batch
+  neighbours, the process count or a global state.
 - eval (and `augment: none`): timm's eval transform itself (Resize, CenterCrop) run on the uint8 batch,
   then normalisation; done once per set and process, kept in memory (`eval_tensor`).
 
@@ -116,10 +117,9 @@ class BatchTransform:
         out = None if len(groups) == 1 else torch.empty((len(items), 3, *self.size), device=device)
         for g in groups:
             members = np.flatnonzero(group == g)
-            pixels = decoded.groups[g]
-            height, width = pixels.shape[-2:]
-            boxes = crop_boxes(u[members], np.full(len(members), height), np.full(len(members), width),
-                               self.scale, self.ratio)
+            pixels = decoded.groups[g]  # a canvas of a packed set: each image in its top-left corner
+            heights, widths = decoded.item_sizes(items[members])
+            boxes = crop_boxes(u[members], heights, widths, self.scale, self.ratio)
             flip = u[members, 2 * _TRIES + 2] < self.hflip
             rows = torch.from_numpy(row[members])
             batch = (pixels[rows.to(pixels.device, non_blocking=True)] if pixels.device.type != "cpu"
@@ -237,7 +237,8 @@ class EvalInMemory:
 
 def eval_tensor(images: ImageSet, data_config: dict) -> torch.Tensor:
     """The whole set as the model's normalised eval input (N, 3, H, W) float, computed once per set and config:
-    timm's eval transform's Resize and CenterCrop on the uint8 pixels, one call per image size."""
+    timm's eval transform's Resize and CenterCrop on the uint8 pixels, one call per image size (per image of a
+    packed canvas)."""
     from timm.data import create_transform
     from timm.data.transforms import MaybeToTensor
     from torchvision import transforms
@@ -257,10 +258,16 @@ def eval_tensor(images: ImageSet, data_config: dict) -> torch.Tensor:
         std = torch.tensor(data_config["std"]).view(1, 3, 1, 1)
         for g, pixels in enumerate(decoded.groups):
             members = np.flatnonzero(decoded.group == g)
-            batch = pixels[torch.from_numpy(decoded.row[members])]
-            for step in steps:
-                batch = step(batch)
-            out[torch.from_numpy(members)] = (batch.float() / 255.0 - mean) / std
+            heights, widths = decoded.item_sizes(members)
+            whole = bool(np.all(heights == pixels.shape[-2]) and np.all(widths == pixels.shape[-1]))
+            # a group of one size: one call; a packed canvas: each image cut from it alone
+            batches = ([(members, pixels[torch.from_numpy(decoded.row[members])])] if whole else
+                       [(members[k:k + 1], pixels[decoded.row[m]:decoded.row[m] + 1, :, :heights[k], :widths[k]])
+                        for k, m in enumerate(members)])
+            for at, batch in batches:
+                for step in steps:
+                    batch = step(batch)
+                out[torch.from_numpy(at)] = (batch.float() / 255.0 - mean) / std
         cache[key] = out
     return cache[key]
 
