@@ -12,7 +12,8 @@ Steps (each reports `ok`, its figures and its seconds; a failed step is recorded
 - train_command: `synthbridge train --strategy bridged` itself (the command, in a subprocess) on an ImageFolder of
   JPEGs and a synthetic folder of JPEGs that the check writes, for resnet18 and resnet50 at 224 px, batch 128,
   with the `memory` pipeline (`train`'s choice on a GPU: decoded images on the GPU, batched augmentation there) and
-  the per-image `loader` pipeline: each stage's steady images/s (from its metrics.json) against the floor of the same
+  the per-image `loader` pipeline, and resnet18's memory pipeline once more on JPEGs of many sizes (each side 0.75
+  to 1.25 x 256 px, as photos: packed in canvases): each stage's steady images/s (from its metrics.json) against the floor of the same
   model, batch and precision (bf16 + channels_last, random tensors on the GPU) measured in this process;
 - ddp: a 2-process DDP run of the same training under torchrun with NCCL where 2 GPUs exist (all_reduce, the
   ranks' weights equal after the steps, images/s against 2x one process), else recorded as skipped;
@@ -363,10 +364,11 @@ def training_step(cfg: CheckConfig) -> dict:
 # --------------------------------------------------------------------------------------------- train command
 
 
-def write_jpeg_sets(root: Path, classes: int, per_class: int, size: int) -> tuple[Path, Path]:
+def write_jpeg_sets(root: Path, classes: int, per_class: int, size: int, vary: bool = False) -> tuple[Path, Path]:
     """An ImageFolder (train/ per_class, test/ a tenth of it, per class) and a synthetic folder (generate's layout:
     <safe class name>/<index>.jpg and manifest.jsonl) of JPEGs: smooth random colour fields with a class-coloured
-    square, so that the images decode and compress like photos and the classes can be told apart."""
+    square, so that the images decode and compress like photos and the classes can be told apart. `vary`: each
+    image's height and width drawn between 0.75 and 1.25 x `size`, as a photo dataset's are."""
     import numpy as np
     from PIL import Image
 
@@ -379,8 +381,10 @@ def write_jpeg_sets(root: Path, classes: int, per_class: int, size: int) -> tupl
 
     def image(label: int) -> Image.Image:
         field = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-        picture = np.asarray(Image.fromarray(field).resize((size, size), Image.BICUBIC)).copy()
-        side, top, left = size // 4, *rng.integers(0, size - size // 4, 2)
+        height, width = rng.integers(int(0.75 * size), int(1.25 * size) + 1, 2) if vary else (size, size)
+        picture = np.asarray(Image.fromarray(field).resize((int(width), int(height)), Image.BICUBIC)).copy()
+        side = size // 4
+        top, left = rng.integers(0, height - side), rng.integers(0, width - side)
         picture[top:top + side, left:left + side] = (np.array([37, 91, 173]) * (label + 1)) % 256
         return Image.fromarray(picture)
 
@@ -404,36 +408,41 @@ def train_command_step(cfg: CheckConfig, work: Path) -> dict:
     (forward, backward, AdamW on random tensors already on the device, bf16 + channels_last on a GPU as `train`
     picks there) of the same model, batch and input size, measured in this process after the commands."""
     real, synthetic = write_jpeg_sets(work / "jpegs", cfg.command_classes, cfg.command_per_class, cfg.command_image_size)
+    mixed = write_jpeg_sets(work / "jpegs-mixed-sizes", cfg.command_classes, cfg.command_per_class,
+                            cfg.command_image_size, vary=True)
     runs, gpu = {}, not cfg.dry_run
-    for model in cfg.command_models:
-        for pipeline in cfg.command_pipelines:
-            out = work / f"train-{model}-{pipeline}"
-            command = [sys.executable, "-m", "synthbridge", "train", "--dataset", f"imagefolder:{real}", "--model", model,
-                       "--strategy", "bridged", "--synthetic", str(synthetic), "--no-pretrained",
-                       "--input-size", str(cfg.train_size), "--pipeline", pipeline,
-                       "--num-workers", str(cfg.command_workers), "--report-to", "none", "--keep", "none",
-                       "--out", str(out)]
-            for stage in ("real", "synthetic"):
-                command += [f"--{stage}-steps", str(cfg.command_steps), f"--{stage}-batch-size", str(cfg.train_batch)]
-            began = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-            wall = time.perf_counter() - began
-            check(done.returncode == 0, f"train {model} ({pipeline}) exited {done.returncode}: "
-                                        f"{last_line(done.stderr + done.stdout)}")
-            from synthbridge.io import read_json
+    # every model and pipeline on one-size JPEGs; the first model's memory pipeline also on JPEGs of many sizes
+    plan = [(model, pipeline, (real, synthetic), "") for model in cfg.command_models for pipeline in cfg.command_pipelines]
+    plan.append((cfg.command_models[0], "memory", mixed, "-mixed-sizes"))
+    for model, pipeline, (real, synthetic), variant in plan:
+        out = work / f"train-{model}-{pipeline}{variant}"
+        command = [sys.executable, "-m", "synthbridge", "train", "--dataset", f"imagefolder:{real}", "--model", model,
+                   "--strategy", "bridged", "--synthetic", str(synthetic), "--no-pretrained",
+                   "--input-size", str(cfg.train_size), "--pipeline", pipeline,
+                   "--num-workers", str(cfg.command_workers), "--report-to", "none", "--keep", "none",
+                   "--out", str(out)]
+        for stage in ("real", "synthetic"):
+            command += [f"--{stage}-steps", str(cfg.command_steps), f"--{stage}-batch-size", str(cfg.train_batch)]
+        began = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        wall = time.perf_counter() - began
+        check(done.returncode == 0, f"train {model} ({pipeline}) exited {done.returncode}: "
+                                    f"{last_line(done.stderr + done.stdout)}")
+        from synthbridge.io import read_json
 
-            metrics, config = read_json(out / "metrics.json"), read_json(out / "config.json")["config"]
-            if gpu:
-                check(config["mixed_precision"] == "bf16" and config["channels_last"],
-                      f"train on a GPU resolved precision {config['mixed_precision']!r}, channels_last "
-                      f"{config['channels_last']}: expected bf16 and true")
-            stages = {name: {"images_per_second": record["images_per_second"], "seconds": round(record["seconds"], 2),
-                             "steps": record["steps"], "batch_size": record["batch_size"]}
-                      for name, record in metrics["stages"].items()}
-            runs[f"{model}/{pipeline}"] = {
-                "model": model, "pipeline": pipeline, "stages": stages, "wall_seconds": round(wall, 1),
-                "seconds": {k: round(v, 2) for k, v in metrics["seconds"].items()}, "top1": metrics["top1"],
-                "mixed_precision": config["mixed_precision"], "channels_last": config["channels_last"]}
+        metrics, config = read_json(out / "metrics.json"), read_json(out / "config.json")["config"]
+        if gpu:
+            check(config["mixed_precision"] == "bf16" and config["channels_last"],
+                  f"train on a GPU resolved precision {config['mixed_precision']!r}, channels_last "
+                  f"{config['channels_last']}: expected bf16 and true")
+        stages = {name: {"images_per_second": record["images_per_second"], "seconds": round(record["seconds"], 2),
+                         "steps": record["steps"], "batch_size": record["batch_size"]}
+                  for name, record in metrics["stages"].items()}
+        runs[f"{model}/{pipeline}{variant}"] = {
+            "model": model, "pipeline": pipeline, "mixed_sizes": bool(variant), "stages": stages,
+            "wall_seconds": round(wall, 1),
+            "seconds": {k: round(v, 2) for k, v in metrics["seconds"].items()}, "top1": metrics["top1"],
+            "mixed_precision": config["mixed_precision"], "channels_last": config["channels_last"]}
     floors = {}
     for model in cfg.command_models:
         floor = train_rate(cfg, bf16=gpu, channels_last=gpu, model_name=model)["images_per_second"]
@@ -720,7 +729,8 @@ def format_row(result: dict) -> str:
         parts = []
         for run in step["runs"].values():
             ratios = run.get("vs_floor", {})
-            parts.append(f"{run['model']} {run['pipeline']}: **{ratios.get('synthetic', 0):.2f}× / "
+            label = f"{run['model']} {run['pipeline']}" + (" (mixed sizes)" if run.get("mixed_sizes") else "")
+            parts.append(f"{label}: **{ratios.get('synthetic', 0):.2f}× / "
                          f"{ratios.get('real', 0):.2f}×**")
         return "; ".join(parts) + f" ({step['input_size']} px, batch {step['batch_size']}, {step['floor_precision']})"
 

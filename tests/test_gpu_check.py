@@ -50,7 +50,8 @@ def test_dry_run_runs_and_checks_every_step(tmp_path):
     assert all(v["images_per_second"] > 0 for v in training["variants"].values())
     assert set(training["vs_fp32"]) == {"bf16", "bf16_channels_last"}
     command = result["steps"]["train_command"]  # `synthbridge train` itself, per model and pipeline, vs its floor
-    assert set(command["runs"]) == {"resnet18/memory", "resnet18/loader"}
+    assert set(command["runs"]) == {"resnet18/memory", "resnet18/loader", "resnet18/memory-mixed-sizes"}
+    assert command["runs"]["resnet18/memory-mixed-sizes"]["mixed_sizes"] is True
     for run in command["runs"].values():
         assert set(run["stages"]) == {"synthetic", "real"} and run["floor_images_per_second"] > 0
         assert run["mixed_precision"] == "no" and run["channels_last"] is False  # what `train` picks on the CPU
