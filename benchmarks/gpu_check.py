@@ -13,8 +13,8 @@ Steps (each reports `ok`, its figures and its seconds; a failed step is recorded
   JPEGs and a synthetic folder of JPEGs that the check writes, for resnet18 and resnet50 at 224 px, batch 128,
   with the `memory` pipeline (`train`'s choice on a GPU: decoded images on the GPU, batched augmentation there) and
   the per-image `loader` pipeline, and resnet18's memory pipeline once more on JPEGs of many sizes (each side 0.75
-  to 1.25 x 256 px, as photos: packed in canvases): each stage's steady images/s (from its metrics.json) against the floor of the same
-  model, batch and precision (bf16 + channels_last, random tensors on the GPU) measured in this process;
+  to 1.25 x 256 px, as photos: packed in canvases): each stage's steady images/s (from its metrics.json) against
+  the floor of the same model, batch and precision (bf16 + channels_last, random tensors on the GPU) measured in this process;
 - ddp: a 2-process DDP run of the same training under torchrun with NCCL where 2 GPUs exist (all_reduce, the
   ranks' weights equal after the steps, images/s against 2x one process), else recorded as skipped;
 - demo: `synthbridge demo --quick` end to end on the GPU, its wall time and its report;
