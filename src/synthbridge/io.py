@@ -11,6 +11,7 @@ import copy
 import functools
 import hashlib
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -76,17 +77,25 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read JSON lines, skipping a torn last line left by a crash."""
-    records = []
+    """Read JSON lines. A torn last line (an append cut short by a crash) is left out, with a warning that says so;
+    any other line that is not a JSON record is an error naming the file and the line: never skipped silently."""
     with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+        lines = f.read().split("\n")
+    filled = [number for number, line in enumerate(lines) if line.strip()]
+    records = []
+    for number in filled:
+        try:
+            record = json.loads(lines[number])
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        elif number == filled[-1]:
+            logging.getLogger(__name__).warning("%s: its last line is cut short (a write was interrupted); "
+                                                "1 line left out", path)
+        else:
+            raise UserError(f"{str(path)!r} line {number + 1} is not a JSON record ({lines[number][:60]!r}); "
+                            f"repair or remove that line")
     return records
 
 
@@ -118,6 +127,8 @@ def safe_name(name: str) -> str:
 def ensure_writable_dir(path: str | os.PathLike, what: str = "output folder") -> Path:
     """Create `path` if needed and check that files can be written there."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {str(path)!r} names a file, not a folder; pick a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-", delete=True)

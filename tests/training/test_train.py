@@ -434,3 +434,18 @@ def test_an_unreadable_synthetic_image_is_one_log_line_and_not_counted(tmp_path,
             assert metrics["num_train_synthetic"] == 19
     lines = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
     assert lines and all("\n" not in line and "00001.png" in line and "1 skipped so far" in line for line in lines)
+
+
+def test_out_naming_a_file_and_a_one_class_dataset_are_one_line_each(tmp_path):
+    from helpers import write_imagefolder
+
+    existing = tmp_path / "a-file.txt"
+    existing.write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(UserError, match="names a file, not a folder"):
+            train(tiny(), existing, overwrite=overwrite)
+    assert existing.read_text() == "mine"  # and it is left as it was
+    one = write_imagefolder(tmp_path / "one", ["cat"], per_class=4, size=16)
+    with pytest.raises(UserError, match="has 1 class .cat.; a classifier needs at least two"):
+        train(tiny(dataset=f"imagefolder:{one}", shots=None), tmp_path / "one-run")
+    assert not (tmp_path / "one-run").exists()  # found before anything was made

@@ -89,6 +89,8 @@ class RunMismatch(UserError):
 
 
 def _prepare_run_dir(out: Path, record: dict, resume: bool, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {str(out)!r} names a file, not a folder; pick a folder (a run writes several files)")
     config_file = out / "config.json"
     if config_file.exists() and resume:
         if read_json(config_file)["config"] != record["config"]:
@@ -126,6 +128,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
                               cached=cache)
     device = accelerator.device.type if accelerator is not None else device_type()
     requested = cfg
+    if bundle.num_classes < 2:
+        raise UserError(f"dataset {cfg.dataset!r} has {bundle.num_classes} class ({', '.join(bundle.classes)}); a "
+                        f"classifier needs at least two: add a folder per class")
     cfg = cfg.resolve(input_size=input_size(cfg.model), image_size=bundle.image_size, device_type=device,
                       convolutional=_convolutional(cfg, device))
     synthetic_images = None
