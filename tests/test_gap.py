@@ -136,7 +136,7 @@ def test_cli_prints_a_table_and_bad_input_is_one_line(mnist5k, tmp_path, capsys)
     for args, message in [
         (["--synthetic", str(tmp_path / "nowhere")], "does not exist"),
         (["--synthetic", str(same), "--model", "no_such_model"], "unknown model"),
-        (["--synthetic", str(same), "--out", str(file / "g.json")], "cannot write"),
+        (["--synthetic", str(same), "--out", str(file / "g.json")], "names a file, not a folder"),
         (["--synthetic", str(same), "--shots", "5000"], "--shots 5000 is more than class"),
     ]:
         code = main(["gap", *args])
