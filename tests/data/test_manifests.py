@@ -41,3 +41,21 @@ def test_blank_lines_and_a_complete_last_line_without_newline_are_read(tmp_path,
     with caplog.at_level("WARNING"):
         assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
     assert caplog.text == ""
+
+
+def test_a_plain_imagefolder_with_class_named_folders_is_a_synthetic_set(tmp_path):
+    from PIL import Image
+
+    classes = ["green tree frog", "bull frog"]
+    root = tmp_path / "plain"
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for index in range(3):
+            Image.new("RGB", (8, 8), (index * 40, 0, 0)).save(root / name / f"{index}.png")
+    images = load_synthetic(root, classes)
+    assert len(images) == 6 and sorted(images.targets) == [0, 0, 0, 1, 1, 1]
+    (root / "tree frog").mkdir()
+    Image.new("RGB", (8, 8)).save(root / "tree frog" / "0.png")
+    with pytest.raises(UserError, match=r"'tree frog', which matches no class.*e\.g\. 'green tree frog' or "
+                                        r"'green_tree_frog-[0-9a-f]+'"):
+        load_synthetic(root, classes)

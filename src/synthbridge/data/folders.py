@@ -133,12 +133,16 @@ def _load_synthetic(path: str | Path, classes: Sequence[str]) -> FileImages:
             paths.append(file)
             targets.append(label_of[name])
     else:
-        # No manifest: class folders named as `safe_name` names them.
+        # No manifest: a plain ImageFolder (class folders named as the classes, as torchvision's ImageFolder names
+        # them), or class folders named as `generate` writes them (`safe_name`: 'green_tree_frog-e5d73e')
         label_of_folder = {safe_name(name): i for i, name in enumerate(classes)}
+        label_of_folder.update(label_of)
         for folder in _class_folders(root):
             if folder.name not in label_of_folder:
+                examples = " or ".join(repr(n) for n in dict.fromkeys([classes[0], safe_name(classes[0])]))
                 raise UserError(f"synthetic folder {str(root)!r} has class folder {folder.name!r}, which matches no class "
-                                f"of the dataset; remove it or regenerate the folder")
+                                f"of the dataset; name class folders as the dataset's classes (e.g. {examples}), "
+                                f"or remove it")
             files = _image_files(folder)
             paths += files
             targets += [label_of_folder[folder.name]] * len(files)
