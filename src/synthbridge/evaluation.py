@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 import torch
 from accelerate import Accelerator
-from tqdm.auto import tqdm
 
 from synthbridge.data import ImageSet
+from synthbridge.io import progress
 
 
 @torch.no_grad()
@@ -32,8 +32,8 @@ def predict(model: torch.nn.Module, images: ImageSet, transform, accelerator: Ac
         model = model.to(accelerator.device)  # built it (LEEP's networks are made on the CPU)
     model.eval()
     all_logits, all_labels = [], []
-    for batch, labels in tqdm(loader, desc="evaluate", unit="batch", leave=False,
-                              disable=not accelerator.is_local_main_process):
+    for batch, labels in progress(loader, desc="evaluate", unit="batch", leave=False,
+                                  enabled=accelerator.is_local_main_process):
         with accelerator.autocast():
             logits = model(batch)
         logits, labels = accelerator.gather_for_metrics((logits.float(), labels))

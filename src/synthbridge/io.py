@@ -99,6 +99,22 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return records
 
 
+PROGRESS_ENV = "SYNTHBRIDGE_PROGRESS"  # "0": no progress bars (--no-progress; worker processes inherit it)
+LOG_INTERVAL = 30.0  # seconds between redraws of a bar whose stderr is not a terminal (a log file, a SLURM job)
+
+
+def progress(iterable=None, *, enabled: bool = True, **kwargs):
+    """tqdm as every long piece of work shows it: off with `--no-progress` (or `enabled` False: not the main
+    process, a quiet caller); where stderr is not a terminal, redrawn at most every LOG_INTERVAL seconds, so that
+    a log gets a line every half minute rather than one per step."""
+    from tqdm.auto import tqdm
+
+    off = not enabled or os.environ.get(PROGRESS_ENV) == "0"
+    if not off and not sys.stderr.isatty():
+        kwargs.setdefault("mininterval", LOG_INTERVAL)
+    return tqdm(iterable, disable=off, **kwargs)
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)

@@ -21,14 +21,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from synthbridge.experiments.cells import Cell, plan_cells, share
 from synthbridge.experiments.config import ExperimentConfig
 from synthbridge.experiments.methods import METHODS
 from synthbridge.experiments.runner import cell_leep, open_experiment, sets_needed, train_cell, unfinished
 from synthbridge.experiments.sets import SetNeed, analyse_set, analysis_is_current, ensure_set, set_key
 from synthbridge.experiments.store import append_result
+from synthbridge.io import progress
 
 
 def prepare_sets(cfg: ExperimentConfig, exp_dir: str | Path, cells: list[Cell] | None = None) -> dict[tuple, Path]:
@@ -127,7 +126,7 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tu
     sets = make_sets(cfg, exp_dir, cells, mine if stale else todo)
 
     # 4-6. per cell: train, LEEP, store
-    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="cells", unit="cell", disable=not show_progress)
+    bar = progress(total=len(mine), initial=len(mine) - len(todo), desc="cells", unit="cell", enabled=show_progress)
     for cell in todo:
         bar.set_postfix_str(f"{cell.dataset} {cell.model} {cell.arm} shots={cell.shots} v={cell.volume} seed={cell.seed}")
         arm = ARMS.get(cell.arm)

@@ -27,13 +27,12 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from synthbridge.adaptation.config import RESUME_KEYS, TEXT_TARGETS, LoraTrainConfig, resolve
 from synthbridge.data import DatasetBundle, ImageSet, few_shot, load_dataset
 from synthbridge.diffusion.styles import text_encoder_slots
 from synthbridge.errors import UserError
-from synthbridge.io import atomic_path, ensure_writable_dir, environment, read_json, safe_name, write_json
+from synthbridge.io import atomic_path, ensure_writable_dir, environment, progress, read_json, safe_name, write_json
 from synthbridge.prompts import build_prompt, resolve_template
 from synthbridge.seeding import derive_seed
 
@@ -178,8 +177,8 @@ def _train_one(pipe, encoders: list[tuple], config: LoraTrainConfig, info, bundl
     batches = StepBatches([len(images)], [batch], config.seed, f"lora/{key}", 0, config.steps)
     to_pixels = pixel_transform(config.resolution)
     device, dtype = pipe.unet.device, pipe.unet.dtype
-    bar = tqdm(total=config.steps, initial=start, desc=f"lora {key}", unit="step", disable=not config.show_progress,
-               dynamic_ncols=True)
+    bar = progress(total=config.steps, initial=start, desc=f"lora {key}", unit="step", enabled=config.show_progress,
+                   dynamic_ncols=True)
     loop_began = time.perf_counter()
     try:
         for step in range(start, config.steps):

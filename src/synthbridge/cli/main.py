@@ -13,6 +13,7 @@ import warnings
 from synthbridge.cli import advise, embedded, experiments, gap, generate, info, invert, lora, train
 from synthbridge.cli.args import Command, Parser
 from synthbridge.errors import UserError
+from synthbridge.io import PROGRESS_ENV
 
 COMMANDS: dict[str, Command] = {
     "datasets": info.datasets,
@@ -37,6 +38,9 @@ EMBEDDED_COMMANDS: dict[str, Command] = {
 }
 
 
+QUIET_COMMANDS = ("datasets", "presets", "report", "advise", "assets")  # no progress bars: no --no-progress
+
+
 def _embedded_available() -> bool:
     try:
         import synthbridge.embedded  # noqa: F401
@@ -56,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         help_text = (setup.__doc__ or "").strip().splitlines()[0]
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         sub_parser.set_defaults(handler=setup(sub_parser))
+        if name not in QUIET_COMMANDS and "--no-progress" not in sub_parser._option_string_actions:
+            sub_parser.add_argument("--no-progress", action="store_true",
+                                    help="no progress bars (where stderr is not a terminal they redraw every 30 s)")
     return parser
 
 
@@ -71,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (kill, SLURM's time limit, a stopped demo worker) unwinds like Ctrl-C: `finally` blocks remove
     # half-written temporary folders instead of leaving them behind.
     previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
+    progress_before = os.environ.get(PROGRESS_ENV)
+    if getattr(args, "no_progress", False):
+        os.environ[PROGRESS_ENV] = "0"  # every bar in this command, and in the worker processes it starts
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:
@@ -83,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if progress_before is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = progress_before
         _close_process_group()
 
 

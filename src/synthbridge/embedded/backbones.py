@@ -21,10 +21,9 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
-from tqdm.auto import tqdm
 
 from synthbridge.embedded.models import BACKBONE_DIR, EMBEDDED_MODELS, IMAGE_SIZE, NUM_SOURCE_CLASSES
-from synthbridge.io import atomic_path, environment, read_json, write_json
+from synthbridge.io import atomic_path, environment, progress, read_json, write_json
 from synthbridge.seeding import derive_seed
 
 
@@ -47,7 +46,7 @@ def render_source_set(per_class: int, seed: int, split: str) -> tuple[torch.Tens
 
     assert len(glyphs.SOURCE_CLASSES) == NUM_SOURCE_CLASSES, "update NUM_SOURCE_CLASSES in embedded/models.py"
     images, labels = [], []
-    for label in tqdm(range(len(glyphs.SOURCE_CLASSES)), desc=f"render source {split}", unit="class", leave=False):
+    for label in progress(range(len(glyphs.SOURCE_CLASSES)), desc=f"render source {split}", unit="class", leave=False):
         for index in range(per_class):
             rng = np.random.default_rng(derive_seed(seed, "source", split, label, index))
             images.append(np.asarray(glyphs.source_image(label, rng, IMAGE_SIZE), dtype=np.uint8))
@@ -78,7 +77,7 @@ def pretrain_one(name: str, cfg: BackboneBuildConfig, train_set, val_set) -> dic
     generator = torch.Generator().manual_seed(derive_seed(cfg.seed, name, "data"))
     began = time.perf_counter()
     model.train()
-    bar = tqdm(range(steps), desc=f"pretrain {name}", unit="step")
+    bar = progress(range(steps), desc=f"pretrain {name}", unit="step")
     for step in bar:
         scheduler.step_update(step)
         index = torch.randint(0, len(images), (cfg.batch_size,), generator=generator)

@@ -32,13 +32,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from synthbridge.diffusion.pipeline import make_scheduler
 from synthbridge.embedded import corpus as corpus_lib
 from synthbridge.embedded.assets import GENERATOR_DIR
 from synthbridge.errors import UserError
 from synthbridge.io import environment, make_readable, read_json, write_json
+from synthbridge.io import progress as progress_bar
 from synthbridge.seeding import derive_seed
 
 RECORD_FILE = "synthbridge.json"  # generation defaults + build record, next to model_index.json
@@ -244,8 +244,8 @@ def train_vae(vae, images: np.ndarray, cfg: GeneratorBuildConfig, progress: bool
     noise = torch.Generator().manual_seed(derive_seed(cfg.seed, "vae", "posterior"))
     vae.train()
     l1_history, kl_history, curve = [], [], []
-    bar = tqdm(_batches(len(images), cfg.vae_batch_size, cfg.vae_steps, cfg.seed, "vae"), total=cfg.vae_steps,
-               desc="train vae", unit="step", disable=not progress)
+    bar = progress_bar(_batches(len(images), cfg.vae_batch_size, cfg.vae_steps, cfg.seed, "vae"), total=cfg.vae_steps,
+               desc="train vae", unit="step", enabled=progress)
     for step, index in enumerate(bar):
         x = _to_pixels(images[index])
         posterior = vae.encode(x).latent_dist
@@ -301,8 +301,8 @@ def train_denoiser(unet, text_encoder, token_ids: torch.Tensor, means: torch.Ten
     unet.train()
     text_encoder.train()
     history, curve = [], []
-    bar = tqdm(_batches(len(token_ids), cfg.unet_batch_size, cfg.unet_steps, cfg.seed, "unet"), total=cfg.unet_steps,
-               desc="train unet", unit="step", disable=not progress)
+    bar = progress_bar(_batches(len(token_ids), cfg.unet_batch_size, cfg.unet_steps, cfg.seed, "unet"), total=cfg.unet_steps,
+               desc="train unet", unit="step", enabled=progress)
     for step, index in enumerate(bar):
         index = torch.from_numpy(index)
         # 1. a fresh latent of each image (posterior sample), its noise level and noise

@@ -31,10 +31,10 @@ from functools import lru_cache
 
 import numpy as np
 import regex
-from tqdm.auto import tqdm
 
 from synthbridge.embedded import glyphs
 from synthbridge.errors import UserError
+from synthbridge.io import progress as progress_bar
 from synthbridge.seeding import derive_seed
 
 # --- what the corpus is made of ----------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def render_corpus(seed: int, count: int, size: int = IMAGE_SIZE, *, content: str
         raise UserError(f"corpus size must be a whole number > 0, got {count}")
     chunk = 500
     jobs = [(seed, start, min(chunk, count - start), size, content) for start in range(0, count, chunk)]
-    bar = tqdm(total=count, desc="render corpus", unit="img", disable=not progress)
+    bar = progress_bar(total=count, desc="render corpus", unit="img", enabled=progress)
     items: list[CorpusItem] = []
     if workers > 1:
         # fork: the children inherit the already-checked font tables instead of redoing the font check.

@@ -19,11 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from synthbridge.errors import UserError
 from synthbridge.experiments import ExperimentConfig, plan_cells, read_results
 from synthbridge.experiments.runner import open_experiment, sets_needed
+from synthbridge.io import progress
 from synthbridge.reporting import build_report
 from synthbridge.study import prepare_sets, run_experiment
 
@@ -87,7 +86,7 @@ def run_workers(config_path: str, out: str | Path, workers: int, total: int, set
                 procs.append((subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env), log))
         done = (lambda: sets_made(out)) if sets_only else (lambda: len({r["cell"] for r in read_results(out)}))
         failed: list[tuple[subprocess.Popen, Path]] = []
-        with tqdm(total=total, initial=done(), desc=f"{kind} ({workers} workers)", unit=kind[:-1]) as bar:
+        with progress(total=total, initial=done(), desc=f"{kind} ({workers} workers)", unit=kind[:-1]) as bar:
             while not failed and any(p.poll() is None for p, _ in procs):
                 time.sleep(2)
                 bar.update(done() - bar.n)

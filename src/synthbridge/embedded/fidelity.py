@@ -32,7 +32,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from synthbridge.diffusion.pipeline import describe_generator, load_generator, set_scheduler
 from synthbridge.diffusion.sampling import render
@@ -41,6 +40,7 @@ from synthbridge.embedded import glyphs
 from synthbridge.embedded.assets import GENERATOR_DIR
 from synthbridge.errors import UserError
 from synthbridge.io import environment, read_json, write_json
+from synthbridge.io import progress as progress_bar
 from synthbridge.seeding import derive_seed
 
 DIGITS = [str(d) for d in range(10)]
@@ -228,7 +228,7 @@ def generate_digits(pipe, per_class: int, seed: int, guidance_scale: float, num_
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
     jobs = [(d, i) for i in range(per_class) for d in range(10)]  # every batch holds every digit
     images = []
-    for start in tqdm(range(0, len(jobs), batch_size), desc="generate", unit="batch", disable=not progress):
+    for start in progress_bar(range(0, len(jobs), batch_size), desc="generate", unit="batch", enabled=progress):
         chunk = jobs[start:start + batch_size]
         out, _ = render(pipe, [corpus_lib.digit_prompt(d) for d, _ in chunk],
                         [derive_seed(seed, "fidelity", d, i) for d, i in chunk], negative_prompt=None,

@@ -14,11 +14,10 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from synthbridge.data import MANIFEST, load_dataset
 from synthbridge.errors import UserError
-from synthbridge.io import atomic_path, ensure_writable_dir, environment, read_json, safe_name, write_json, write_text
+from synthbridge.io import atomic_path, ensure_writable_dir, environment, progress, read_json, safe_name, write_json, write_text
 from synthbridge.seeding import derive_seed
 
 
@@ -58,7 +57,7 @@ def render_folder(cfg: RenderConfig, overwrite: bool = False) -> dict:
     style_of = glyphs.hand_digit_style if cfg.style == "hand" else glyphs.baseline_digit_style
     began, made, lines = time.perf_counter(), 0, []
     work = [(c, i) for c in bundle.classes for i in range(cfg.per_class)]
-    for name, index in tqdm(work, desc="render", unit="img"):
+    for name, index in progress(work, desc="render", unit="img"):
         seed = derive_seed(cfg.seed, "render", name, index)
         rel = f"{safe_name(name)}/{index:05d}.png"
         path = out / rel

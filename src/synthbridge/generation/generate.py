@@ -47,7 +47,7 @@ from synthbridge.errors import UserError
 from synthbridge.generation import folder as store
 from synthbridge.generation.adapted import Adapters, RealStarts, class_templates, drop_adapters, per_class_style
 from synthbridge.generation.config import IMAGE_FORMATS, SET_KEYS, GenerateConfig
-from synthbridge.io import append_jsonl, atomic_path, ensure_writable_dir, environment
+from synthbridge.io import append_jsonl, atomic_path, ensure_writable_dir, environment, progress
 from synthbridge.prompts import build_prompt, resolve_templates, template_for
 from synthbridge.seeding import derive_seed
 
@@ -259,7 +259,7 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
     made = given_up = retried = 0
     per_class = adapters is not None and adapters.per_class is not None
     queues = _class_queues(todo) if per_class else [deque(_Attempt(item) for item in todo)]
-    with _progress(len(todo), show_progress) as progress:
+    with _progress(len(todo), show_progress) as bar:
         for queue in queues:
             while queue:
                 batch = [queue.popleft() for _ in range(min(config.batch_size, len(queue)))]
@@ -299,8 +299,8 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
                                       rejected_reasons=attempt.rejected_reasons + [reason])
                         append_jsonl(part, record)
                         given_up += 1
-                    progress.update(1)
-                    progress.set_postfix(retries=retried, given_up=given_up, refresh=False)
+                    bar.update(1)
+                    bar.set_postfix(retries=retried, given_up=given_up, refresh=False)
     return made, given_up, retried
 
 
@@ -513,9 +513,8 @@ def _manifest_line(config: GenerateConfig, set_params: dict, attempt: _Attempt, 
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="img", desc="generate", disable=not enabled, dynamic_ncols=True)
+    return progress(total=total, unit="img", desc="generate", enabled=enabled, dynamic_ncols=True)
 
 
 def _normalise(obj):

@@ -46,7 +46,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from synthbridge.data import DatasetBundle, few_shot, load_dataset
 from synthbridge.diffusion.styles import (
@@ -64,7 +63,7 @@ from synthbridge.diffusion.styles import (
 )
 from synthbridge.errors import UserError
 from synthbridge.inversion.config import INITIALIZER_CANDIDATES, RESUME_KEYS, InvertConfig, class_token, resolve
-from synthbridge.io import atomic_path, ensure_writable_dir, environment, read_json, write_json
+from synthbridge.io import atomic_path, ensure_writable_dir, environment, progress, read_json, write_json
 from synthbridge.prompts import build_prompt, resolve_template
 from synthbridge.seeding import derive_seed
 
@@ -169,8 +168,8 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
 
     batches = StepBatches([len(images)], [config.batch_size], config.seed, "invert", 0, config.steps)
     to_pixels = pixel_transform(config.resolution)
-    bar = tqdm(total=config.steps, initial=start, desc="invert", unit="step", disable=not config.show_progress,
-               dynamic_ncols=True)
+    bar = progress(total=config.steps, initial=start, desc="invert", unit="step", enabled=config.show_progress,
+                   dynamic_ncols=True)
     loop_began = time.perf_counter()
     try:
         for step in range(start, config.steps):

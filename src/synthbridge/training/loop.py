@@ -25,10 +25,9 @@ from timm.data import Mixup, create_transform
 from timm.loss import SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
-from tqdm.auto import tqdm
 
 from synthbridge.data import ImageSet
-from synthbridge.io import atomic_path
+from synthbridge.io import atomic_path, progress
 from synthbridge.seeding import derive_seed, derive_seeds, seed_cpu
 from synthbridge.training.augment import AUGMENTS, BatchTransform, EvalInMemory, eval_tensor, place
 from synthbridge.training.config import StageConfig
@@ -280,8 +279,8 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
     warm = start + min(WARMUP_STEPS, (total - start) // 5)  # the steady rate is timed from here
     began, loss, steady_began = time.perf_counter(), None, None
     saved = began
-    bar = tqdm(total=total, initial=start, desc=f"train {name}", unit="step", disable=not accelerator.is_local_main_process,
-               leave=False)
+    bar = progress(total=total, initial=start, desc=f"train {name}", unit="step",
+                   enabled=accelerator.is_local_main_process, leave=False)
     with contextlib.closing(loader) if hasattr(loader, "close") else contextlib.nullcontext():  # stops a thread
         for step, (images, targets) in enumerate(loader, start=start):
             if step == warm:
