@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from synthbridge.errors import UserError, reject_unknown_keys
+from synthbridge.errors import UserError, check_types, reject_unknown_keys
 
 GRID_KEYS = ("datasets", "models", "arms", "volumes", "volume_arms", "synthetic_steps", "shots", "seeds")
 # Keys that change only the analysis or the report, never a cell's training or a set: a folder made with other
@@ -90,7 +90,11 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ExperimentConfig:
+        """Build and check a grid: unknown keys, every value's type (a list is a list of the declared kind) and the
+        sections' own keys and types, before anything is made."""
         reject_unknown_keys(data, cls, "experiment config")
+        check_types(cls, data, "experiment config")
+        _check_sections(data)
         values = {}
         for f in fields(cls):
             if f.name in data:
@@ -121,6 +125,29 @@ class ExperimentConfig:
             raise UserError(f"{str(path)!r} must hold a mapping of config keys")
         data.pop("expected_compute", None)  # documentation only
         return cls.from_dict({**data, **(overrides or {})})
+
+
+def _sections() -> dict:
+    """The grid's sections and the config each one's keys belong to."""
+    from synthbridge.adaptation.config import LoraTrainConfig
+    from synthbridge.generation.config import GenerateConfig
+    from synthbridge.inversion.config import InvertConfig
+    from synthbridge.training.config import TrainConfig
+
+    return {"train": TrainConfig, "generation": GenerateConfig, "img2img": GenerateConfig, "inversion": InvertConfig,
+            "lora": LoraTrainConfig}
+
+
+def _check_sections(data: dict) -> None:
+    """Each section's keys and value types, as its command's config declares them (`train: {steps: ten}` is found
+    here, not after the experiment folder and a synthetic set were made)."""
+    for name, config_class in _sections().items():
+        section = data.get(name) or {}
+        reject_unknown_keys(section, config_class, f"experiment config '{name}'")
+        check_types(config_class, section, f"experiment config '{name}'")
+    for index, grid in enumerate(data.get("grids") or ()):
+        if isinstance(grid, dict):
+            check_types(ExperimentConfig, {k: v for k, v in grid.items() if k in GRID_KEYS}, f"grids[{index}]")
 
 
 def _preset(name: str):
