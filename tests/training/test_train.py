@@ -449,3 +449,24 @@ def test_out_naming_a_file_and_a_one_class_dataset_are_one_line_each(tmp_path):
     with pytest.raises(UserError, match="has 1 class .cat.; a classifier needs at least two"):
         train(tiny(dataset=f"imagefolder:{one}", shots=None), tmp_path / "one-run")
     assert not (tmp_path / "one-run").exists()  # found before anything was made
+
+
+def test_a_bad_file_is_said_once_when_dataloader_workers_read_the_images(tmp_path):
+    """The loader pipeline's workers decode in their own processes: the files are checked once in the training
+    process first, so each bad file is one log line, not one from a worker and another from the count."""
+    import subprocess
+    import sys
+
+    from helpers import write_imagefolder
+
+    folder = write_imagefolder(tmp_path / "photos", ["a", "b"], per_class=4, size=80)
+    (folder / "train" / "a" / "corrupt.png").write_bytes(b"not a png")
+    (folder / "train" / "b" / "empty.png").write_bytes(b"")
+    done = subprocess.run([sys.executable, "-m", "synthbridge", "train", "--dataset", f"imagefolder:{folder}",
+                           "--model", "resnet18", "--no-pretrained", "--input-size", "80", "--pipeline", "loader",
+                           "--num-workers", "1", "--real-steps", "2", "--report-to", "none", "--no-progress",
+                           "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = [line for line in done.stderr.splitlines() if "skipping unreadable image" in line]
+    assert len(said) == 2 and {"corrupt.png", "empty.png"} == {line.split("/")[-1].split(" ")[0] for line in said}

@@ -251,7 +251,7 @@ class FileImages(ImageSet):
         self.paths = [Path(p) for p in paths]
         self.targets = [int(t) for t in targets]
         self.unreadable: set[int] = set()
-        self._read: set[int] = set()  # files this process has decoded
+        self._read: set[int] = set()  # files this process has decoded or verified
 
     def load(self, index: int) -> Image.Image:
         # A file that fails here is replaced by the next readable one, so a long run never crashes on
@@ -297,6 +297,7 @@ class FileImages(ImageSet):
             try:
                 with Image.open(self.paths[i]) as image:
                     image.verify()
+                self._read.add(i)  # known readable: not verified again
             except (OSError, ValueError, SyntaxError) as exc:
                 self._skip(i, exc)
         return {i for i in indices if i in self.unreadable}

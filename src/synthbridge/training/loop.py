@@ -267,6 +267,9 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
         transform = make_transform(data_config, stage.augment, train=True)
         for source in sources:
             source.transform = transform
+            # found here, once: the DataLoader's workers inherit what this process knows and skip those files
+            # without each saying so again
+            source.unreadable_among(range(len(source)))
         loader = torch.utils.data.DataLoader(SeededImages(sources), batch_sampler=sampler, num_workers=num_workers,
                                              persistent_workers=False, pin_memory=device.type == "cuda")
     memory_format = torch.channels_last if channels_last else torch.preserve_format
