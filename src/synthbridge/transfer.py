@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from accelerate import Accelerator
-
 from synthbridge.data import load_dataset
 from synthbridge.evaluation import leep_of_model
 from synthbridge.models import create_model, data_config, source_classes
@@ -56,10 +54,10 @@ def stage_leep(run_dir: str | Path, cfg) -> float | None:
     return _leep(network, cfg.dataset, cfg.data_root)
 
 
-def _leep(network, dataset: str, data_root, accelerator: Accelerator | None = None) -> float:
+def _leep(network, dataset: str, data_root) -> float:
     """LEEP of `network`'s own head on the real train split, through its evaluation transform, on the device
-    accelerate picked for this process (`accelerator`'s, or the process state's: a GPU where there is one)."""
+    accelerate picks for this process (a GPU where there is one), in fp32 wherever it runs: the same score in a
+    grid and alone."""
     bundle = load_dataset(dataset, data_root=data_root, cached=True)
     transform = make_transform(data_config(network), "none", train=False)
-    accelerator = accelerator or accelerator_in("no")  # fp32 wherever it runs: the same score in a grid and alone
-    return round(leep_of_model(network, bundle.train, transform, bundle.num_classes, accelerator), 4)
+    return round(leep_of_model(network, bundle.train, transform, bundle.num_classes, accelerator_in("no")), 4)

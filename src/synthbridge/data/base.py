@@ -305,7 +305,7 @@ class FileImages(ImageSet):
     def item(self, index: int) -> tuple[Image.Image, int]:
         image = self.load(index)
         # The label follows the image actually returned (it may be a replacement for a bad file).
-        return image, self.targets[index] if index not in self.unreadable else self._replacement_label(index)
+        return image, self.label(index)
 
     def decoded_targets(self) -> list[int]:
         self.decoded()  # finds the unreadable files
@@ -381,13 +381,18 @@ class ConcatImages(ImageSet):
         self.offsets = np.cumsum([0] + [len(p) for p in self.parts])
         self.targets = [t for p in self.parts for t in p.targets]
 
-    def load(self, index: int) -> Image.Image:
+    def _locate(self, index: int) -> tuple[ImageSet, int]:
+        """The part item `index` is in, and its index there."""
         part = int(np.searchsorted(self.offsets, index, side="right") - 1)
-        return self.parts[part].load(index - int(self.offsets[part]))
+        return self.parts[part], index - int(self.offsets[part])
+
+    def load(self, index: int) -> Image.Image:
+        part, local = self._locate(index)
+        return part.load(local)
 
     def item(self, index: int) -> tuple[Image.Image, int]:
-        part = int(np.searchsorted(self.offsets, index, side="right") - 1)
-        return self.parts[part].item(index - int(self.offsets[part]))
+        part, local = self._locate(index)
+        return part.item(local)
 
     def decoded_targets(self) -> list[int]:
         return [t for p in self.parts for t in p.decoded_targets()]
@@ -396,8 +401,8 @@ class ConcatImages(ImageSet):
         return sum(p.decoded_bytes() for p in self.parts)
 
     def label(self, index: int) -> int:
-        part = int(np.searchsorted(self.offsets, index, side="right") - 1)
-        return self.parts[part].label(index - int(self.offsets[part]))
+        part, local = self._locate(index)
+        return part.label(local)
 
     def unreadable_among(self, indices: Sequence[int]) -> set[int]:
         bad = set()

@@ -245,7 +245,7 @@ def train_vae(vae, images: np.ndarray, cfg: GeneratorBuildConfig, progress: bool
     vae.train()
     l1_history, kl_history, curve = [], [], []
     bar = progress_bar(_batches(len(images), cfg.vae_batch_size, cfg.vae_steps, cfg.seed, "vae"), total=cfg.vae_steps,
-               desc="train vae", unit="step", enabled=progress)
+                       desc="train vae", unit="step", enabled=progress)
     for step, index in enumerate(bar):
         x = _to_pixels(images[index])
         posterior = vae.encode(x).latent_dist
@@ -301,8 +301,8 @@ def train_denoiser(unet, text_encoder, token_ids: torch.Tensor, means: torch.Ten
     unet.train()
     text_encoder.train()
     history, curve = [], []
-    bar = progress_bar(_batches(len(token_ids), cfg.unet_batch_size, cfg.unet_steps, cfg.seed, "unet"), total=cfg.unet_steps,
-               desc="train unet", unit="step", enabled=progress)
+    bar = progress_bar(_batches(len(token_ids), cfg.unet_batch_size, cfg.unet_steps, cfg.seed, "unet"),
+                       total=cfg.unet_steps, desc="train unet", unit="step", enabled=progress)
     for step, index in enumerate(bar):
         index = torch.from_numpy(index)
         # 1. a fresh latent of each image (posterior sample), its noise level and noise

@@ -75,7 +75,6 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
     `pipeline`: an already loaded pipeline for `config.generator` (an experiment grid loads Stable
     Diffusion once); its scheduler is replaced by the one asked for. `bundle`: the dataset, if already loaded.
     """
-
     began = time.perf_counter()
 
     # 1. check inputs: everything a user can get wrong fails here, before a model is loaded
@@ -259,7 +258,7 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
     made = given_up = retried = 0
     per_class = adapters is not None and adapters.per_class is not None
     queues = _class_queues(todo) if per_class else [deque(_Attempt(item) for item in todo)]
-    with _progress(len(todo), show_progress) as bar:
+    with progress(total=len(todo), unit="img", desc="generate", enabled=show_progress, dynamic_ncols=True) as bar:
         for queue in queues:
             while queue:
                 batch = [queue.popleft() for _ in range(min(config.batch_size, len(queue)))]
@@ -510,11 +509,6 @@ def _manifest_line(config: GenerateConfig, set_params: dict, attempt: _Attempt, 
     if score is not None:
         line["filter_score"] = score
     return line
-
-
-def _progress(total: int, enabled: bool):
-
-    return progress(total=total, unit="img", desc="generate", enabled=enabled, dynamic_ncols=True)
 
 
 def _normalise(obj):

@@ -180,6 +180,7 @@ class BatchTransform:
             x = (factor * x + (1 - factor) * reference).clamp_(0.0, 1.0)
         return x
 
+
 DEVICE_SHARE = 0.5  # the most of a GPU's memory decoded pixels may take (the rest: the model's training)
 _PLACED: list[tuple[weakref.ref, str, int]] = []  # sets whose pixels are on a GPU, oldest first: (set, device, bytes)
 

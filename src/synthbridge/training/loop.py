@@ -244,14 +244,14 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
     gap = 0.0 if checkpoint_every else CHECKPOINT_SECONDS
 
     # b. resume: weights, optimizer, step, and the accelerator's random state (dropout, drop-path draw from it)
-    start = 0
+    start, state = 0, {}
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         accelerator.unwrap_model(model, keep_torch_compile=False).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
     if device.type == "cuda":  # this process's generator as it was at the checkpoint, or seeded for the stage
-        states = state.get("cuda_rng", []) if start else []
+        states = state.get("cuda_rng", [])
         if accelerator.process_index < len(states):
             torch.cuda.set_rng_state(states[accelerator.process_index], device)
         else:
