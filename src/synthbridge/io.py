@@ -14,11 +14,13 @@ import json
 import logging
 import os
 import platform
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,47 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def made_once(final: str | os.PathLike, make: Callable[[Path], object]) -> Path:
+    """The folder `final`, made by `make(folder)` at a private temporary name and renamed into place whole, so
+    that workers on several nodes of a shared filesystem need no lock between them: the first rename wins, a
+    worker whose rename finds `final` there discards its own copy (same inputs, same set). A folder already at
+    `final` (finished, or made in place by an older version) is handed to `make` as it is, to reuse or continue.
+
+    The temporary name is `.<name>.<host>.<pid>.partial`; a partial folder left by a process of this host that
+    is gone (killed, timed out) is taken over and continued, so an interrupted job resumes its own work."""
+    final = Path(final)
+    if final.exists():
+        make(final)
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    host = safe_name(socket.gethostname()) or "host"
+    mine = final.parent / f".{final.name}.{host}.{os.getpid()}.partial"
+    for left in sorted(final.parent.glob(f".{final.name}.{host}.*.partial")):
+        pid = left.name.removesuffix(".partial").rpartition(".")[2]
+        if left != mine and pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):  # another process took it over first
+                os.rename(left, mine)
+                break
+    make(mine)
+    try:
+        os.rename(mine, final)
+    except OSError:
+        if not final.exists():
+            raise
+        shutil.rmtree(mine, ignore_errors=True)
+    return final
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

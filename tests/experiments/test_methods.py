@@ -54,8 +54,11 @@ def test_what_a_set_learns_comes_from_its_cells_own_shots(tmp_path, monkeypatch)
         (Path(config.out) / ("invert.json" if config.per_class else "learned_embeds.safetensors")).write_text("{}")
 
     monkeypatch.setattr(inversion, "invert", fake_invert)
-    monkeypatch.setattr(adaptation, "train_lora", lambda config, **_: learned.append(("lora", config)))
-    monkeypatch.setattr(generation, "generate", lambda config, **_: learned.append(("generate", config)))
+    def fake(kind):  # records what it was asked and leaves the folder the real one makes
+        return lambda config, **_: (learned.append((kind, config)), Path(config.out).mkdir(parents=True, exist_ok=True))
+
+    monkeypatch.setattr(adaptation, "train_lora", fake("lora"))
+    monkeypatch.setattr(generation, "generate", fake("generate"))
     cfg = grid()
     prepare_sets(cfg, tmp_path / "exp")
     bundle = load_dataset("digits")

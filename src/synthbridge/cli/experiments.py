@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from synthbridge.cli.args import parse_slice
 
 
 def run(parser: argparse.ArgumentParser):
-    """run an experiment grid from a YAML config (resumable; results in EXP_DIR/results.jsonl)"""
+    """run an experiment grid from a YAML config (resumable; results in EXP_DIR/results/ and results.jsonl)"""
     parser.add_argument("config", help="YAML file, or the name of a shipped preset (see `synthbridge presets`)")
     parser.add_argument("--out", help="experiment folder (required unless --plan)")
     parser.add_argument("--plan", action="store_true",
@@ -28,7 +29,10 @@ def run(parser: argparse.ArgumentParser):
         from synthbridge.study import run_study
 
         if args.plan:
-            return _print_plan(ExperimentConfig.from_yaml(args.config))
+            cfg = ExperimentConfig.from_yaml(args.config)
+            if args.out and Path(args.out).exists() and not Path(args.out).is_dir():  # said now, not at `run`
+                raise UserError(f"experiment folder {args.out!r} names a file, not a folder; pick a folder")
+            return _print_plan(cfg)
         if not args.out:
             raise UserError("run needs --out EXP_DIR (or --plan to only look at the grid)")
         summary = run_study(ExperimentConfig.from_yaml(args.config), args.out, cell_slice=args.cell, report=args.report,

@@ -5,7 +5,7 @@ and seeds, run resumably into one experiment folder (`run_experiment`), by one o
     arms.py     the arms: a strategy plus the set it reads and the ablation switches
     cells.py    the cells of a grid, their training configs, costs and the split between workers
     sets.py     what cells share, made once: style tokens, synthetic sets, gap measures, LEEP
-    store.py    results.jsonl, appended under a lock
+    store.py    the results store: one file per finished cell (results/), results.jsonl rewritten from them
     runner.py   the steps `synthbridge.study` chains: open the folder, the sets needed, train a cell
 """
 

@@ -8,7 +8,8 @@ EXP_DIR/
                                    with analysis on)
   stage1/                          finished synthetic stages, trained once for every cell that shares one
                                    (`training.stage_cache`: bridged cells that differ only in their real shots)
-  results.jsonl                    one line per finished cell (the results store)
+  results/<cell id>.json           one file per finished cell (the results store, `experiments.store`)
+  results.jsonl                    the same records, one line each (rewritten from results/)
 """
 
 from __future__ import annotations

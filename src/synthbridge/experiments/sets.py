@@ -17,7 +17,9 @@ EXP_DIR/analysis/                             gap measures per synthetic set (ga
 seed draws, `data.few_shot`, the same images the cell trains on), and nothing for a full-data cell or a set
 that learns nothing from real images (plain prompts: one set per dataset).
 
-Each is made under a file lock, so concurrent workers never make the same thing twice.
+Each is made at a private temporary name and renamed into place whole (`io.made_once`): workers on several
+nodes need no lock to agree (the first rename wins, a later one discards its copy); a file lock per thing
+saves the second worker of a node the work, where locks work.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from synthbridge.experiments.config import ExperimentConfig
 from synthbridge.experiments.methods import METHODS
 from synthbridge.experiments.store import locked
 from synthbridge.generation.sources import SOURCES
-from synthbridge.io import read_json, safe_name, write_json
+from synthbridge.io import made_once, read_json, safe_name, write_json
 
 
 def subset_suffix(shots: int | None, seed: int | None) -> str:
@@ -100,17 +102,20 @@ def ensure_style(cfg: ExperimentConfig, exp_dir: Path, dataset: str, *, per_clas
     report's sample grids show the sets of a few-shot grid's first subset side by side."""
     name, extra = _learned(dataset, per_class, shots, seed)
     style_dir = exp_dir / "styles" / name
-    done = (style_dir / "invert.json") if per_class else (style_dir / "learned_embeds.safetensors")
-    with locked(exp_dir / "styles" / f".{name}.lock"):
-        if not done.exists():
+    done = "invert.json" if per_class else "learned_embeds.safetensors"
+
+    def learn(folder: Path) -> None:
+        if not (folder / done).exists():
             _needs_diffusion(cfg, "style inversion")
             from synthbridge.inversion import InvertConfig, invert
 
-            resume = (style_dir / "checkpoint.pt").exists()  # an inversion interrupted earlier: continue it
+            resume = (folder / "checkpoint.pt").exists()  # an inversion interrupted earlier: continue it
             invert(InvertConfig.from_dict({**cfg.inversion, "dataset": dataset, "generator": cfg.generator,
-                                           "out": str(style_dir), "data_root": cfg.data_root, "grid": shots is None, **extra}),
+                                           "out": str(folder), "data_root": cfg.data_root, "grid": shots is None, **extra}),
                    resume=resume)
-    return style_dir
+
+    with locked(exp_dir / "styles" / f".{name}.lock"):
+        return made_once(style_dir, learn)
 
 
 def ensure_lora(cfg: ExperimentConfig, exp_dir: Path, dataset: str, *, per_class: bool = False,
@@ -118,15 +123,18 @@ def ensure_lora(cfg: ExperimentConfig, exp_dir: Path, dataset: str, *, per_class
     """A LoRA adapter of the generator (or one per class), once per dataset and real subset."""
     name, extra = _learned(dataset, per_class, shots, seed)
     out = exp_dir / "adapters" / name
-    with locked(exp_dir / "adapters" / f".{name}.lock"):
-        _needs_diffusion(cfg, "LoRA adaptation")
+    _needs_diffusion(cfg, "LoRA adaptation")
+
+    def learn(folder: Path) -> None:
         from synthbridge.adaptation import LoraTrainConfig, train_lora
 
-        busy = out.exists() and any(out.iterdir())  # finished (reused as it is) or interrupted (continued)
+        busy = folder.exists() and any(folder.iterdir())  # finished (reused as it is) or interrupted (continued)
         train_lora(LoraTrainConfig.from_dict({**cfg.lora, "dataset": dataset, "generator": cfg.generator,
-                                              "out": str(out), "data_root": cfg.data_root, "grid": shots is None, **extra}),
+                                              "out": str(folder), "data_root": cfg.data_root, "grid": shots is None, **extra}),
                    resume=busy)
-    return out
+
+    with locked(exp_dir / "adapters" / f".{name}.lock"):
+        return made_once(out, learn)
 
 
 def _learned(dataset: str, per_class: bool, shots: int | None, seed: int | None) -> tuple[str, dict]:
@@ -167,19 +175,22 @@ def ensure_synthetic(cfg: ExperimentConfig, exp_dir: Path, dataset: str, style_d
     fields, e.g. an adapter or image-to-image) with `per_class` images, into synthetic/<name>."""
     name = name or set_name(dataset, style_dir is not None)
     out = exp_dir / "synthetic" / name
-    with locked(exp_dir / "synthetic" / f".{name}.lock"):
+    if cfg.generator in SOURCES and (extra or style_dir is not None):
+        raise UserError(f"the {cfg.generator!r} source draws fixed images; arms that fit the generator to "
+                        f"the real data need a diffusion generator")
+
+    def make(folder: Path) -> None:
         if cfg.generator in SOURCES:
-            if extra or style_dir is not None:
-                raise UserError(f"the {cfg.generator!r} source draws fixed images; arms that fit the generator to "
-                                f"the real data need a diffusion generator")
-            SOURCES.get(cfg.generator)(dataset=dataset, per_class=per_class, out=str(out), data_root=cfg.data_root)
+            SOURCES.get(cfg.generator)(dataset=dataset, per_class=per_class, out=str(folder), data_root=cfg.data_root)
         else:
             from synthbridge.generation import GenerateConfig, generate
 
             generate(GenerateConfig.from_dict({**cfg.generation, "dataset": dataset, "generator": cfg.generator,
-                                               "per_class": per_class, "out": str(out), "data_root": cfg.data_root,
+                                               "per_class": per_class, "out": str(folder), "data_root": cfg.data_root,
                                                "style": str(style_dir) if style_dir else None, **(extra or {})}))
-    return out
+
+    with locked(exp_dir / "synthetic" / f".{name}.lock"):
+        return made_once(out, make)
 
 
 def gap_config(cfg: ExperimentConfig, dataset: str, synthetic_dir: Path):

@@ -1,58 +1,88 @@
-"""The results store: one JSON line per finished cell in EXP_DIR/results.jsonl.
+"""The results store: one JSON file per finished cell, EXP_DIR/results/<cell>.json, and EXP_DIR/results.jsonl, the
+same records one per line, for people and tools that read one file.
 
-Several workers (processes, SLURM array tasks) may append at once: each append holds an exclusive
-lock (`filelock`), so lines never interleave, and a cell already present is not appended again.
-Readers keep the first record of each cell id.
+Several workers (processes, SLURM array tasks on several nodes) may finish cells at once, on a shared filesystem
+where file locks may be no-ops (NFS mounted `nolock`) or unreliable across nodes: nothing here depends on a lock.
+A cell's record is written to a temporary file of its own and hard-linked to its name, which fails if the name
+exists (atomic on local filesystems and NFS alike): the first writer of a cell wins, a second discards its copy.
+The files are the store; results.jsonl is rewritten from them (to a temporary file, then renamed) after each
+record, so it may lag a record written at the same moment by another node, never lose one: the next rewrite, or
+`read_results`, has it. A folder made before the per-cell files (results.jsonl only) is read as it is; its lines
+stay in the rewritten view.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock
 
-from synthbridge.io import read_jsonl
+from synthbridge.io import read_json, read_jsonl, write_text
 
 RESULTS = "results.jsonl"
-RESULTS_LOCK = ".results.lock"
+RESULTS_DIR = "results"
 
 
 @contextmanager
 def locked(path: Path):
-    """An exclusive lock file at `path` (created, with its folder, if needed), held for the block."""
+    """An exclusive lock file at `path` (created, with its folder, if needed), held for the block. It only saves
+    work (two workers on one node do not make the same thing twice): correctness never depends on it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(path):
         yield
 
 
+def _cell_files(exp_dir: Path) -> list[dict]:
+    records = [read_json(path) for path in (exp_dir / RESULTS_DIR).glob("*.json")]  # each linked whole: never torn
+    return sorted(records, key=lambda r: (r.get("finished_at") or "", r.get("cell") or ""))
+
+
 def read_results(exp_dir: str | Path) -> list[dict]:
-    path = Path(exp_dir) / RESULTS
-    if not path.exists():
-        return []
-    seen, records = set(), []
-    for record in read_jsonl(path):
-        if record.get("cell") not in seen:
-            seen.add(record.get("cell"))
-            records.append(record)
-    return records
+    """Every stored record, one per cell: the per-cell files, then the lines of results.jsonl they lack (a folder
+    made before per-cell files), in the order the cells finished."""
+    exp_dir = Path(exp_dir)
+    records = _cell_files(exp_dir)
+    seen = {record.get("cell") for record in records}
+    legacy = []
+    if (exp_dir / RESULTS).exists():
+        for record in read_jsonl(exp_dir / RESULTS):
+            if record.get("cell") not in seen:
+                seen.add(record.get("cell"))
+                legacy.append(record)
+    return legacy + records
 
 
 def append_result(exp_dir: str | Path, record: dict) -> bool:
-    """Append `record` unless its cell is already stored; returns whether it was written."""
-    path = Path(exp_dir) / RESULTS
-    with locked(Path(exp_dir) / RESULTS_LOCK), open(path, "a+", encoding="utf-8") as handle:
-        handle.seek(0)
-        for line in handle:
-            try:
-                if json.loads(line).get("cell") == record["cell"]:
-                    return False
-            except json.JSONDecodeError:
-                continue
-        handle.seek(0, os.SEEK_END)
-        handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Store `record` unless its cell is already stored; returns whether it was written."""
+    exp_dir = Path(exp_dir)
+    if any(stored.get("cell") == record["cell"] for stored in read_results(exp_dir)):
+        return False
+    folder = exp_dir / RESULTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{record['cell']}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, ensure_ascii=False, indent=1, default=str)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, folder / f"{record['cell']}.json")
+        except FileExistsError:
+            return False
+    finally:
+        os.unlink(tmp)
+    write_view(exp_dir)
     return True
+
+
+def write_view(exp_dir: str | Path) -> None:
+    """Rewrite results.jsonl from the store (whole or not at all)."""
+    records = read_results(exp_dir)
+    write_text(Path(exp_dir) / RESULTS,
+               "".join(json.dumps(record, ensure_ascii=False, default=str) + "\n" for record in records))

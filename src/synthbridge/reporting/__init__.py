@@ -1,9 +1,9 @@
 """Stage: reporting. `build_report(EXP_DIR)` is a pure function of the experiment folder.
 
-In: experiment.json, results.jsonl, analysis/*.json, styles/*/invert.json and the synthetic folders (their
-generation.json / render.json timings and manifests). Out: report.md, report.html (self-contained: plots and
-sample grids embedded as PNG data), results.csv. No model runs here, so a report can be rebuilt (and tested) at
-any time.
+In: experiment.json, the results store (`experiments.store`), analysis/*.json, styles/*/invert.json and the
+synthetic folders (their generation.json / render.json timings and manifests). Out: report.md, report.html
+(self-contained: plots and sample grids embedded as PNG data), results.csv. No model runs
+here, so a report can be rebuilt (and tested) at any time.
 
     stats.py     means over seeds, paired gains, the verdict rule, the seeds a difference needs
     tables.py    the results by setting (collect, collect_records, headline_rows, volume_runs), results.csv, tables

@@ -10,7 +10,8 @@ stage's seed is the run's seed, so seeds stay paired across the cells that share
 CACHE/<key>/model.safetensors  the weights at the end of the stage
 CACHE/<key>/stage.json         its record (steps, loss, seconds, its own top-1 on the real test split)
 CACHE/<key>/key.json           what the key was made of, readable
-CACHE/.<key>.lock              held while the stage is looked up, trained and stored (concurrent workers wait)
+CACHE/.<key>.lock              held while the stage is looked up, trained and stored (concurrent workers of a
+                               node wait; across nodes, where locks may not hold, the first stored copy wins)
 """
 
 from __future__ import annotations
@@ -97,13 +98,19 @@ class StageCache:
 
     @staticmethod
     def store(entry: Path, description: dict, state: dict, record: dict) -> None:
-        """Write the stage's folder whole or not at all (a temporary folder renamed into place)."""
+        """Write the stage's folder whole or not at all (a temporary folder renamed into place). A worker of
+        another node that stored the same stage first (where the lock does not reach) wins: this copy is
+        discarded, the stored one is what every later cell loads."""
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=entry.parent))
         try:
             save_file(state, str(tmp / "model.safetensors"))
             write_json(tmp / "stage.json", record)
             write_json(tmp / "key.json", description)
             make_readable(tmp)
-            os.replace(tmp, entry)
+            try:
+                os.rename(tmp, entry)
+            except OSError:
+                if not (entry / "stage.json").is_file():
+                    raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
