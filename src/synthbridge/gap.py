@@ -127,7 +127,9 @@ def measure_gap(config: GapConfig, *, bundle: DatasetBundle | None = None) -> di
         model = create_model(config.model, num_classes=1, pretrained=config.pretrained, checkpoint=config.checkpoint,
                              input_size=config.input_size, advice=WEIGHTS_ADVICE)
     model.reset_classifier(0)
-    device = _device(config.device)
+    from synthbridge.diffusion.pipeline import device_of
+
+    device = device_of(config.device)
     model = model.to(device).eval()
     model_data = data_config(model)
     transform = make_transform(model_data, "none", train=False)
@@ -279,14 +281,6 @@ def _cap(images: ImageSet, max_images: int | None, seed: int) -> ImageSet:
         return images
     chosen = np.random.default_rng(seed % 2**32).choice(len(images), max_images, replace=False)
     return images.subset(sorted(chosen.tolist()))
-
-
-def _device(name: str | None) -> torch.device:
-    if name:
-        return torch.device(name)
-    from accelerate import PartialState
-
-    return PartialState().device
 
 
 def format_gap(result: dict) -> str:

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import synthbridge.diffusion.finetune as finetune
 from synthbridge.adaptation import LORA_WEIGHTS, LoraTrainConfig, train_lora
-from synthbridge.adaptation import lora as lora_module
 from synthbridge.errors import UserError
 
 
@@ -61,16 +61,16 @@ def test_an_adapter_loads_in_plain_diffusers_and_changes_the_unet(tiny_sd_path, 
 
 def test_an_interrupted_run_resumes_to_the_same_adapter(tiny_sd_path, tmp_path, monkeypatch):
     train_lora(tiny(tiny_sd_path, tmp_path / "straight"))
-    original = lora_module._save_checkpoint
+    original = finetune.save_checkpoint
 
     def crash_after_saving(*args, **kwargs):
         original(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(lora_module, "_save_checkpoint", crash_after_saving)
+    monkeypatch.setattr(finetune, "save_checkpoint", crash_after_saving)
     with pytest.raises(KeyboardInterrupt):
         train_lora(tiny(tiny_sd_path, tmp_path / "resumed"))
-    monkeypatch.setattr(lora_module, "_save_checkpoint", original)
+    monkeypatch.setattr(finetune, "save_checkpoint", original)
     assert (tmp_path / "resumed" / "checkpoint.pt").exists()
     resumed = train_lora(tiny(tiny_sd_path, tmp_path / "resumed"), resume=True)
     assert resumed["runs"]["all"]["resumed_from_step"] == 3

@@ -13,9 +13,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import synthbridge.diffusion.finetune as finetune
 from helpers_sdxl import write_flux_like_folder
 from synthbridge.adaptation import LORA_WEIGHTS, LoraTrainConfig, train_lora
-from synthbridge.adaptation import lora as lora_module
 from synthbridge.errors import UserError
 
 
@@ -65,18 +65,18 @@ def test_an_sdxl_adapter_loads_in_plain_diffusers_and_changes_the_unet_and_both_
 
 def test_an_interrupted_sdxl_run_resumes_to_the_same_adapter(tiny_sdxl_path, tmp_path, monkeypatch):
     train_lora(tiny(tiny_sdxl_path, tmp_path / "straight", text_encoder=True))
-    original = lora_module._save_checkpoint
+    original = finetune.save_checkpoint
 
     def crash_after_saving(*args, **kwargs):
         original(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(lora_module, "_save_checkpoint", crash_after_saving)
+    monkeypatch.setattr(finetune, "save_checkpoint", crash_after_saving)
     with pytest.raises(KeyboardInterrupt):
         train_lora(tiny(tiny_sdxl_path, tmp_path / "resumed", text_encoder=True))
-    monkeypatch.setattr(lora_module, "_save_checkpoint", original)
+    monkeypatch.setattr(finetune, "save_checkpoint", original)
     checkpoint = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
-    assert {"unet", "text_encoder", "text_encoder_2"} <= set(checkpoint) and checkpoint["step"] == 2
+    assert set(checkpoint["trained"]) == {"unet", "text_encoder", "text_encoder_2"} and checkpoint["step"] == 2
     resumed = train_lora(tiny(tiny_sdxl_path, tmp_path / "resumed", text_encoder=True), resume=True)
     assert resumed["runs"]["all"]["resumed_from_step"] == 2
     a, b = load_file(tmp_path / "straight" / LORA_WEIGHTS), load_file(tmp_path / "resumed" / LORA_WEIGHTS)

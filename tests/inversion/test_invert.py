@@ -17,13 +17,13 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+import synthbridge.diffusion.finetune as finetune
 from helpers import point_mini_at
 from synthbridge.cli import main
 from synthbridge.data import load_dataset
 from synthbridge.diffusion.styles import load_style, read_style
 from synthbridge.errors import UserError
 from synthbridge.inversion import InvertConfig, default_token, invert, style_grid
-from synthbridge.inversion import train as inversion_train
 from synthbridge.io import read_json
 
 # The tiny test tokenizer knows "photo" as one token (see synthbridge.embedded.tiny.COMMON_WORDS).
@@ -160,7 +160,7 @@ def test_resume_gives_the_same_embedding_as_an_uninterrupted_run(make_config, di
     expected = load_file(str(Path(whole["config"]["out"]) / "learned_embeds.safetensors"))
 
     config = make_config("interrupted", steps=6, checkpoint_every=2)
-    real_loss, calls = inversion_train.denoising_loss, []
+    real_loss, calls = finetune.denoising_loss, []
 
     def crash_at_step_5(*args, **kwargs):
         calls.append(1)
@@ -168,10 +168,10 @@ def test_resume_gives_the_same_embedding_as_an_uninterrupted_run(make_config, di
             raise KeyboardInterrupt
         return real_loss(*args, **kwargs)
 
-    monkeypatch.setattr(inversion_train, "denoising_loss", crash_at_step_5)
+    monkeypatch.setattr(finetune, "denoising_loss", crash_at_step_5)
     with pytest.raises(KeyboardInterrupt):
         invert(config, bundle=digits)
-    monkeypatch.setattr(inversion_train, "denoising_loss", real_loss)
+    monkeypatch.setattr(finetune, "denoising_loss", real_loss)
     out = Path(config.out)
     assert (out / "checkpoint.pt").is_file() and not (out / "learned_embeds.safetensors").exists()
 
@@ -189,9 +189,12 @@ def test_resume_gives_the_same_embedding_as_an_uninterrupted_run(make_config, di
 
     # a finished folder: --resume returns it, a plain rerun is refused, --overwrite learns it again
     assert invert(config, bundle=digits, resume=True)["final_loss"] == resumed["final_loss"]
-    with pytest.raises(UserError, match="already holds a finished style"):
+    with pytest.raises(UserError, match="holds a finished style; pass --resume"):
         invert(config, bundle=digits)
     assert invert(config, bundle=digits, overwrite=True)["resumed_from_step"] == 0
+    # nothing to resume is refused, as `train --resume` and `lora --resume` refuse it (one folder rule)
+    with pytest.raises(UserError, match="nothing to resume"):
+        invert(make_config("never-started", steps=6), bundle=digits, resume=True)
 
 
 # --- bad input: one line, exit code 2 -------------------------------------------------------------------------

@@ -24,13 +24,13 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+import synthbridge.diffusion.finetune as finetune
 from synthbridge.cli import main
 from synthbridge.data import load_dataset
 from synthbridge.diffusion.styles import class_tokens, load_style, read_style, style_digest, style_files
 from synthbridge.embedded.assets import GENERATOR_DIR
 from synthbridge.errors import UserError
 from synthbridge.inversion import CLASS_TOKEN, InvertConfig, invert, style_grid
-from synthbridge.inversion import train as inversion_train
 from synthbridge.io import read_json, safe_name
 
 DIGIT_CLASSES = [str(d) for d in range(10)]  # the class names of digits and mnist5k; their phrases are "digit 7"
@@ -184,7 +184,7 @@ def test_resume_gives_the_same_class_tokens_as_an_uninterrupted_run(make_config,
     expected = class_vectors(Path(whole["config"]["out"]))
 
     config = make_config("interrupted", steps=6, checkpoint_every=2)
-    real_loss, calls = inversion_train.denoising_loss, []
+    real_loss, calls = finetune.denoising_loss, []
 
     def crash_at_step_5(*args, **kwargs):
         calls.append(1)
@@ -192,10 +192,10 @@ def test_resume_gives_the_same_class_tokens_as_an_uninterrupted_run(make_config,
             raise KeyboardInterrupt
         return real_loss(*args, **kwargs)
 
-    monkeypatch.setattr(inversion_train, "denoising_loss", crash_at_step_5)
+    monkeypatch.setattr(finetune, "denoising_loss", crash_at_step_5)
     with pytest.raises(KeyboardInterrupt):
         invert(config, bundle=digits)
-    monkeypatch.setattr(inversion_train, "denoising_loss", real_loss)
+    monkeypatch.setattr(finetune, "denoising_loss", real_loss)
     out = Path(config.out)
     assert (out / "checkpoint.pt").is_file() and not (out / "classes").exists()
     with pytest.raises(UserError, match="no invert.json|no learned_embeds"):

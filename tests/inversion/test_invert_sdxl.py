@@ -17,13 +17,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import synthbridge.diffusion.finetune as finetune
 from helpers_sdxl import write_flux_like_folder
 from synthbridge.cli import main
 from synthbridge.diffusion.styles import load_style
 from synthbridge.errors import UserError
 from synthbridge.generation import GenerateConfig, generate
 from synthbridge.inversion import InvertConfig, invert, style_grid
-from synthbridge.inversion import train as inversion_train
 from synthbridge.io import read_jsonl
 
 TOKEN = "<digits-style>"
@@ -111,7 +111,7 @@ def test_generate_with_an_sdxl_style_uses_the_token(make_config, tiny_sdxl_path,
 def test_sdxl_resume_gives_the_same_embeddings_as_an_uninterrupted_run(make_config, digits, monkeypatch):
     names = ("learned_embeds.safetensors", "learned_embeds_2.safetensors")
     whole = Path(invert(make_config("whole", steps=4, checkpoint_every=2), bundle=digits)["config"]["out"])
-    real_loss, calls = inversion_train.denoising_loss, []
+    real_loss, calls = finetune.denoising_loss, []
 
     def crash_at_step_4(*args, **kwargs):
         calls.append(1)
@@ -120,10 +120,10 @@ def test_sdxl_resume_gives_the_same_embeddings_as_an_uninterrupted_run(make_conf
         return real_loss(*args, **kwargs)
 
     config = make_config("interrupted", steps=4, checkpoint_every=2)
-    monkeypatch.setattr(inversion_train, "denoising_loss", crash_at_step_4)
+    monkeypatch.setattr(finetune, "denoising_loss", crash_at_step_4)
     with pytest.raises(KeyboardInterrupt):
         invert(config, bundle=digits)
-    monkeypatch.setattr(inversion_train, "denoising_loss", real_loss)
+    monkeypatch.setattr(finetune, "denoising_loss", real_loss)
     assert invert(config, bundle=digits, resume=True)["resumed_from_step"] == 2
     for name in names:  # both encoders' vectors continue exactly
         assert torch.equal(load_file(str(Path(config.out) / name))[TOKEN], load_file(str(whole / name))[TOKEN])

@@ -55,6 +55,7 @@ class LoraTrainConfig:
     data_root: str | None = None
     download: bool = False
     show_progress: bool = True
+    gradient_checkpointing: bool = False  # recompute the UNet's activations in the backward: less memory (SDXL)
 
     def check(self) -> None:
         """Values a user can get wrong, as one-line UserErrors (before anything is loaded)."""

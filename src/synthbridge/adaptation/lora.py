@@ -30,15 +30,16 @@ import torch
 
 from synthbridge.adaptation.config import RESUME_KEYS, TEXT_TARGETS, LoraTrainConfig, resolve
 from synthbridge.data import DatasetBundle, ImageSet, few_shot, load_dataset
+from synthbridge.diffusion.finetune import CHECKPOINT, Run, Trainable, fit, loss_curve, prepare_folder, read_checkpoint
+from synthbridge.diffusion.pipeline import device_of
 from synthbridge.diffusion.styles import text_encoder_slots
 from synthbridge.errors import UserError
-from synthbridge.io import atomic_path, ensure_writable_dir, environment, progress, read_json, safe_name, write_json
+from synthbridge.io import ensure_writable_dir, environment, read_json, safe_name, write_json
 from synthbridge.prompts import build_prompt, resolve_template
 from synthbridge.seeding import derive_seed
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # the file name diffusers' load_lora_weights looks for
 LORA_INFO = "lora.json"
-CHECKPOINT = "checkpoint.pt"
 
 
 def train_lora(config: LoraTrainConfig, *, resume: bool = False, overwrite: bool = False,
@@ -47,10 +48,9 @@ def train_lora(config: LoraTrainConfig, *, resume: bool = False, overwrite: bool
     from synthbridge.diffusion.pipeline import generator_info, load_generator
 
     config.check()
-    if resume and overwrite:
-        raise UserError("--resume and --overwrite exclude each other: continue the run, or start it afresh")
     out = ensure_writable_dir(config.out, "adapter folder")
-    _prepare_folder(out, resume, overwrite)
+    prepare_folder(out, [p for p in out.iterdir() if not p.name.startswith(".")], resume=resume, overwrite=overwrite,
+                   what="adapter folder")
     info = generator_info(config.generator)  # a missing generator fails before the dataset is read
     slots = lora_slots(info)  # so does a family without a UNet and CLIP text encoders
     if bundle is None:
@@ -63,7 +63,7 @@ def train_lora(config: LoraTrainConfig, *, resume: bool = False, overwrite: bool
     adapters = {key: found for key in folders if (found := _finished(folders[key], config)) is not None}
     if len(adapters) < len(jobs) or (config.grid and not (out / "grid.png").is_file()):
         # something to train or draw (a rerun of a finished folder, as a grid's workers make, loads no model)
-        pipe = load_generator(info, config.dtype, _device(config.device), quiet=True)
+        pipe = load_generator(info, config.dtype, device_of(config.device), quiet=True)
         encoders = [(enc, getattr(pipe, tok), getattr(pipe, enc)) for tok, enc in slots]  # (name, tokenizer, encoder)
         for key, label in jobs:
             if key not in adapters:
@@ -118,18 +118,13 @@ def _train_one(pipe, encoders: list[tuple], config: LoraTrainConfig, info, bundl
     """Train one adapter (the whole dataset's, or one class's) into `out`, continuing its checkpoint with `resume`
     (a finished one is found by `_finished` before the generator loads). `encoders`: the pipeline's (name,
     tokenizer, text encoder) triples (SD one, SDXL two)."""
-    from diffusers import DDPMScheduler
-    from diffusers.optimization import get_scheduler
     from diffusers.training_utils import cast_training_params
     from peft import LoraConfig, inject_adapter_in_model
-    from peft.utils import set_peft_model_state_dict
-
-    from synthbridge.inversion.train import denoising_loss, loss_curve, pixel_transform, step_inputs
-    from synthbridge.training.loop import StepBatches
+    from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
     out.mkdir(parents=True, exist_ok=True)
     record = _resume_config(config)
-    checkpoint = _read_checkpoint(out / CHECKPOINT, record) if resume else None
+    checkpoint = read_checkpoint(out / CHECKPOINT, record) if resume else None
     began = time.perf_counter()
 
     # 1. fresh adapters on the frozen generator (their initial weights drawn from (seed, key))
@@ -156,49 +151,26 @@ def _train_one(pipe, encoders: list[tuple], config: LoraTrainConfig, info, bundl
         raise UserError(f"no module of the UNet matches --targets {' '.join(config.targets)}; name attention "
                         f"projections such as to_q to_k to_v to_out.0")
 
-    # 2. optimizer and schedule (diffusers' own), restored when resuming
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-2)
-    schedule = get_scheduler("constant", optimizer, num_warmup_steps=0, num_training_steps=config.steps)
-    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-    start, losses, seconds_before = 0, [], 0.0
-    if checkpoint is not None:
+    # 2-3. the loop (`diffusion.finetune`): AdamW (decay 1e-2, constant rate, as diffusers' example) on the adapters;
+    #      captions name each image's class; step s draws from derive_seed(seed, "lora", key, "step", s)
+    def load(state: dict) -> None:
         for name, module in adapted.items():
-            set_peft_model_state_dict(module, checkpoint[name])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        schedule.load_state_dict(checkpoint["scheduler"])
-        start, losses, seconds_before = int(checkpoint["step"]), list(checkpoint["losses"]), float(checkpoint["seconds"])
+            set_peft_model_state_dict(module, state[name])
 
-    # 3. the loop: captions name each image's class; step s draws from derive_seed(seed, "lora", key, s)
+    trainable = Trainable(params=params, lr=config.lr, weight_decay=1e-2, load=load, text_trained=config.text_encoder,
+                          state=lambda: {name: get_peft_model_state_dict(module) for name, module in adapted.items()})
     template = resolve_template(config.template)
     prompts = [build_prompt(template, phrase, bundle.superclass) for phrase in bundle.phrases]
     input_ids = [tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                            return_tensors="pt").input_ids for _, tokenizer, _ in encoders]  # (classes, L) each
     batch = min(config.batch_size, len(images))
-    batches = StepBatches([len(images)], [batch], config.seed, f"lora/{key}", 0, config.steps)
-    to_pixels = pixel_transform(config.resolution)
-    device, dtype = pipe.unet.device, pipe.unet.dtype
-    bar = progress(total=config.steps, initial=start, desc=f"lora {key}", unit="step", enabled=config.show_progress,
-                   dynamic_ncols=True)
-    loop_began = time.perf_counter()
-    try:
-        for step in range(start, config.steps):
-            pixels, ids, generator = step_inputs(images, batches, step, to_pixels, input_ids, device, dtype,
-                                                 config.seed, "lora", key)
-            loss = denoising_loss(pipe, noise_scheduler, pixels, ids, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
-            bar.update(1)
-            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
-            done = step + 1
-            if done % config.checkpoint_every == 0 and done < config.steps:
-                _save_checkpoint(out / CHECKPOINT, adapted, optimizer, schedule, done, losses, record,
-                                 seconds_before + time.perf_counter() - loop_began)
-    finally:
-        bar.close()
-    train_seconds = seconds_before + time.perf_counter() - loop_began
+    run = Run(images=images, input_ids=input_ids, batch_size=batch, resolution=config.resolution, steps=config.steps,
+              seed=config.seed, stream=("lora", key), out=out, record=record, checkpoint_every=config.checkpoint_every,
+              label=f"lora {key}", show_progress=config.show_progress,
+              gradient_checkpointing=config.gradient_checkpointing)
+    result = fit(pipe, trainable, run, checkpoint)
+    losses, start, train_seconds = result.losses, result.resumed_from_step, result.train_seconds
+    seconds_before = float(checkpoint["seconds"]) if checkpoint is not None else 0.0
 
     # 4. the adapter in diffusers' format, and its record
     _save_adapter(pipe, adapted, out)
@@ -250,47 +222,6 @@ def _save_adapter(pipe, adapted: dict, out: Path) -> None:
         os.replace(tmp / LORA_WEIGHTS, out / LORA_WEIGHTS)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _save_checkpoint(path: Path, adapted: dict, optimizer, schedule, step: int, losses: list[float], record: dict,
-                     seconds: float) -> None:
-    from peft.utils import get_peft_model_state_dict
-
-    state = {name: get_peft_model_state_dict(module) for name, module in adapted.items()}  # unet, text_encoder(_2)
-    state.update(optimizer=optimizer.state_dict(), scheduler=schedule.state_dict(), step=step, losses=losses,
-                 seconds=seconds, config=record)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _read_checkpoint(path: Path, record: dict) -> dict | None:
-    if not path.is_file():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("config") != record:
-        raise UserError(f"{str(path.parent)!r} holds a LoRA run with another config; resume it with the same "
-                        f"arguments, or pass --overwrite")
-    return state
-
-
-def _prepare_folder(out: Path, resume: bool, overwrite: bool) -> None:
-    busy = out.exists() and any(out.iterdir())
-    if busy and overwrite:
-        shutil.rmtree(out)
-        out.mkdir(parents=True)
-    elif busy and not resume:
-        raise UserError(f"{str(out)!r} is not empty; pass --resume to continue it, --overwrite to replace it, "
-                        f"or pick a new --out")
-    elif resume and not busy:
-        raise UserError(f"nothing to resume in {str(out)!r}; drop --resume to start a new run")
-
-
-def _device(name: str | None) -> torch.device:
-    if name:
-        return torch.device(name)
-    from accelerate import PartialState
-
-    return PartialState().device
 
 
 def adapters_grid(out: Path, pipe, config: LoraTrainConfig, bundle: DatasetBundle, images: ImageSet,

@@ -92,8 +92,9 @@ def generate(parser: argparse.ArgumentParser):
                               "default: the generated size)")
     env = parser.add_argument_group("environment (changes no image beyond float rounding)")
     env.add_argument("--batch-size", type=positive_int, default=8, help="images per pipeline call")
-    env.add_argument("--compile", action="store_true",
-                     help="torch.compile the UNet (inductor): faster steps on a GPU after a one-off compilation")
+    env.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                     help="torch.compile the UNet (inductor): faster steps on a GPU after a one-off compilation "
+                          "(default: on CUDA when this process makes at least 2,000 images, where it pays)")
     env.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: accelerate's device for this process)")
     env.add_argument("--shard", type=_shard, metavar="I/N", help="make every N-th image starting at I (0 <= I < N)")
     env.add_argument("--overwrite", action="store_true", help="replace a set made with other parameters")

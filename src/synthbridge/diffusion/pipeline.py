@@ -78,6 +78,16 @@ class GeneratorInfo:
         return self.pipeline_class == SD_PIPELINE
 
 
+def device_of(name: str | None) -> torch.device:
+    """The device a diffusion command runs on: `name` (--device) when given, else the one accelerate picks for this
+    process (its GPU under a launcher, cuda or mps when present, else the CPU)."""
+    if name:
+        return torch.device(name)
+    from accelerate import PartialState
+
+    return PartialState().device
+
+
 def torch_dtype(name: str, device: torch.device) -> torch.dtype:
     """fp16/bf16 halve memory on a GPU; on the CPU they are slow or unsupported, so they are refused there."""
     if name not in TORCH_DTYPES:

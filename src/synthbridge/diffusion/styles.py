@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from synthbridge.diffusion.finetune import CHECKPOINT  # an unfinished inversion's checkpoint (the loop's)
 from synthbridge.errors import UserError
 from synthbridge.io import atomic_path, safe_name
 
@@ -46,7 +47,6 @@ CLIP_TOKENIZERS = ("CLIPTokenizer", "CLIPTokenizerFast")
 CLIP_TEXT_ENCODERS = ("CLIPTextModel", "CLIPTextModelWithProjection")
 CLASS_DIR = "classes"  # per-class folders: one embedding file per class in here
 STYLE_INFO = "invert.json"
-CHECKPOINT = "checkpoint.pt"
 GRID = "grid.png"
 
 

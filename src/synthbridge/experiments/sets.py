@@ -128,7 +128,7 @@ def ensure_lora(cfg: ExperimentConfig, exp_dir: Path, dataset: str, *, per_class
     def learn(folder: Path) -> None:
         from synthbridge.adaptation import LoraTrainConfig, train_lora
 
-        busy = folder.exists() and any(folder.iterdir())  # finished (reused as it is) or interrupted (continued)
+        busy = folder.exists() and any(not p.name.startswith(".") for p in folder.iterdir())  # finished or interrupted
         train_lora(LoraTrainConfig.from_dict({**cfg.lora, "dataset": dataset, "generator": cfg.generator,
                                               "out": str(folder), "data_root": cfg.data_root, "grid": shots is None, **extra}),
                    resume=busy)

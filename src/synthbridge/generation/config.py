@@ -76,7 +76,8 @@ class GenerateConfig:
     save_size: int | None = None  # pixels of the saved image's shorter side (PIL LANCZOS); None: as generated
     # --- environment (changes no image beyond float rounding)
     batch_size: int = 8  # images per pipeline call (every call is padded to this shape)
-    compile: bool = False  # torch.compile the denoiser (UNet / transformer): faster steps after a one-off compilation
+    compile: bool | None = None  # torch.compile the denoiser (UNet / transformer): faster steps after a one-off
+    # compilation. None (auto): on CUDA when this process makes at least generate.COMPILE_MIN_IMAGES images
     device: str | None = None  # None: accelerate's device for this process (cuda:N, mps or cpu)
     shard: tuple[int, int] | None = None  # (i, n): this process makes every n-th work item starting at i
     overwrite: bool = False  # replace an existing set made with other parameters

@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +39,7 @@ from PIL import Image
 from synthbridge.data.folders import MANIFEST
 from synthbridge.errors import UserError
 from synthbridge.generation.config import IMAGE_FORMATS
-from synthbridge.io import read_json, read_jsonl, safe_name, write_json, write_text
+from synthbridge.io import append_jsonl, atomic_path, read_json, read_jsonl, safe_name, write_json, write_text
 
 GENERATION_JSON = "generation.json"
 REJECTED = "rejected.jsonl"
@@ -86,6 +89,53 @@ def write_image(image: Image.Image, path: Path, image_format: str, quality: int,
     pil_format, _ = IMAGE_FORMATS[image_format]
     options = {} if image_format == "png" else {"quality": quality}
     stored_image(image, save_size).save(path, format=pil_format, **options)
+
+
+class ImageWriter:
+    """Encodes and writes a process's images on a pool of threads while the GPU draws the next batch (PIL's encoders
+    release the GIL), and appends each image's manifest line to the process's part only once its file is complete
+    and in place, in the order the images were handed over; a line without an image (given up) waits its turn too.
+    At most `limit` images wait in memory: handing over more blocks until the oldest are written. Leaving the
+    block (also on an error) writes out what was handed over, so a crash keeps every image drawn before it."""
+
+    def __init__(self, part: Path, image_format: str, quality: int, save_size: int | None, *, limit: int,
+                 threads: int | None = None):
+        self.part, self.options, self.limit = part, (image_format, quality, save_size), max(1, limit)
+        self.pool = ThreadPoolExecutor(max_workers=threads or min(8, os.cpu_count() or 1),
+                                       thread_name_prefix="write-images")
+        self.waiting: deque[tuple[Future | None, dict]] = deque()
+
+    def put(self, image: Image.Image, path: Path, record: dict) -> None:
+        self.waiting.append((self.pool.submit(self._write, image, path), record))
+        self._settle(self.limit)
+
+    def line(self, record: dict) -> None:
+        self.waiting.append((None, record))
+        self._settle(self.limit)
+
+    def _write(self, image: Image.Image, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            write_image(image, tmp, *self.options)
+
+    def _settle(self, keep: int) -> None:
+        """Append the lines of finished images at the head of the queue; wait while more than `keep` wait."""
+        while self.waiting and (len(self.waiting) > keep or self.waiting[0][0] is None or self.waiting[0][0].done()):
+            future, record = self.waiting.popleft()
+            if future is not None:
+                future.result()  # an error writing the image is raised here, in the generating thread
+            append_jsonl(self.part, record)
+
+    def __enter__(self) -> ImageWriter:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            self._settle(0)
+        except Exception:  # noqa: BLE001  (already failing: that error is the one to report)
+            if kind is None:
+                raise
+        finally:
+            self.pool.shutdown(wait=True)
 
 
 def split(items: Sequence[WorkItem], index: int, count: int) -> list[WorkItem]:

@@ -82,6 +82,7 @@ class InvertConfig:
     data_root: str | None = None  # where full-scale datasets live
     download: bool = False  # let torchvision download a missing dataset
     show_progress: bool = True  # tqdm bar with the loss
+    gradient_checkpointing: bool = False  # recompute the UNet's activations in the backward: less memory (SDXL)
 
     def check(self) -> None:
         """Values a user can get wrong, as one-line UserErrors (before anything is loaded)."""
@@ -159,3 +160,7 @@ def resolve(config: InvertConfig, native_size: int) -> InvertConfig:
     if config.checkpoint_every is None:
         config = dataclasses.replace(config, checkpoint_every=max(50, config.steps // 10))
     return config
+
+
+# The values of RESUME_KEYS a record made before a key existed had (per_class was added later: False).
+RESUME_DEFAULTS = {field.name: field.default for field in dataclasses.fields(InvertConfig) if field.name in RESUME_KEYS}

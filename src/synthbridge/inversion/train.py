@@ -37,19 +37,26 @@ sample, the noise and the timesteps. A run interrupted after a checkpoint and co
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import math
-import shutil
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from synthbridge.data import DatasetBundle, few_shot, load_dataset
-from synthbridge.diffusion.styles import (
+from synthbridge.diffusion.finetune import (
     CHECKPOINT,
+    Run,
+    Trainable,
+    fit,
+    loss_curve,
+    mismatch,
+    prepare_folder,
+    read_checkpoint,
+    window_mean,
+)
+from synthbridge.diffusion.pipeline import device_of
+from synthbridge.diffusion.styles import (
     CLASS_DIR,
     EMBED_FILES,
     GRID,
@@ -62,14 +69,19 @@ from synthbridge.diffusion.styles import (
     text_encoder_slots,
 )
 from synthbridge.errors import UserError
-from synthbridge.inversion.config import INITIALIZER_CANDIDATES, RESUME_KEYS, InvertConfig, class_token, resolve
-from synthbridge.io import atomic_path, ensure_writable_dir, environment, progress, read_json, write_json
+from synthbridge.inversion.config import (
+    INITIALIZER_CANDIDATES,
+    RESUME_DEFAULTS,
+    RESUME_KEYS,
+    InvertConfig,
+    class_token,
+    resolve,
+)
+from synthbridge.io import ensure_writable_dir, environment, read_json, write_json
 from synthbridge.prompts import build_prompt, resolve_template
-from synthbridge.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
-LOSS_CURVE_POINTS = 20  # points of the loss curve in invert.json (each the mean over its window of steps)
 CHECKPOINT_VECTORS = ("embedding", "embedding_2")  # checkpoint keys of the vectors, one per text encoder
 
 
@@ -89,12 +101,11 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
 
     # 1. check inputs: everything a user can get wrong fails here, before a model is loaded
     config.check()
-    if resume and overwrite:
-        raise UserError("--resume and --overwrite exclude each other: continue the run, or start it afresh")
     out = ensure_writable_dir(config.out, "style folder")
-    _prepare_folder(out, resume, overwrite)
-    device = _device(config.device)
-    dtype = torch_dtype(config.dtype, device)
+    prepare_folder(out, [out / name for name in (*EMBED_FILES, STYLE_INFO, CHECKPOINT, GRID, CLASS_DIR)],
+                   resume=resume, overwrite=overwrite, what="style")
+    device = device_of(config.device)
+    torch_dtype(config.dtype, device)  # fp16/bf16 on the CPU is refused before anything loads
     info = generator_info(config.generator)  # a missing generator fails before the dataset is read
     slots = text_encoder_slots(info.pipeline_class, info.components)  # so does a family that cannot hold a token
     if config.per_class and len(slots) > 1:
@@ -117,7 +128,7 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
     caps = norm_caps([encoder for _, encoder in encoders], config.max_norm)
     if resume and (out / STYLE_INFO).is_file():
         return _finished_run(out, config)
-    checkpoint = _read_checkpoint(out / CHECKPOINT, config) if resume else None
+    checkpoint = read_checkpoint(out / CHECKPOINT, _resume_config(config), RESUME_DEFAULTS) if resume else None
 
     # 4. the new token(s), added to each tokenizer with new embedding rows: one initialised from the initializer
     #    word, or (per class) one per class initialised from its class name; each class's prompt ids
@@ -145,57 +156,32 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
     hooks = [table.register_forward_hook(_inject(token_ids, vector)) for table, token_ids, vector
              in zip(tables, ids, vectors)]
 
-    # 6. optimizer and learning-rate schedule (diffusers' own), restored from the checkpoint if resuming
-    from diffusers import DDPMScheduler
-    from diffusers.optimization import get_scheduler
+    # 6-7. the loop (`diffusion.finetune`): AdamW on the rows, each projected back under its cap after every step;
+    #      step s draws its images, latent sample, noise and timesteps from derive_seed(seed, "invert", "step", s)
+    def project() -> None:  # each row within the norm of the words it sits among
+        for vector, cap in zip(vectors, caps):
+            if cap:
+                vector.mul_(torch.clamp(cap / vector.norm(dim=1, keepdim=True).clamp_min(1e-12), max=1.0))
 
-    optimizer = torch.optim.AdamW(vectors, lr=config.lr, weight_decay=0.0)  # no decay: it would shrink the tokens
-    lr_schedule = get_scheduler(config.lr_schedule, optimizer, num_warmup_steps=config.lr_warmup_steps,
-                                num_training_steps=config.steps)
-    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # the training noise of this generator
-    start, losses, seconds_before = 0, [], 0.0
-    if checkpoint is not None:
+    def load(state: dict) -> None:
         with torch.no_grad():
             for vector, key in zip(vectors, CHECKPOINT_VECTORS):
-                vector.copy_(checkpoint[key].to(device))
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        lr_schedule.load_state_dict(checkpoint["scheduler"])
-        start, losses = int(checkpoint["step"]), checkpoint["losses"].tolist()
-        seconds_before = float(checkpoint["seconds"])
+                vector.copy_(state[key].to(device))
 
-    # 7. the loop: batch, noise and timesteps of step s are drawn from derive_seed(seed, "invert", s)
-    from synthbridge.training.loop import StepBatches
-
-    batches = StepBatches([len(images)], [config.batch_size], config.seed, "invert", 0, config.steps)
-    to_pixels = pixel_transform(config.resolution)
-    bar = progress(total=config.steps, initial=start, desc="invert", unit="step", enabled=config.show_progress,
-                   dynamic_ncols=True)
-    loop_began = time.perf_counter()
+    trainable = Trainable(params=vectors, lr=config.lr, schedule=config.lr_schedule,  # no decay: it would shrink them
+                          warmup_steps=config.lr_warmup_steps, project=project, load=load,
+                          state=lambda: {key: v.detach().cpu().clone() for key, v in zip(CHECKPOINT_VECTORS, vectors)})
+    run = Run(images=images, input_ids=input_ids, batch_size=config.batch_size, resolution=config.resolution,
+              steps=config.steps, seed=config.seed, stream=("invert",), out=out, record=_resume_config(config),
+              checkpoint_every=config.checkpoint_every, label="invert", show_progress=config.show_progress,
+              gradient_checkpointing=config.gradient_checkpointing)
     try:
-        for step in range(start, config.steps):
-            pixels, batch_ids, generator = step_inputs(images, batches, step, to_pixels, input_ids, device, dtype,
-                                                       config.seed, "invert")
-            loss = denoising_loss(pipe, noise_scheduler, pixels, batch_ids, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            for vector, cap in zip(vectors, caps):  # projected step: each row within the norm of the words it sits among
-                if cap:
-                    with torch.no_grad():
-                        vector.mul_(torch.clamp(cap / vector.norm(dim=1, keepdim=True).clamp_min(1e-12), max=1.0))
-            lr_schedule.step()
-            losses.append(loss.item())
-            bar.update(1)
-            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
-            done = step + 1
-            if done % config.checkpoint_every == 0 and done < config.steps:
-                _save_checkpoint(out / CHECKPOINT, vectors, optimizer, lr_schedule, done, losses, config,
-                                 seconds_before + time.perf_counter() - loop_began)
+        result = fit(pipe, trainable, run, checkpoint)
     finally:
-        bar.close()
         for hook in hooks:
             hook.remove()
-    train_seconds = seconds_before + time.perf_counter() - loop_began
+    start, losses, train_seconds = result.resumed_from_step, result.losses, result.train_seconds
+    seconds_before = float(checkpoint["seconds"]) if checkpoint is not None else 0.0
 
     # 8. save: the learned rows go into the text encoders (the pipeline now draws the style), the files
     # in diffusers' format (one per text encoder; per class, one per class), and invert.json; the checkpoint
@@ -209,7 +195,7 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
         "generator": info.name, "generator_fingerprint": info.fingerprint, "dataset": config.dataset,
         "template": resolve_template(config.template), "num_images": len(images), "num_classes": bundle.num_classes,
         "embedding_dim": int(vectors[0].shape[1]), "config": config.to_dict(), "steps": config.steps,
-        "final_loss": _window_mean(losses, len(losses)), "loss_curve": loss_curve(losses),
+        "final_loss": window_mean(losses, len(losses)), "loss_curve": loss_curve(losses),
         "embedding_norm": {"initializer": initial_norms[0], "learned": learned_norms[0]},
         "seconds": 0.0, "train_seconds": train_seconds, "resumed_from_step": start,
         "files": {"embeddings": STYLE_EMBEDS, "grid": GRID if config.grid else None},
@@ -371,16 +357,6 @@ def _prompt_ids(tokenizer, prompts: list[str], tokens: list[str], token_ids: lis
     return ids
 
 
-def pixel_transform(resolution: int):
-    """PIL image -> (3, resolution, resolution) tensor in [-1, 1], the VAE's input range (grey becomes RGB)."""
-    from torchvision import transforms
-
-    steps = transforms.Compose([
-        transforms.Resize(resolution, interpolation=transforms.InterpolationMode.BICUBIC, antialias=True),
-        transforms.CenterCrop(resolution), transforms.ToTensor(), transforms.Normalize([0.5], [0.5])])
-    return lambda image: steps(image.convert("RGB"))
-
-
 def _inject(token_ids: list[int], vectors: torch.Tensor):
     """A forward hook on the token-embedding layer: the positions of token_ids[r] get vectors[r] (differentiably)."""
     ids = torch.tensor(token_ids, device=vectors.device)
@@ -396,147 +372,17 @@ def _inject(token_ids: list[int], vectors: torch.Tensor):
     return hook
 
 
-def step_inputs(images, batches, step: int, to_pixels, input_ids: list[torch.Tensor], device, dtype, seed: int,
-                *stream) -> tuple[torch.Tensor, list[torch.Tensor], torch.Generator]:
-    """A training step's inputs on the real images (inversion, LoRA): the pixels of the step's images (from the
-    `StepBatches` `batches`), each image's class-prompt ids per text encoder (`input_ids`: one (classes, L) tensor
-    per encoder), and the CPU generator of the step's VAE sample, noise and timesteps, seeded by (seed, *stream, step)."""
-    indices = [index for _, index, _ in batches.keys(step)]
-    pixels = torch.stack([to_pixels(images.load(i)) for i in indices]).to(device, dtype)
-    targets = [images.targets[i] for i in indices]
-    batch_ids = [ids_of_class[targets].to(device) for ids_of_class in input_ids]
-    generator = torch.Generator(device="cpu").manual_seed(derive_seed(seed, *stream, "step", step))
-    return pixels, batch_ids, generator
-
-
-def denoising_loss(pipe, noise_scheduler, pixels: torch.Tensor, input_ids: list[torch.Tensor],
-                   generator: torch.Generator) -> torch.Tensor:
-    """The diffusion training loss: MSE between the UNet's prediction and its target at random timesteps.
-
-    `input_ids`: the prompts' token ids for each text encoder (SD one, SDXL two)."""
-    with torch.no_grad():
-        latents = pipe.vae.encode(pixels).latent_dist.sample(generator=generator)
-        latents = latents * pipe.vae.config.scaling_factor
-    noise = torch.randn(latents.shape, generator=generator).to(latents.device, latents.dtype)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],),
-                              generator=generator).to(latents.device)
-    noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-    if len(input_ids) == 1:
-        encoder_hidden_states = pipe.text_encoder(input_ids[0])[0]
-        prediction = pipe.unet(noisy, timesteps, encoder_hidden_states.to(latents.dtype)).sample
-    else:
-        encoder_hidden_states, added = sdxl_conditioning(pipe, input_ids, pixels.shape[-2:])
-        prediction = pipe.unet(noisy, timesteps, encoder_hidden_states.to(latents.dtype),
-                               added_cond_kwargs={k: v.to(latents.dtype) for k, v in added.items()}).sample
-    prediction_type = noise_scheduler.config.prediction_type
-    if prediction_type == "epsilon":
-        target = noise
-    elif prediction_type == "v_prediction":
-        target = noise_scheduler.get_velocity(latents, noise, timesteps)
-    else:  # "sample"
-        target = latents
-    return F.mse_loss(prediction.float(), target.float())
-
-
-def sdxl_conditioning(pipe, input_ids: list[torch.Tensor], size) -> tuple[torch.Tensor, dict]:
-    """The UNet conditioning the SDXL pipeline builds from a prompt: both encoders' penultimate hidden states,
-    side by side, and (added to the time embedding) the second encoder's pooled projection and the six numbers
-    original size, crop corner (0, 0) and target size, here all the training resolution."""
-    states, pooled = [], None
-    for encoder, ids in zip((pipe.text_encoder, pipe.text_encoder_2), input_ids):
-        output = encoder(ids, output_hidden_states=True)
-        states.append(output.hidden_states[-2])
-        pooled = output[0]  # the projected pooled embedding (text_encoder_2 is a CLIPTextModelWithProjection)
-    height, width = (int(v) for v in size)
-    time_ids = torch.tensor([[height, width, 0, 0, height, width]], device=pooled.device).repeat(pooled.shape[0], 1)
-    return torch.cat(states, dim=-1), {"text_embeds": pooled, "time_ids": time_ids}
-
-
-def loss_curve(losses: list[float], points: int = LOSS_CURVE_POINTS) -> list[dict]:
-    """A few points of the (noisy) loss: each the mean of the steps since the previous point."""
-    if not losses:
-        return []
-    width = max(1, math.ceil(len(losses) / points))
-    return [{"step": min(end, len(losses)), "loss": _window_mean(losses, min(end, len(losses)), width)}
-            for end in range(width, len(losses) + width, width)]
-
-
-def _window_mean(losses: list[float], end: int, width: int | None = None) -> float:
-    """Mean loss over the `width` steps ending at `end` (a single step's loss is too noisy to report)."""
-    if not losses:
-        return float("nan")
-    width = width or max(1, math.ceil(len(losses) / LOSS_CURVE_POINTS))
-    window = losses[max(0, end - width):end]
-    return float(sum(window) / len(window))
-
-
-def _device(name: str | None) -> torch.device:
-    if name:
-        return torch.device(name)
-    from accelerate import PartialState
-
-    return PartialState().device
-
-
 # --- the style folder: refuse, replace or continue what is there --------------------------------------------
-
-def _prepare_folder(out: Path, resume: bool, overwrite: bool) -> None:
-    finished = (out / STYLE_INFO).is_file()
-    unfinished = (out / CHECKPOINT).is_file()
-    if overwrite:
-        for name in (*EMBED_FILES, STYLE_INFO, CHECKPOINT, GRID):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / CLASS_DIR, ignore_errors=True)
-    elif finished and not resume:
-        raise UserError(f"{str(out)!r} already holds a finished style; pass --overwrite to learn it again, "
-                        f"or choose another --out")
-    elif unfinished and not resume:
-        raise UserError(f"{str(out)!r} holds an unfinished inversion; pass --resume to continue it, "
-                        f"or --overwrite to start afresh")
-
 
 def _resume_config(config: InvertConfig) -> dict:
     return {key: getattr(config, key) for key in RESUME_KEYS}
 
 
-def _mismatch(saved: dict, config: InvertConfig, out: Path) -> None:
-    current = _resume_config(config)
-    # A key the saved config lacks predates that field: the run had the field's default (per_class False).
-    defaults = {field.name: field.default for field in dataclasses.fields(InvertConfig)}
-    if differ := [key for key in RESUME_KEYS if saved.get(key, defaults[key]) != current[key]]:
-        details = ", ".join(f"{key} {saved.get(key)!r} -> {current[key]!r}" for key in differ[:4])
-        raise UserError(f"{str(out)!r} was started with other parameters ({details}); rerun with the same "
-                        f"parameters, or pass --overwrite to start afresh")
-
-
 def _finished_run(out: Path, config: InvertConfig) -> dict:
     """--resume on a finished folder: nothing to do if it was made with the same parameters."""
     summary = read_json(out / STYLE_INFO)
-    _mismatch(summary.get("config", {}), config, out)
+    mismatch(summary.get("config", {}), _resume_config(config), out, RESUME_DEFAULTS)
     if missing := [file for file in style_files(out) if not file.is_file()]:
         raise UserError(f"{str(out)!r} has {STYLE_INFO} but no {missing[0].relative_to(out).as_posix()}; pass "
                         f"--overwrite to learn it again")
     return summary
-
-
-def _read_checkpoint(path: Path, config: InvertConfig) -> dict | None:
-    if not path.is_file():
-        return None  # --resume with nothing to resume: a fresh start, as `train --resume` does
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001  (a damaged file in any way)
-        raise UserError(f"cannot read checkpoint {path} ({type(exc).__name__}); pass --overwrite to start afresh") from None
-    _mismatch(json.loads(state["config"]), config, path.parent)
-    return state
-
-
-def _save_checkpoint(path: Path, vectors: list[torch.Tensor], optimizer, lr_schedule, step: int, losses: list[float],
-                     config: InvertConfig, seconds: float) -> None:
-    """Everything a resumed run needs to continue exactly: the vectors, AdamW moments, schedule, step, losses."""
-    state = {**{key: vector.detach().cpu().clone() for key, vector in zip(CHECKPOINT_VECTORS, vectors)},
-             "optimizer": optimizer.state_dict(),
-             "scheduler": lr_schedule.state_dict(), "step": step,
-             "losses": torch.tensor(losses, dtype=torch.float64), "seconds": seconds,
-             "config": json.dumps(_resume_config(config))}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
