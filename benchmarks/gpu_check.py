@@ -7,6 +7,10 @@ Steps (each reports `ok`, its figures and its seconds; a failed step is recorded
   fp16 with PyTorch's scaled-dot-product attention (diffusers' AttnProcessor2_0), 512 px, 25 DPM-Solver++ steps:
   images/s of a naive loop (one plain `pipe(prompt)` call per image) against `sampling.render` (what `generate`
   calls) at batch 1 and at batch 32, with the peak GPU memory of each (torch.cuda.max_memory_allocated);
+- diffusion_commands: `synthbridge generate`, `invert` and `lora` themselves on that pipeline saved as a diffusers
+  folder (and an ImageFolder of generator-sized JPEGs the check writes): generate's images/s against `sampling.render`
+  at the same batch on the same loaded pipeline; invert's and lora's steps/s (bf16, batch 8) against their floor,
+  the UNet's forward and backward at the same batch and size on random latents (`benchmarks/finetune.py`);
 - training: timm resnet50 (random init) at 224 px, forward / backward / AdamW on random tensors on the GPU, in
   fp32 (the baseline), with bf16 autocast, and with bf16 autocast + channels_last: images/s and ratios;
 - train_command: `synthbridge train --strategy bridged` itself (the command, in a subprocess) on an ImageFolder of
@@ -60,7 +64,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never the hub: every component i
 import torch  # noqa: E402
 
 BENCHMARKS = Path(__file__).resolve().parent
-STEPS = ("generation", "training", "train_command", "ddp", "demo", "compile")
+STEPS = ("generation", "diffusion_commands", "training", "train_command", "ddp", "demo", "compile")
 README_HEADING = "## GPU readiness"
 README_INTRO = ("Rows inserted by `benchmarks/gpu_check.py` (one per run; the JSON it wrote holds every figure). "
                 "Generation: a Stable Diffusion 1.5-sized pipeline with random weights (fp16, SDPA, 512 px, 25 "
@@ -69,8 +73,9 @@ README_INTRO = ("Rows inserted by `benchmarks/gpu_check.py` (one per run; the JS
 README_HEADER = ("| date | machine | generation: naive loop / batch 1 / batch 32 | peak GPU memory (batch 1 / 32) "
                  "| resnet50 training: fp32 / bf16 / bf16 + channels_last "
                  "| `synthbridge train` / floor (stage 1 / stage 2) | 2-process DDP | `demo --quick` "
-                 "| torch.compile vs eager: training / UNet (compile s) |\n"
-                 "|---|---|---|---|---|---|---|---|---|")
+                 "| torch.compile vs eager: training / UNet (compile s) "
+                 "| `generate` / render; `invert`, `lora` / floor |\n"
+                 "|---|---|---|---|---|---|---|---|---|---|")
 
 
 class CheckFailed(Exception):
@@ -147,6 +152,11 @@ class CheckConfig:
     command_workers: int = 15  # DataLoader processes of the loader pipeline
     compile_train_model: str | None = None  # the compile step's classifier; None: train_model
     unet_calls: int = 20  # timed denoising calls of the UNet, eager and compiled (after 3 warm-up calls each)
+    commands_classes: int = 4  # diffusion_commands: classes of the real JPEGs (generator-sized) and of the set
+    commands_real_per_class: int = 8  # real images per class the tokens and adapters learn from
+    commands_per_class: int = 40  # images per class `generate` makes (4 x 40: 5 batches of 32)
+    finetune_steps: int = 60  # timed steps of `invert` and `lora` (after a 5-step warm-up run each)
+    finetune_batch: int = 8
 
     @classmethod
     def dry(cls, out: Path, **changes) -> CheckConfig:
@@ -155,6 +165,8 @@ class CheckConfig:
                            batch_size=4, batched_images=4, single_images=2, train_model="resnet18", train_size=32,
                            train_batch=4, train_steps=2, train_warmup=1, demo_timeout=240,
                            compile_train_model="test_resnet", unet_calls=2, command_models=("resnet18",),
+                           commands_classes=2, commands_real_per_class=4, commands_per_class=4, finetune_steps=3,
+                           finetune_batch=2,
                            command_classes=2, command_per_class=8, command_image_size=40, command_steps=4,
                            command_workers=0), **changes)
 
@@ -458,6 +470,70 @@ def train_command_step(cfg: CheckConfig, work: Path) -> dict:
             "runs": runs}
 
 
+# --------------------------------------------------------------------------------------------- diffusion commands
+
+
+def diffusion_commands_step(cfg: CheckConfig, work: Path) -> dict:
+    """`generate`, `invert` and `lora` themselves on the SD-1.5-sized pipeline saved as a diffusers folder, each
+    against its reference in this process: generate's images/s (its own record, the loop without loading) against
+    `sampling.render` at the same batch on the same loaded pipeline; invert's and lora's steps/s (`train_seconds` of
+    a timed run after a warm-up run) against the floor, the UNet's forward and backward at the same batch and size
+    on random latents and text states (`benchmarks/finetune.py`)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    from finetune import floor_steps_per_second, loop_steps_per_second
+    from synthbridge.diffusion.pipeline import describe_generator, load_generator, locate_generator
+    from synthbridge.generation import GenerateConfig, generate
+
+    device, spec = cfg.device, cfg.pipeline
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[cfg.dtype]
+    folder = work / "sd-folder"
+    build_pipeline(spec, device, dtype).save_pretrained(folder)
+    real, _ = write_jpeg_sets(work / "commands-jpegs", cfg.commands_classes, cfg.commands_real_per_class,
+                              spec.image_size)
+    dataset, size = f"imagefolder:{real}", spec.image_size
+    located = locate_generator(str(folder))
+
+    # generate, then render at the same batch on the same pipeline (each warmed up by one batch first)
+    pipe = load_generator(describe_generator(located[1], located[0]), cfg.dtype, device, quiet=True)
+    sampling = dict(num_inference_steps=cfg.sampling_steps, guidance_scale=cfg.guidance_scale, height=size, width=size)
+    count = cfg.commands_classes * cfg.commands_per_class
+    prompts, seeds = [f"a photo of the class {i % cfg.commands_classes}" for i in range(count)], list(range(count))
+    render_loop(pipe, prompts[:cfg.batch_size], seeds[:cfg.batch_size], cfg.batch_size, sampling)
+    generate(GenerateConfig(out=str(work / "warm-set"), dataset=dataset, generator=str(folder), per_class=1,
+                            batch_size=cfg.batch_size, steps=cfg.sampling_steps, guidance_scale=cfg.guidance_scale,
+                            scheduler="dpm++", dtype=cfg.dtype, compile=False, show_progress=False), pipeline=pipe)
+    summary = generate(GenerateConfig(
+        out=str(work / "set"), dataset=dataset, generator=str(folder), per_class=cfg.commands_per_class,
+        batch_size=cfg.batch_size, steps=cfg.sampling_steps, guidance_scale=cfg.guidance_scale, scheduler="dpm++",
+        dtype=cfg.dtype, compile=False, show_progress=False), pipeline=pipe)
+    check(summary["status"] == "complete" and summary["run"]["generated"] == count,
+          f"generate made {summary['run']['generated']} of {count} images")
+    images, render_s, _ = timed(lambda: render_loop(pipe, prompts, seeds, cfg.batch_size, sampling), device)
+    check_images(images, count, size, "render")
+    made, rendered = summary["run"]["images_per_second"], count / render_s
+    pipe = images = None  # the memory back before the fine-tuning runs load their own
+
+    # invert and lora against the floor, in bf16 on a GPU (fp32 on the CPU)
+    tune_dtype = "fp32" if cfg.dry_run else "bf16"
+    floor_pipe = load_generator(describe_generator(located[1], located[0]), tune_dtype, device, quiet=True)
+    floor = floor_steps_per_second(floor_pipe, cfg.finetune_batch, size, steps=max(3, cfg.finetune_steps // 2))
+    floor_pipe = None
+    loops = {method: loop_steps_per_second(method, str(folder), dataset, steps=cfg.finetune_steps,
+                                           batch=cfg.finetune_batch, resolution=size, dtype=tune_dtype,
+                                           device=str(device), work=work / "tuned")
+             for method in ("invert", "lora")}
+    return {"pipeline": "sd15-sized" if spec == SD15 else "tiny", "image_size": size,
+            "generate": {"images": count, "batch_size": cfg.batch_size, "dtype": cfg.dtype,
+                         "sampling_steps": cfg.sampling_steps, "images_per_second": round(made, 3),
+                         "render_images_per_second": round(rendered, 3), "vs_render": round(made / rendered, 3)},
+            "finetune": {"batch_size": cfg.finetune_batch, "dtype": tune_dtype, "steps": cfg.finetune_steps,
+                         "floor_steps_per_second": round(floor, 3),
+                         **{method: {"steps_per_second": round(loop["steps_per_second"], 3),
+                                     "train_seconds": loop["train_seconds"],
+                                     "vs_floor": round(loop["steps_per_second"] / floor, 3)}
+                            for method, loop in loops.items()}}}
+
+
 # --------------------------------------------------------------------------------------------- compile
 
 
@@ -677,7 +753,8 @@ def run_check(cfg: CheckConfig) -> dict:
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         work = Path(cfg.work_dir or tmp)
         work.mkdir(parents=True, exist_ok=True)
-        runs = {"generation": (generation_step, cfg), "training": (training_step, cfg),
+        runs = {"generation": (generation_step, cfg), "diffusion_commands": (diffusion_commands_step, cfg, work),
+                "training": (training_step, cfg),
                 "train_command": (train_command_step, cfg, work),
                 "ddp": (lambda: ddp_step(cfg, work, result["steps"].get("training")),),
                 "demo": (demo_step, cfg, work), "compile": (compile_step, cfg)}
@@ -746,10 +823,17 @@ def format_row(result: dict) -> str:
         return (f"**{training['vs_eager']:.2f}×** / **{unet['vs_eager']:.2f}×** ({training['compile_seconds']:.0f} / "
                 f"{unet['compile_seconds']:.0f} s; {training['model']}, UNet {unet['pipeline']} batch {unet['batch_size']})")
 
+    def commands(step: dict) -> str:
+        tune = step["finetune"]
+        return (f"generate **{step['generate']['vs_render']:.2f}×** render; invert **{tune['invert']['vs_floor']:.2f}×**, "
+                f"lora **{tune['lora']['vs_floor']:.2f}×** floor ({step['pipeline']}, {step['image_size']} px, "
+                f"batch {step['generate']['batch_size']} / {tune['batch_size']} {tune['dtype']})")
+
     where = "dry run: CPU, tiny components" if result["dry_run"] else (
         f"{machine.get('gpu', '?')} ×{machine['gpu_count']}, torch {machine['versions'].get('torch')}, CUDA {machine['cuda']}")
     cells = [result["date"], where, cell("generation", generation), cell("generation", memory), cell("training", training),
-             cell("train_command", command), cell("ddp", ddp), cell("demo", demo), cell("compile", compiled)]
+             cell("train_command", command), cell("ddp", ddp), cell("demo", demo), cell("compile", compiled),
+             cell("diffusion_commands", commands)]
     return "| " + " | ".join(cells) + " |"
 
 

@@ -36,7 +36,8 @@ def test_dry_run_runs_and_checks_every_step(tmp_path):
     result = json.loads(out.read_text())
     assert {"script", "date", "dry_run", "machine", "steps", "ok", "seconds"} <= set(result)
     assert result["dry_run"] is True and result["ok"] is True
-    assert list(result["steps"]) == ["generation", "training", "train_command", "ddp", "demo", "compile"]
+    assert list(result["steps"]) == ["generation", "diffusion_commands", "training", "train_command", "ddp", "demo",
+                                     "compile"]
     for name, step in result["steps"].items():
         assert step["ok"] is True, (name, step)
         assert "skipped" not in step, name  # the dry run runs DDP too (gloo)
@@ -45,6 +46,15 @@ def test_dry_run_runs_and_checks_every_step(tmp_path):
     assert generation["attention"] == "AttnProcessor2_0" and generation["images"]["batch_4"] == 4
     rates = generation["images_per_second"]
     assert generation["vs_naive"]["batch_4"] == pytest.approx(rates["batch_4"] / rates["naive"], rel=0.01)
+    commands = result["steps"]["diffusion_commands"]  # generate, invert and lora themselves against their references
+    assert commands["generate"]["images"] == 8 and commands["generate"]["images_per_second"] > 0
+    assert commands["generate"]["vs_render"] == pytest.approx(
+        commands["generate"]["images_per_second"] / commands["generate"]["render_images_per_second"], rel=0.01)
+    tune = commands["finetune"]
+    for method in ("invert", "lora"):
+        assert tune[method]["steps_per_second"] > 0
+        assert tune[method]["vs_floor"] == pytest.approx(tune[method]["steps_per_second"] / tune["floor_steps_per_second"],
+                                                         rel=0.01)
     training = result["steps"]["training"]
     assert set(training["variants"]) == {"fp32", "bf16", "bf16_channels_last"}
     assert all(v["images_per_second"] > 0 for v in training["variants"].values())
@@ -74,7 +84,7 @@ def test_dry_run_runs_and_checks_every_step(tmp_path):
     text = readme.read_text()
     assert text.startswith("# Benchmarks\n\nSome text.\n") and "## GPU readiness" in text
     row = text.rstrip().splitlines()[-1]
-    assert row.startswith(f"| {result['date']} | dry run") and row.count(" | ") == 8 and "FAILED" not in row
+    assert row.startswith(f"| {result['date']} | dry run") and row.count(" | ") == 9 and "FAILED" not in row
 
 
 def test_dry_run_writes_no_readme_row_unless_asked(gpu_check, tmp_path):

@@ -288,3 +288,25 @@ def test_the_token_vector_stays_within_the_norm_cap(make_config, tiny_sd_path):
     assert free["embedding_norm"]["learned"] > 0.05
     with pytest.raises(UserError, match="--max-norm"):
         invert(make_config(out="bad", max_norm=-1.0))
+
+
+def test_the_fine_tuning_loop_encodes_each_image_once_and_checkpoints_gradients_on_request(make_config, digits,
+                                                                                            monkeypatch):
+    """The latent cache: an image is read and VAE-encoded the first time a step uses it, never again; and
+    --gradient-checkpointing recomputes the UNet's activations (torch's checkpoint runs) without changing a number."""
+    import torch.utils.checkpoint
+    from diffusers import AutoencoderKL
+
+    encoded, real_encode = [], AutoencoderKL.encode
+    monkeypatch.setattr(AutoencoderKL, "encode", lambda self, x, *a, **k: encoded.append(len(x)) or
+                        real_encode(self, x, *a, **k))
+    plain = invert(make_config("plain", steps=12, batch_size=8), bundle=digits)
+    assert 12 * 8 > plain["num_images"] == sum(encoded)  # 96 draws of 20 images: each encoded once
+    checkpointed, real_checkpoint = [], torch.utils.checkpoint.checkpoint
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint",
+                        lambda *a, **k: checkpointed.append(1) or real_checkpoint(*a, **k))
+    saved = invert(make_config("checkpointed", steps=12, batch_size=8, gradient_checkpointing=True), bundle=digits)
+    assert checkpointed
+    assert saved["final_loss"] == plain["final_loss"]
+    a, b = (load_file(str(Path(s["config"]["out"]) / "learned_embeds.safetensors")) for s in (plain, saved))
+    assert torch.equal(a["<digits-style>"], b["<digits-style>"])
