@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -38,3 +39,46 @@ def seed_cpu(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.default_generator.manual_seed(int(seed))
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Yields, for steps start..total-1, the (source, index, seed) keys of this process's share of the batch.
+
+    Each source is read in epochs of a seeded permutation; with several sources (mixing with a fixed
+    real fraction) each batch takes a fixed number of images from each.
+    """
+
+    def __init__(self, sizes: Sequence[int], per_batch: Sequence[int], seed: int, stage: str, start: int, total: int,
+                 rank: int = 0, replicas: int = 1):
+        self.sizes, self.per_batch, self.seed, self.stage = list(sizes), list(per_batch), seed, stage
+        self.start, self.total, self.rank, self.replicas = start, total, rank, replicas
+        self._perms: dict[tuple[int, int], np.ndarray] = {}  # the few epochs' orders in use, per source
+
+    def _perm(self, source: int, epoch: int) -> np.ndarray:
+        key = (source, epoch)
+        if key not in self._perms:
+            if len(self._perms) >= 8:
+                self._perms.pop(next(iter(self._perms)))  # the oldest: steps only move forward
+            rng = np.random.default_rng(derive_seed(self.seed, self.stage, "order", source, epoch))
+            self._perms[key] = rng.permutation(self.sizes[source])
+        return self._perms[key]
+
+    def keys(self, step: int) -> list[tuple[int, int, int]]:
+        keys = []
+        for source, (size, count) in enumerate(zip(self.sizes, self.per_batch)):
+            positions = step * count + np.arange(count)
+            epochs = positions // size
+            indices = np.empty(count, dtype=np.int64)
+            for epoch in np.unique(epochs):  # a batch spans at most a few epochs of its source
+                at = epochs == epoch
+                indices[at] = self._perm(source, int(epoch))[positions[at] % size]
+            seeds = derive_seeds((self.seed, self.stage, "sample", step, source), range(count))
+            keys.extend(zip([source] * count, indices.tolist(), seeds))
+        return keys[self.rank::self.replicas]
+
+    def __iter__(self):
+        for step in range(self.start, self.total):
+            yield self.keys(step)
+
+    def __len__(self) -> int:
+        return self.total - self.start

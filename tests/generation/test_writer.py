@@ -88,3 +88,15 @@ def test_compile_is_automatic_on_cuda_for_sets_where_it_pays(make_config, digits
     assert compiles(True, torch.device("cpu"), 1) and not compiles(False, torch.device("cuda"), 10 * least)
     summary = generate(make_config(per_class=1), bundle=digits)
     assert (summary["run"]["compile"], summary["run"]["compiled"]) == ("auto", False)  # recorded with the run
+
+
+def test_the_default_batch_fits_the_gpus_free_memory(monkeypatch):
+    import torch
+
+    batch = generate_module.default_batch_size
+    assert batch(torch.device("cpu"), 512 * 512, "fp32") == 8
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (80 * 2**30, 141 * 2**30))
+    assert batch(torch.device("cuda", 0), 512 * 512, "fp16") == 32  # an H200's, mostly free: the measured batch
+    assert batch(torch.device("cuda", 0), 1024 * 1024, "fp16") == 16  # 4x the pixels
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * 2**30, 24 * 2**30))
+    assert batch(torch.device("cuda", 0), 512 * 512, "fp16") == 8 and batch(torch.device("cuda", 0), 512 * 512, "fp32") == 4

@@ -310,3 +310,15 @@ def test_the_fine_tuning_loop_encodes_each_image_once_and_checkpoints_gradients_
     assert saved["final_loss"] == plain["final_loss"]
     a, b = (load_file(str(Path(s["config"]["out"]) / "learned_embeds.safetensors")) for s in (plain, saved))
     assert torch.equal(a["<digits-style>"], b["<digits-style>"])
+
+
+def test_deterministic_kernels_hold_for_the_loop_only(make_config, digits, monkeypatch):
+    """--deterministic: torch's deterministic algorithms while the loop runs (on CUDA, what makes a resumed run equal
+    an uninterrupted one bit for bit, measured on an H200), the process's own setting before and after."""
+    seen, real_loss = [], finetune.denoising_loss
+    monkeypatch.setattr(finetune, "denoising_loss",
+                        lambda *a, **k: seen.append(torch.are_deterministic_algorithms_enabled()) or real_loss(*a, **k))
+    plain = invert(make_config("plain", steps=3), bundle=digits)
+    exact = invert(make_config("exact", steps=3, deterministic=True), bundle=digits)
+    assert seen == [False] * 3 + [True] * 3 and not torch.are_deterministic_algorithms_enabled()
+    assert exact["final_loss"] == plain["final_loss"]  # the CPU's kernels are deterministic already

@@ -56,6 +56,7 @@ class LoraTrainConfig:
     download: bool = False
     show_progress: bool = True
     gradient_checkpointing: bool = False  # recompute the UNet's activations in the backward: less memory (SDXL)
+    deterministic: bool = False  # torch's deterministic kernels: on CUDA a resumed run equals an uninterrupted one
 
     def check(self) -> None:
         """Values a user can get wrong, as one-line UserErrors (before anything is loaded)."""

@@ -14,7 +14,8 @@ encoders' hidden states, the pooled embedding and the size/crop numbers: `invers
 (unet., text_encoder. and text_encoder_2. keys), as diffusers' train_dreambooth_lora_sdxl.py does. Another family
 (SD 3, PixArt, FLUX, ...) is a one-line UserError before any weights load. Every step is a function of (seed, class, step): its
 images, the VAE sample, noise and timesteps, and the adapter's initial weights of (seed, class): a run
-interrupted after a checkpoint and resumed ends with the same adapter as one never interrupted.
+interrupted after a checkpoint and resumed ends with the same adapter as one never interrupted (on CUDA with
+`deterministic`). The step loop, checkpoints and output-folder rule are `diffusion.finetune`'s, shared with inversion.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def _train_one(pipe, encoders: list[tuple], config: LoraTrainConfig, info, bundl
     run = Run(images=images, input_ids=input_ids, batch_size=batch, resolution=config.resolution, steps=config.steps,
               seed=config.seed, stream=("lora", key), out=out, record=record, checkpoint_every=config.checkpoint_every,
               label=f"lora {key}", show_progress=config.show_progress,
-              gradient_checkpointing=config.gradient_checkpointing)
+              gradient_checkpointing=config.gradient_checkpointing, deterministic=config.deterministic)
     result = fit(pipe, trainable, run, checkpoint)
     losses, start, train_seconds = result.losses, result.resumed_from_step, result.train_seconds
     seconds_before = float(checkpoint["seconds"]) if checkpoint is not None else 0.0

@@ -109,7 +109,10 @@ def add_adaptation_env_args(parser, grid_help: str) -> None:
     env.add_argument("--grid", action="store_true", help=grid_help)
     env.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: accelerate's device)")
     env.add_argument("--gradient-checkpointing", action="store_true",
-                     help="recompute the UNet's activations in the backward: less GPU memory, ~30%% slower steps (SDXL)")
+                     help="recompute the UNet's activations in the backward: less GPU memory, slower steps (SDXL)")
+    env.add_argument("--deterministic", action="store_true",
+                     help="torch's deterministic kernels: on a GPU a resumed run then ends exactly where an "
+                          "uninterrupted one does (without: equal up to CUDA's rounding), at some speed")
     add_data_args(env)
     env.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")

@@ -15,6 +15,9 @@ def run(parser: argparse.ArgumentParser):
     parser.add_argument("--plan", action="store_true",
                         help="print the cells, the stage-1 runs and the training compute, with and without stage-1 reuse; "
                              "run nothing")
+    parser.add_argument("--rates", metavar="FILE|NAME",
+                        help="with --plan: GPU-hours per phase at the rates of a benchmarks/gpu_check.py JSON, or of a "
+                             "shipped one by name (h200)")
     parser.add_argument("--cell", type=parse_slice,
                         help="i/n: run worker i's share of n, the grid split evenly by estimated cost "
                              "(SLURM array tasks, demo workers)")
@@ -32,7 +35,9 @@ def run(parser: argparse.ArgumentParser):
             cfg = ExperimentConfig.from_yaml(args.config)
             if args.out and Path(args.out).exists() and not Path(args.out).is_dir():  # said now, not at `run`
                 raise UserError(f"experiment folder {args.out!r} names a file, not a folder; pick a folder")
-            return _print_plan(cfg)
+            return _print_plan(cfg, args.rates)
+        if args.rates:
+            raise UserError("--rates prices a --plan; add --plan (a run measures its own time)")
         if not args.out:
             raise UserError("run needs --out EXP_DIR (or --plan to only look at the grid)")
         summary = run_study(ExperimentConfig.from_yaml(args.config), args.out, cell_slice=args.cell, report=args.report,
@@ -49,9 +54,11 @@ def run(parser: argparse.ArgumentParser):
     return handle
 
 
-def _print_plan(cfg) -> int:
+def _print_plan(cfg, rates: str | None = None) -> int:
     from synthbridge.experiments.cells import plan
+    from synthbridge.experiments.estimate import format_hours, gpu_hours, read_rates
 
+    measured = read_rates(rates) if rates else None  # a bad rate file is said before the counting
     summary = plan(cfg)
     print(f"{summary['cells']} cells; stage-1 (synthetic stage) runs: {summary['stage1_runs_without_reuse']} without "
           f"reuse, {summary['stage1_runs_with_reuse']} with reuse")
@@ -62,7 +69,13 @@ def _print_plan(cfg) -> int:
         print(f"training compute (images through forward+backward): {without:,} without reuse, {with_reuse:,} with "
               f"reuse ({with_reuse / without:.1%})")
     if summary["datasets_not_found"]:
-        print(f"not counted in the compute (dataset not found here): {', '.join(summary['datasets_not_found'])}")
+        print(f"not counted in the compute (dataset neither here nor of known size): "
+              f"{', '.join(summary['datasets_not_found'])}")
+    if measured is None:
+        print("GPU-hours: add --rates h200 (an H200's measured rates, shipped) or --rates FILE (the JSON of "
+              "`python benchmarks/gpu_check.py` on your GPU)")
+    else:
+        print("\n".join(format_hours(gpu_hours(cfg, measured))))
     return 0
 
 

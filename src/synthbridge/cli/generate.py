@@ -25,7 +25,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 def generate(parser: argparse.ArgumentParser):
     """make synthetic images with a text-to-image model (resumable, shardable)"""
-    from synthbridge.diffusion.pipeline import DTYPES, NATIVE_SCHEDULER, SCHEDULERS
+    from synthbridge.diffusion.pipeline import DTYPES, NATIVE_SCHEDULER, SCHEDULERS, TIMESTEP_SPACINGS
     from synthbridge.generation.config import IMAGE_FORMATS
 
     parser.add_argument("--dataset", default="mnist5k",
@@ -69,6 +69,9 @@ def generate(parser: argparse.ArgumentParser):
     sampling.add_argument("--scheduler", choices=(*SCHEDULERS, NATIVE_SCHEDULER),
                           help=f"all are deterministic given the seed; {NATIVE_SCHEDULER}: the generator folder's own "
                                f"(default: ddim for Stable Diffusion, else the folder's own)")
+    sampling.add_argument("--timestep-spacing", choices=TIMESTEP_SPACINGS,
+                          help="the scheduler's timestep spacing (default: its config's); trailing for few-step "
+                               "sampling (--scheduler lcm --steps 4 with an LCM-LoRA as --lora)")
     sampling.add_argument("--height", type=positive_int, help="pixels, a multiple of 8 (default: the generator's size)")
     sampling.add_argument("--width", type=positive_int, help="pixels, a multiple of 8 (default: the generator's size)")
     sampling.add_argument("--dtype", choices=DTYPES, default="fp32", help="fp16/bf16 need a GPU")
@@ -91,7 +94,8 @@ def generate(parser: argparse.ArgumentParser):
                          help="save images with their shorter side resized to N pixels (PIL LANCZOS; "
                               "default: the generated size)")
     env = parser.add_argument_group("environment (changes no image beyond float rounding)")
-    env.add_argument("--batch-size", type=positive_int, default=8, help="images per pipeline call")
+    env.add_argument("--batch-size", type=positive_int,
+                     help="images per pipeline call (default: 8 on the CPU; on a GPU up to 32, as its memory allows)")
     env.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                      help="torch.compile the UNet (inductor): faster steps on a GPU after a one-off compilation "
                           "(default: on CUDA when this process makes at least 2,000 images, where it pays)")

@@ -29,7 +29,8 @@ from synthbridge.registry import Registry
 
 log = logging.getLogger(__name__)
 
-SCHEDULERS = ("ddim", "dpm++", "euler", "pndm")
+SCHEDULERS = ("ddim", "dpm++", "euler", "pndm", "lcm")  # lcm: few-step sampling of an LCM-distilled UNet / LCM-LoRA
+TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")  # diffusers' schedulers' `timestep_spacing`
 NATIVE_SCHEDULER = "native"  # keep the scheduler the folder ships (a flow-matching family's only choice)
 SD_PIPELINE = "StableDiffusionPipeline"  # loaded as it always was; every other family via AutoPipelineForText2Image
 DTYPES = ("fp32", "fp16", "bf16")
@@ -40,7 +41,7 @@ SD_DEFAULTS = {"guidance_scale": 7.5, "steps": 50, "scheduler": "ddim"}
 GENERATOR_SETTINGS = "synthbridge.json"  # optional defaults stored in a generator folder
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 SCHEDULER_NAMES = {"DDIMScheduler": "ddim", "DPMSolverMultistepScheduler": "dpm++", "EulerDiscreteScheduler": "euler",
-                   "PNDMScheduler": "pndm"}  # diffusers class -> `--scheduler` name
+                   "PNDMScheduler": "pndm", "LCMScheduler": "lcm"}  # diffusers class -> `--scheduler` name
 SCHEDULER_CLASSES = {name: cls for cls, name in SCHEDULER_NAMES.items()}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -208,6 +209,11 @@ def check_scheduler(info: GeneratorInfo, name: str) -> None:
     no DDPM-family sampler), from config files only: diffusers' own `compatibles` list of the folder's scheduler."""
     if name == NATIVE_SCHEDULER or info.scheduler_class is None or name not in SCHEDULER_CLASSES:
         return
+    if name == "lcm":  # not in diffusers' `compatibles` lists, but it samples any DDPM-family (epsilon / v) UNet
+        if "FlowMatch" in info.scheduler_class:
+            raise UserError(f"--scheduler lcm does not apply to {info.pipeline_class} (its scheduler is "
+                            f"{info.scheduler_class}); leave --scheduler out or pass --scheduler {NATIVE_SCHEDULER}")
+        return
     import diffusers
 
     own = getattr(diffusers, info.scheduler_class, None)
@@ -295,21 +301,26 @@ def denoiser(pipe) -> torch.nn.Module:
     return module if module is not None else pipe.transformer
 
 
-def set_scheduler(pipe, name: str) -> None:
-    """Swap the pipeline's scheduler for `make_scheduler(name, its own config)`; `native` keeps the folder's own."""
+def set_scheduler(pipe, name: str, timestep_spacing: str | None = None) -> None:
+    """Swap the pipeline's scheduler for `make_scheduler(name, its own config)`; `native` keeps the folder's own.
+    `timestep_spacing` (leading, trailing, linspace) overrides the config's: "trailing" is what few-step samplers
+    want (the last step starts from pure noise; diffusers' docs for LCM, TCD and Lightning models)."""
     if name != NATIVE_SCHEDULER:
         pipe.scheduler = make_scheduler(name, pipe.scheduler.config)
+    if timestep_spacing is not None:
+        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, timestep_spacing=timestep_spacing)
 
 
 def make_scheduler(name: str, config) -> object:
     """A sampling scheduler built from a noise schedule's config (betas, timestep spacing, offsets).
 
-    All choices are deterministic given the initial latents: DDIM with eta=0, DPM-Solver++, Euler
-    without churn, PNDM. Settings are only filled in where the loaded config lacks them, so a folder's
-    own choices win: DDIM must not clip latents (clip_sample=False; latents are not bounded to [-1, 1])
+    All choices are deterministic given the initial latents and the generator: DDIM with eta=0, DPM-Solver++, Euler
+    without churn, PNDM, and LCM (its multi-step sampling adds noise between steps, drawn from the image's own
+    generator, so an image is still a function of its seed). Settings are only filled in where the loaded config
+    lacks them, so a folder's own choices win: DDIM must not clip latents (clip_sample=False; latents are not bounded to [-1, 1])
     and ends on alpha_0 as SD does (set_alpha_to_one=False); PNDM skips its Runge-Kutta warmup as SD does.
     """
-    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PNDMScheduler
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, LCMScheduler, PNDMScheduler
 
     config = dict(config)
     builders = {
@@ -317,6 +328,7 @@ def make_scheduler(name: str, config) -> object:
         "dpm++": (DPMSolverMultistepScheduler, {}, {"algorithm_type": "dpmsolver++"}),
         "euler": (EulerDiscreteScheduler, {}, {}),
         "pndm": (PNDMScheduler, {"skip_prk_steps": True}, {}),
+        "lcm": (LCMScheduler, {}, {}),  # as diffusers' LCM-LoRA docs build it: the config as it is
     }
     if name not in builders:
         raise UserError(f"unknown scheduler {name!r}; choose one of: {', '.join(builders)}")

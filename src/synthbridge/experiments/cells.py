@@ -96,20 +96,19 @@ def shared_stage(cell: Cell) -> tuple | None:
 
 def plan(cfg: ExperimentConfig) -> dict:
     """What a grid will train: its cells, its stage-1 runs with and without reuse, and the images its training
-    steps process with and without reuse (for the datasets that can be loaded here)."""
-    from synthbridge.data import load_dataset
-    from synthbridge.errors import UserError
-
+    steps process with and without reuse (for the datasets here or of known size, `estimate.KNOWN_SIZES`)."""
     cells = plan_cells(cfg)
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
         if (key := shared_stage(cell)) is not None:
             groups.setdefault(key, []).append(cell)
+    from synthbridge.experiments.estimate import planning_bundle
+
     bundles, missing = {}, []
-    for name in dict.fromkeys(c.dataset for c in cells):
-        try:
-            bundles[name] = load_dataset(name, data_root=cfg.data_root)
-        except UserError:
+    for name in dict.fromkeys(c.dataset for c in cells):  # on disk, else the known sizes of a standard dataset
+        if (bundle := planning_bundle(name, cfg.data_root)) is not None:
+            bundles[name] = bundle
+        else:
             missing.append(name)
     first = {id(group[0]) for group in groups.values()}
     without = with_reuse = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from synthbridge.diffusion.pipeline import DTYPES, NATIVE_SCHEDULER, SCHEDULERS
+from synthbridge.diffusion.pipeline import DTYPES, NATIVE_SCHEDULER, SCHEDULERS, TIMESTEP_SPACINGS
 from synthbridge.errors import UserError, reject_unknown_keys
 
 # The parameters that decide what the images in a folder are. A rerun into the same folder must match
@@ -21,7 +21,8 @@ from synthbridge.errors import UserError, reject_unknown_keys
 # each manifest line records the batch size that reproduces it bit for bit.
 # The storage keys (format, quality, saved size) are part of it too: they change the files, not the drawing.
 SET_KEYS = ("dataset", "classes", "generator", "generator_fingerprint", "templates", "negative_prompt",
-            "style_token", "style_sha256", "guidance_scale", "steps", "scheduler", "height", "width", "dtype",
+            "style_token", "style_sha256", "guidance_scale", "steps", "scheduler", "timestep_spacing", "height",
+            "width", "dtype",
             "seed", "blank_threshold", "filter", "filter_model", "filter_arch", "max_retries",
             "image_format", "quality", "save_size", "lora_sha256", "lora_scale", "init_images", "strength", "shots",
             "shots_seed")
@@ -59,7 +60,10 @@ class GenerateConfig:
     guidance_scale: float | None = None  # None: the generator's default (SD 7.5, mini: synthbridge.json or 3.0)
     steps: int | None = None  # num_inference_steps; None: the generator's default
     scheduler: str | None = None  # ddim, dpm++, euler, pndm (all deterministic), native (the folder's own scheduler);
-    # None: the generator's default (SD: ddim; another family: its folder's own)
+    # None: the generator's default (SD: ddim; another family: its folder's own); lcm: few-step sampling with an
+    # LCM-LoRA (--lora FOLDER with its pytorch_lora_weights.safetensors) or an LCM-distilled generator folder
+    timestep_spacing: str | None = None  # leading, trailing or linspace (None: the scheduler config's); trailing for
+    # few steps
     height: int | None = None  # pixels, a multiple of 8; None: the generator's native size
     width: int | None = None
     dtype: str = "fp32"  # fp32, fp16, bf16 (fp16/bf16 only on a GPU)
@@ -75,7 +79,8 @@ class GenerateConfig:
     quality: int = 95  # webp/jpg encoder quality, 1-100; png ignores it
     save_size: int | None = None  # pixels of the saved image's shorter side (PIL LANCZOS); None: as generated
     # --- environment (changes no image beyond float rounding)
-    batch_size: int = 8  # images per pipeline call (every call is padded to this shape)
+    batch_size: int | None = None  # images per pipeline call (every call is padded to this shape); None: 8 on the
+    # CPU, on a GPU up to 32 as its free memory allows (generate.default_batch_size)
     compile: bool | None = None  # torch.compile the denoiser (UNet / transformer): faster steps after a one-off
     # compilation. None (auto): on CUDA when this process makes at least generate.COMPILE_MIN_IMAGES images
     device: str | None = None  # None: accelerate's device for this process (cuda:N, mps or cpu)
@@ -91,12 +96,15 @@ class GenerateConfig:
             raise UserError(f"--lora-scale must be a number >= 0, got {self.lora_scale!r}")
         if not isinstance(self.per_class, int) or self.per_class < 1:
             raise UserError(f"--per-class must be a whole number > 0, got {self.per_class!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
             raise UserError(f"--batch-size must be a whole number > 0, got {self.batch_size!r}")
         if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
             raise UserError(f"--steps must be a whole number > 0, got {self.steps!r}")
         if self.guidance_scale is not None and not self.guidance_scale >= 0:
             raise UserError(f"--guidance-scale must be a number >= 0, got {self.guidance_scale!r}")
+        if self.timestep_spacing is not None and self.timestep_spacing not in TIMESTEP_SPACINGS:
+            raise UserError(f"unknown --timestep-spacing {self.timestep_spacing!r}; choose one of: "
+                            f"{', '.join(TIMESTEP_SPACINGS)}")
         if self.scheduler is not None and self.scheduler not in (*SCHEDULERS, NATIVE_SCHEDULER):
             raise UserError(f"unknown scheduler {self.scheduler!r}; choose one of: {', '.join(SCHEDULERS)}, "
                             f"{NATIVE_SCHEDULER}")

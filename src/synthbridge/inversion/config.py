@@ -83,6 +83,7 @@ class InvertConfig:
     download: bool = False  # let torchvision download a missing dataset
     show_progress: bool = True  # tqdm bar with the loss
     gradient_checkpointing: bool = False  # recompute the UNet's activations in the backward: less memory (SDXL)
+    deterministic: bool = False  # torch's deterministic kernels: on CUDA a resumed run equals an uninterrupted one
 
     def check(self) -> None:
         """Values a user can get wrong, as one-line UserErrors (before anything is loaded)."""

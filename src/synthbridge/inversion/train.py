@@ -31,7 +31,8 @@ CLIP text encoders where SD and SDXL keep them is a one-line UserError (`diffusi
 
 Every step is a function of (seed, step): which images (a seeded permutation per epoch), the VAE
 sample, the noise and the timesteps. A run interrupted after a checkpoint and continued with
-`resume=True` ends with the same embedding as a run never interrupted.
+`resume=True` ends with the same embedding as a run never interrupted (on CUDA with `deterministic`: see
+`diffusion.finetune`). The step loop, checkpoints and output-folder rule are `diffusion.finetune`'s, shared with LoRA.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
     run = Run(images=images, input_ids=input_ids, batch_size=config.batch_size, resolution=config.resolution,
               steps=config.steps, seed=config.seed, stream=("invert",), out=out, record=_resume_config(config),
               checkpoint_every=config.checkpoint_every, label="invert", show_progress=config.show_progress,
-              gradient_checkpointing=config.gradient_checkpointing)
+              gradient_checkpointing=config.gradient_checkpointing, deterministic=config.deterministic)
     try:
         result = fit(pipe, trainable, run, checkpoint)
     finally:
