@@ -13,7 +13,7 @@ from PIL import Image
 
 from synthbridge.errors import UserError
 from synthbridge.generation import generate, regenerate_image
-from synthbridge.io import read_json
+from synthbridge.io import read_json, read_jsonl
 
 
 def _plain_lora_folder(tiny_sd_path, tmp_path) -> Path:
@@ -43,6 +43,8 @@ def test_lcm_sampling_with_a_plain_lora_folder_is_recorded_and_reproducible(make
     params = read_json(Path(config.out) / "generation.json")["set"]
     assert (params["scheduler"], params["timestep_spacing"], params["steps"]) == ("lcm", "trailing", 2)
     assert params["lora_sha256"]
+    lines = read_jsonl(Path(config.out) / "manifest.jsonl")
+    assert {(line["scheduler"], line["timestep_spacing"]) for line in lines} == {("lcm", "trailing")}
     # LCM adds noise between its steps: from the image's own generator, so regenerating an image alone gives its file
     with Image.open(Path(config.out) / "7" / "00001.png") as saved:
         assert np.array_equal(np.asarray(regenerate_image(config.out, "7", 1)), np.asarray(saved))
