@@ -25,8 +25,10 @@ a tiny token after 6 steps, H200), and a resumed run differs from an uninterrupt
 `deterministic` (--deterministic) turns on torch's deterministic kernels, and then both are bit for bit equal
 (measured on the H200), at some speed (see benchmarks/README.md).
 
-The numbers differ from the loop before this one (the VAE encoded every step's pixels again, the noise was drawn on
-the CPU): the same seeds give the same results as each other on one machine, not as older versions.
+On the CPU the loop draws the same numbers in the same order as the loop before it (a CPU generator per step: the
+latent sample, the noise, the timesteps), so its results match up to float rounding (the VAE encodes an image once,
+in other batches than every step's); on a GPU the numbers come from the device's generator and differ from older
+versions'.
 """
 
 from __future__ import annotations
