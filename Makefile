@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test demo demo-quick methods clean
+.PHONY: install test test-fast demo demo-quick methods clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ install: $(STAMP)
 test: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
+
+# The edit loop: everything but the tests marked slow (subprocesses, browsers, compilers); CI runs `make test`.
+test-fast: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -m "not slow"
 
 # The embedded generator ships with the package; a checkout without it builds it first (about 33 min on 2 cores).
 GENERATOR := src/synthbridge/embedded/assets/generator/model_index.json

@@ -24,6 +24,8 @@ from synthbridge.models import create_model
 from synthbridge.training import StageConfig, TrainConfig, train
 from synthbridge.training import loop as loop_module
 
+pytestmark = pytest.mark.slow  # subprocesses, browsers or compilers: `make test` runs it, `make test-fast` not
+
 
 def tiny(**overrides) -> TrainConfig:
     base = dict(dataset="digits", model="mini_resnet", pretrained=False, shots=2, strategy="bridged",

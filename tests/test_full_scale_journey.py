@@ -21,6 +21,8 @@ from PIL import Image
 
 from synthbridge.cli import main
 
+pytestmark = pytest.mark.slow  # subprocesses, browsers or compilers: `make test` runs it, `make test-fast` not
+
 CLASSES = ["cat", "dog", "car", "bird", "flower"]
 FAMILIES = {"tiny_sd_path": ("StableDiffusionPipeline", 1), "tiny_sdxl_path": ("StableDiffusionXLPipeline", 2)}
 

@@ -118,6 +118,7 @@ def test_embedded_generator_loads_and_draws():
     assert build_lib.read_defaults(GENERATOR_DIR)["guidance_scale"] >= 1
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_build_without_leaving_a_half_written_folder(tmp_path):
     import signal
     import subprocess

@@ -3,6 +3,7 @@ rule (what a set learns comes from its cells' own shots), and the report's side-
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from synthbridge.data import few_shot, load_dataset
@@ -67,8 +68,11 @@ def test_what_a_set_learns_comes_from_its_cells_own_shots(tmp_path, monkeypatch)
             assert config.shots is None  # text-to-image: nothing of the real images
             continue
         shots, seed = (config.shots, config.shots_seed) if kind == "generate" else (config.shots, config.seed)
-        assert shots == 2 and seed in (0, 1), (kind, config)
-        trained_on = load_dataset("digits", shots=2, seed=seed).train  # what the cell with that seed trains on
+        # the folder is named for the cells that read it ("-2shot-s1": the 2-shot cells of seed 1); what it learns
+        # from must be those cells' own shots: the same count, the same seed, so the same images
+        named = re.search(r"-(\d+)shot-s(\d+)(\.|$)", Path(config.out).name)  # (made at a .partial name first)
+        assert named and (shots, seed) == (int(named[1]), int(named[2])), (kind, config.out, shots, seed)
+        trained_on = load_dataset("digits", shots=2, seed=int(named[2])).train  # what those cells train on
         assert list(few_shot(bundle.train, shots, seed, bundle.classes).indices) == list(trained_on.indices)
     kinds = [(kind, getattr(c, "per_class", False)) for kind, c in learned]
     assert kinds.count(("invert", False)) == 2 and kinds.count(("invert", True)) == 2  # DSI shared with img2img_dsi

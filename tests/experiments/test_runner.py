@@ -82,6 +82,7 @@ def test_interrupted_run_finishes_with_every_cell_once(tmp_path, monkeypatch):
     assert all(row["n"] == 2 for row in rows.values()) and (tmp_path / "exp" / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_two_concurrent_workers_fill_one_store(tmp_path, monkeypatch):
     # `synthbridge demo` hands the cells to `synthbridge run --cell i/2` processes sharing one results store
     from synthbridge.embedded.demo import run_workers
@@ -109,6 +110,7 @@ def test_workers_making_the_sets_start_with_their_own_share():
     assert first[:2] == [needs[0], needs[2]] and second[:2] == [needs[1], needs[3]]
 
 
+@pytest.mark.slow
 def test_a_failed_worker_is_a_one_line_error_naming_its_log(tmp_path):
     from synthbridge.embedded.demo import run_workers
 
@@ -176,6 +178,7 @@ def test_bridged_cells_that_differ_in_shots_train_their_synthetic_stage_once(tmp
         assert record["metrics"]["stages"]["synthetic"]["top1"] == alone[cell]["metrics"]["stages"]["synthetic"]["top1"]
 
 
+@pytest.mark.slow
 def test_two_concurrent_workers_train_each_shared_synthetic_stage_once(tmp_path, monkeypatch):
     from synthbridge.embedded.demo import run_workers
 

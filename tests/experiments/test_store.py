@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import yaml
 
 from synthbridge.experiments.store import RESULTS, RESULTS_DIR, append_result, read_results
@@ -37,6 +38,7 @@ def _run_concurrently(code: str, count: int, *args: str) -> None:
         assert proc.returncode == 0, err[-3000:]
 
 
+@pytest.mark.slow
 def test_concurrent_writers_store_each_cell_once_without_locks(tmp_path):
     exp = tmp_path / "exp"
     _run_concurrently("""
@@ -69,6 +71,7 @@ def test_a_folder_with_only_results_jsonl_is_read_and_kept(tmp_path):
     assert [json.loads(line)["cell"] for line in (tmp_path / RESULTS).read_text().splitlines()] == ["a", "b", "c"]
 
 
+@pytest.mark.slow
 def test_made_once_keeps_the_first_copy_and_discards_the_late_one(tmp_path):
     final = tmp_path / "set"
     _run_concurrently("""
@@ -121,6 +124,7 @@ def test_a_stage1_cache_entry_stored_twice_keeps_the_first(tmp_path):
     assert [p.name for p in entry.parent.iterdir()] == ["key"]
 
 
+@pytest.mark.slow
 def test_two_workers_without_locks_run_a_grid_to_one_record_per_cell(tmp_path):
     from synthbridge.experiments import ExperimentConfig, plan_cells
 

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from synthbridge.generation import folder as store
@@ -51,6 +52,7 @@ def test_a_batchs_images_are_written_while_the_next_batch_is_drawn(make_config, 
     assert len({line["path"] for line in lines}) == len(lines) == 12
 
 
+@pytest.mark.slow
 def test_a_killed_generate_resumes_to_the_exact_set(make_config, digits, tiny_sd_path, tmp_path):
     reference = make_config(out="reference", per_class=6)
     generate(reference, bundle=digits)

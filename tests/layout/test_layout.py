@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import synthbridge
 
 SRC = Path(synthbridge.__file__).parent
@@ -72,6 +74,7 @@ def test_packages_import_each_other_without_circles():
     assert "training" in edges["experiments"] and "diffusion" in edges["generation"]  # the graph is real
 
 
+@pytest.mark.slow
 def test_the_product_runs_at_full_scale_with_the_embedded_world_unimportable(tmp_path):
     """Every product module imports, and train / generate / gap work on an imagefolder dataset, a timm model and
     a tiny Stable Diffusion folder, with `synthbridge.embedded` blocked (as if the folder were deleted)."""

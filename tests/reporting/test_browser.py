@@ -19,8 +19,9 @@ from test_report import write_experiment
 from synthbridge.reporting import build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (`.ci/run` installs Debian's "
-                                                         "chromium package; `apt-get install -y chromium` here)")
+pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (`.ci/run` installs Debian's "
+                                                          "chromium package; `apt-get install -y chromium` here)"),
+              pytest.mark.slow]  # a browser: `make test` runs it, `make test-fast` not
 WIDTH, HEIGHT = 1280, 2400
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",

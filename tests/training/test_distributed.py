@@ -12,6 +12,8 @@ from PIL import Image
 from synthbridge.training import StageConfig, TrainConfig, train
 from synthbridge.training import loop as loop_module
 
+pytestmark = pytest.mark.slow  # subprocesses, browsers or compilers: `make test` runs it, `make test-fast` not
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 

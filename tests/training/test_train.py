@@ -451,6 +451,7 @@ def test_out_naming_a_file_and_a_one_class_dataset_are_one_line_each(tmp_path):
     assert not (tmp_path / "one-run").exists()  # found before anything was made
 
 
+@pytest.mark.slow
 def test_a_bad_file_is_said_once_when_dataloader_workers_read_the_images(tmp_path):
     """The loader pipeline's workers decode in their own processes: the files are checked once in the training
     process first, so each bad file is one log line, not one from a worker and another from the count."""
