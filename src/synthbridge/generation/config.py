@@ -1,4 +1,4 @@
-"""The typed config of `synthbridge generate`: one frozen dataclass, and which of its fields define a set.
+"""The typed config of `synthbridge generate`: one frozen dataclass, and the identity of the set it makes.
 
 Fields left `None` (guidance scale, steps, scheduler, image size) are filled from the generator:
 its folder's `synthbridge.json` when it has one, else built-in defaults (`diffusion.pipeline`).
@@ -8,24 +8,78 @@ The resolved values are what `generation.json` records and what a rerun is compa
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 
 from synthbridge.diffusion.pipeline import DTYPES, NATIVE_SCHEDULER, SCHEDULERS, TIMESTEP_SPACINGS
 from synthbridge.errors import UserError, reject_unknown_keys
 
-# The parameters that decide what the images in a folder are. A rerun into the same folder must match
-# them (or pass --overwrite). `per_class` is deliberately absent: a larger value extends the set (the
-# volume sweeps of the study), a smaller one leaves it as it is. Shard, process count and environment
-# are absent because they do not change any image. Batch size and device are absent too: they change
-# images only by float rounding (at most one 8-bit level in a few pixels; see diffusion.sampling.render), and
-# each manifest line records the batch size that reproduces it bit for bit.
-# The storage keys (format, quality, saved size) are part of it too: they change the files, not the drawing.
-SET_KEYS = ("dataset", "classes", "generator", "generator_fingerprint", "templates", "negative_prompt",
-            "style_token", "style_sha256", "guidance_scale", "steps", "scheduler", "timestep_spacing", "height",
-            "width", "dtype",
-            "seed", "blank_threshold", "filter", "filter_model", "filter_arch", "max_retries",
-            "image_format", "quality", "save_size", "lora_sha256", "lora_scale", "init_images", "strength", "shots",
-            "shots_seed")
+
+@dataclass(frozen=True)
+class SetIdentity:
+    """What decides the images of a synthetic set: generation.json's "set", compared on every rerun into the folder
+    (it must match, or --overwrite), and, per image, its manifest line (`line_fields`). Built by
+    `generate.set_identity` from a resolved config.
+
+    `per_class` is deliberately absent: a larger value extends the set (the volume sweeps of the study), a smaller one
+    leaves it as it is. Shard, process count and environment are absent because they do not change any image. Batch
+    size and device are absent too: they change images only by float rounding (at most one 8-bit level in a few
+    pixels; see diffusion.sampling.render), and each manifest line records the batch size that reproduces it bit for
+    bit. The storage fields (format, quality, saved size) are part of it: they change the files, not the drawing.
+    `lora` (the adapter folder's path) is recorded but not compared: the adapter is its weights' hash."""
+
+    dataset: str
+    classes: list
+    generator: str
+    generator_fingerprint: str
+    templates: list
+    negative_prompt: str | None
+    style_token: str | dict | None
+    style_sha256: str | None
+    guidance_scale: float
+    steps: int
+    scheduler: str
+    timestep_spacing: str | None
+    height: int
+    width: int
+    dtype: str
+    seed: int
+    blank_threshold: float
+    filter: bool
+    filter_model: str | None
+    filter_arch: str | None
+    max_retries: int
+    image_format: str
+    quality: int | None
+    save_size: int | None
+    lora: str | None = dataclasses.field(default=None, metadata={"compared": False})
+    lora_sha256: str | None = None
+    lora_scale: float | None = None
+    init_images: str | None = None
+    strength: float | None = None
+    shots: int | None = None
+    shots_seed: int | None = None
+
+    def record(self) -> dict:
+        """generation.json's "set" (as it reads back from JSON: lists, not tuples)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def line_fields(self, class_name: str, index: int, image_to_image: bool) -> dict:
+        """What a manifest line repeats of the set for its image (its template, its class's token)."""
+        token = self.style_token[class_name] if isinstance(self.style_token, dict) else self.style_token
+        fields = {key: getattr(self, key) for key in LINE_KEYS}
+        fields.update(template=self.templates[index % len(self.templates)], style_token=token)
+        if image_to_image:
+            fields.update(init_images=self.init_images, strength=self.strength)
+        return fields
+
+
+# The fields a rerun must match (every field of SetIdentity but the recorded-only ones).
+SET_KEYS = tuple(f.name for f in dataclasses.fields(SetIdentity) if f.metadata.get("compared", True))
+# The set's fields every manifest line repeats (the image's own template and token are added per line).
+LINE_KEYS = ("negative_prompt", "guidance_scale", "steps", "scheduler", "timestep_spacing", "height", "width",
+             "generator", "style_sha256", "dtype", "image_format", "quality", "save_size", "lora", "lora_sha256",
+             "lora_scale")
 # --init-images: where image-to-image starts from ("real": the dataset's training images, Real Guidance / DA-Fusion)
 INIT_IMAGES = ("real",)
 # --image-format -> (PIL format name, file suffix); all three are read by torchvision's ImageFolder, by

@@ -1,4 +1,6 @@
-"""The synthetic folder on disk: which images belong to it, which exist, and its manifest.
+"""The synthetic folder on disk: which images belong to it, which exist, its manifest, and its lifecycle (a rerun
+refused or continued: `prepare_folder`, `is_complete`; generation.json at a run's start and end: `start_record`,
+`finish`). What defines the set is `config.SetIdentity`; the images are drawn by `generate`.
 
 Layout (the contract `synthbridge.data.folders.load_synthetic` reads):
 
@@ -37,9 +39,19 @@ from filelock import FileLock, Timeout
 from PIL import Image
 
 from synthbridge.data.folders import MANIFEST
+from synthbridge.diffusion.pipeline import GeneratorInfo
 from synthbridge.errors import UserError
-from synthbridge.generation.config import IMAGE_FORMATS
-from synthbridge.io import append_jsonl, atomic_path, read_json, read_jsonl, safe_name, write_json, write_text
+from synthbridge.generation.config import IMAGE_FORMATS, SET_KEYS, GenerateConfig
+from synthbridge.io import (
+    append_jsonl,
+    atomic_path,
+    environment,
+    read_json,
+    read_jsonl,
+    safe_name,
+    write_json,
+    write_text,
+)
 
 GENERATION_JSON = "generation.json"
 REJECTED = "rejected.jsonl"
@@ -292,3 +304,88 @@ def class_counts(records: dict[tuple[str, int], dict], classes: Sequence[str], p
 __all__ = ["GENERATION_JSON", "LOCK", "MANIFEST", "REJECTED", "WorkItem", "class_counts", "clear", "folder_lock",
            "image_path", "is_foreign", "latest", "merge", "part_files", "part_path", "pending", "read_generation",
            "read_records", "split", "stored_image", "work_items", "worker_name", "write_generation", "write_image"]
+
+
+# --- the folder's lifecycle: refuse, continue, record, finish ------------------------------------------------
+
+def with_legacy_storage(params: dict) -> dict:
+    """A set recorded before the storage options existed was PNG at the generated size (and without an adapter or
+    start images)."""
+    size = min(params["height"], params["width"]) if params.get("height") and params.get("width") else None
+    return {"image_format": "png", "quality": None, "save_size": size, "lora_sha256": None, "lora_scale": None,
+            "init_images": None, "strength": None, "shots": None, "shots_seed": None, **params}
+
+
+def prepare_folder(out: Path, set_params: dict, overwrite: bool) -> dict | None:
+    """The folder's previous record when it may be continued; refuses a foreign folder or other parameters."""
+    previous = read_generation(out)
+    if previous is None:
+        if is_foreign(out) and not overwrite:
+            raise UserError(f"{str(out)!r} is not empty and was not made by `synthbridge generate`; pick an empty or "
+                            f"new --out, or pass --overwrite to write into it anyway")
+        return None
+    old = with_legacy_storage(previous.get("set", {}))
+    if differing := [key for key in SET_KEYS if old.get(key) != set_params.get(key)]:
+        if not overwrite:
+            shown = "; ".join(f"{k}: {_short(old.get(k))} -> {_short(set_params.get(k))}" for k in differing[:3])
+            raise UserError(f"{str(out)!r} holds a set made with other parameters ({', '.join(differing)}; {shown}); "
+                            f"rerun with the same ones to resume or extend it (only --per-class may grow), "
+                            f"pass --overwrite to replace it, or pick a new --out")
+    return previous
+
+
+def is_complete(out: Path, previous: dict | None, config: GenerateConfig, classes: list[str],
+                 num_processes: int) -> bool:
+    """Whether one process asked for an unsharded set its folder already holds in full: status complete, at least
+    `per_class` images of every class asked for, every manifest item of this run present."""
+    if previous is None or config.overwrite or config.shard is not None or num_processes != 1:
+        return False
+    if previous.get("status") != "complete" or previous.get("per_class", 0) < config.per_class:
+        return False
+    if not set(classes) <= set(previous.get("classes", [])):
+        return False
+    items = work_items(classes, config.per_class, IMAGE_FORMATS[config.image_format][1])
+    done = latest(read_records(out), out)
+    return all(item.key in done for item in items)
+
+
+def start_record(previous: dict | None, set_params: dict, config: GenerateConfig, info: GeneratorInfo,
+            classes: list[str]) -> dict:
+    """generation.json at the start of a run: the set, its size (only ever grows), this config."""
+    per_class = max(config.per_class, (previous or {}).get("per_class", 0))
+    record = dict(previous or {})
+    record.update(status="running", set=set_params, per_class=per_class, classes=classes,
+                  config=json.loads(json.dumps(config.to_dict())),
+                  generator={"name": info.name, "folder": info.folder, "fingerprint": info.fingerprint,
+                             "safety_checker": info.safety_checker, "defaults": info.defaults,
+                             "pipeline": info.pipeline_class},
+                  environment=environment())
+    record.setdefault("runs", [])
+    return record
+
+
+def finish(out: Path, classes: list[str], finished_parts: list[Path], runs: list[dict]) -> dict:
+    """Merge the parts into manifest.jsonl, count, and write the final generation.json (under the lock)."""
+    record = read_generation(out) or {}
+    records = merge(out, classes, remove_parts=finished_parts)
+    per_class = int(record.get("per_class", 0))
+    counts, failing = class_counts(records, classes, per_class)
+    images = sum(c["images"] for c in counts.values())
+    missing = sum(c["missing"] for c in counts.values())
+    last = runs[0] if len(runs) == 1 else {
+        "generated": sum(r["generated"] for r in runs), "seconds": max(r["seconds"] for r in runs)}
+    record.update(
+        status="complete" if missing == 0 else "incomplete",
+        counts={"images": images, "given_up": sum(c["given_up"] for c in counts.values()), "missing": missing,
+                "per_class": counts},
+        failing_classes=failing,
+        seconds=last["seconds"],
+        images_per_second=round(last["generated"] / last["seconds"], 4) if last["seconds"] > 0 else None,
+        runs=record.get("runs", []) + runs)
+    write_generation(out, record)
+    return record
+
+
+def _short(value) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."

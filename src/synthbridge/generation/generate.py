@@ -19,7 +19,6 @@ manifest line records the batch size it was made with.)
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import deque
@@ -46,8 +45,8 @@ from synthbridge.diffusion.styles import load_style, read_style, style_digest, s
 from synthbridge.errors import UserError
 from synthbridge.generation import folder as store
 from synthbridge.generation.adapted import Adapters, RealStarts, class_templates, drop_adapters, per_class_style
-from synthbridge.generation.config import IMAGE_FORMATS, SET_KEYS, GenerateConfig
-from synthbridge.io import ensure_writable_dir, environment, progress
+from synthbridge.generation.config import IMAGE_FORMATS, GenerateConfig, SetIdentity
+from synthbridge.io import ensure_writable_dir, progress
 from synthbridge.prompts import build_prompt, resolve_templates, template_for
 from synthbridge.seeding import derive_seed
 
@@ -154,25 +153,11 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
     config = resolve(config, info)
     if config.batch_size is None:  # an environment choice: images differ by float rounding only (see SET_KEYS)
         config = replace(config, batch_size=default_batch_size(device, config.height * config.width, config.dtype))
-    set_params = _normalise({
-        "dataset": config.dataset, "classes": classes, "generator": info.name,
-        "generator_fingerprint": info.fingerprint, "templates": templates, "negative_prompt": config.negative_prompt,
-        "style_token": style_token, "style_sha256": style_sha256, "guidance_scale": config.guidance_scale,
-        "steps": config.steps, "scheduler": config.scheduler, "timestep_spacing": config.timestep_spacing,
-        "height": config.height, "width": config.width,
-        "dtype": config.dtype, "seed": config.seed, "blank_threshold": config.blank_threshold,
-        "filter": config.filter,
-        "filter_model": str(Path(config.filter_model).expanduser().resolve()) if config.filter else None,
-        "filter_arch": config.filter_arch if config.filter else None,
-        "max_retries": config.max_retries, **storage_params(config),
-        "lora": str(adapters.folder) if adapters else None, "lora_sha256": adapters.sha256 if adapters else None,
-        "lora_scale": config.lora_scale if adapters else None,
-        "init_images": config.init_images, "strength": config.strength if starts else None,
-        "shots": config.shots if starts else None,
-        "shots_seed": config.shots_seed if starts and config.shots is not None else None})
+    identity = set_identity(config, info, classes, templates, style_token, style_sha256, adapters, starts)
+    set_params = identity.record()
     with store.folder_lock(out):
-        previous = prepare_folder(out, set_params, config.overwrite)
-        if _is_complete(out, previous, config, classes, state.num_processes):  # a rerun of a finished set (the
+        previous = store.prepare_folder(out, set_params, config.overwrite)
+        if store.is_complete(out, previous, config, classes, state.num_processes):  # a rerun of a finished set (the
             # grid's workers ask for every set their cells read): nothing to make, so no model is loaded
             return {**previous, "out": str(out), "run": {"generated": 0, "given_up": 0, "retries": 0, "seconds": 0.0,
                                                          "images_per_second": None, "nothing_to_make": True}}
@@ -208,12 +193,12 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
 
     # 4. record the set: replace it (--overwrite), or start / resume / extend it
     with store.folder_lock(out):
-        previous = prepare_folder(out, set_params, config.overwrite)  # again: another shard may have started
+        previous = store.prepare_folder(out, set_params, config.overwrite)  # again: another shard may have started
         if state.is_main_process:
             if config.overwrite and previous is not None:
                 store.clear(out, previous.get("set", {}).get("classes", []) + classes)
                 previous = None
-            store.write_generation(out, _record(previous, set_params, config, info, classes))
+            store.write_generation(out, store.start_record(previous, set_params, config, info, classes))
     state.wait_for_everyone()
 
     # 5. plan: this process's share of the items (shard, then accelerate process), minus finished ones
@@ -243,7 +228,7 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
                                                for t in templates] for name in classes})
         try:
             made, given_up, retried = _make_images(
-                todo, pipe, config, out, part, set_params, class_filter, prompt=prompt, starts=starts,
+                todo, pipe, config, out, part, identity, class_filter, prompt=prompt, starts=starts,
                 adapters=adapters, show_progress=config.show_progress and state.is_local_main_process)
         except BaseException:
             # Interrupted or crashed: fold what is finished into manifest.jsonl so the folder is usable as is;
@@ -270,7 +255,7 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         if state.is_main_process:
             with store.folder_lock(out):
                 # every process of this launch has finished: all their parts can go once merged
-                summary = finish(out, classes, [store.part_path(out, r["worker"]) for r in runs], runs)
+                summary = store.finish(out, classes, [store.part_path(out, r["worker"]) for r in runs], runs)
         state.wait_for_everyone()
     if not state.is_main_process:
         summary = store.read_generation(out) or {}
@@ -282,7 +267,7 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
     return {**summary, "out": str(out), "run": run}
 
 
-def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: Path, part: Path, set_params: dict,
+def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: Path, part: Path, identity: SetIdentity,
                  class_filter, prompt, starts: RealStarts | None, adapters: Adapters | None,
                  show_progress: bool) -> tuple[int, int, int]:
     """The generation loop of one process: (images written, images given up, retries).
@@ -317,7 +302,7 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
                         if not accepted:
                             reasons[i] = "filter"
                 for k, (attempt, image, seed, reason) in enumerate(zip(batch, images, seeds, reasons)):
-                    record = _manifest_line(config, set_params, attempt, seed, prompts[k], scores[k],
+                    record = _manifest_line(config, identity, attempt, seed, prompts[k], scores[k],
                                             starts.describe(sources[k]) if starts else None)
                     if reason is None:  # written while the next batch is drawn; listed once complete and in place
                         writer.put(image, out / attempt.item.path, record)
@@ -394,91 +379,6 @@ def resolve(config: GenerateConfig, info: GeneratorInfo) -> GenerateConfig:
     return resolved
 
 
-def storage_params(config: GenerateConfig) -> dict:
-    """The set keys of how images are stored (a resolved config): format, quality (None for lossless PNG, which
-    ignores it) and the saved size."""
-    return {"image_format": config.image_format, "quality": None if config.image_format == "png" else config.quality,
-            "save_size": config.save_size}
-
-
-def _with_legacy_storage(params: dict) -> dict:
-    """A set recorded before the storage options existed was PNG at the generated size (and without an adapter or
-    start images)."""
-    size = min(params["height"], params["width"]) if params.get("height") and params.get("width") else None
-    return {"image_format": "png", "quality": None, "save_size": size, "lora_sha256": None, "lora_scale": None,
-            "init_images": None, "strength": None, "shots": None, "shots_seed": None, **params}
-
-
-def prepare_folder(out: Path, set_params: dict, overwrite: bool) -> dict | None:
-    """The folder's previous record when it may be continued; refuses a foreign folder or other parameters."""
-    previous = store.read_generation(out)
-    if previous is None:
-        if store.is_foreign(out) and not overwrite:
-            raise UserError(f"{str(out)!r} is not empty and was not made by `synthbridge generate`; pick an empty or "
-                            f"new --out, or pass --overwrite to write into it anyway")
-        return None
-    old = _with_legacy_storage(previous.get("set", {}))
-    if differing := [key for key in SET_KEYS if old.get(key) != set_params.get(key)]:
-        if not overwrite:
-            shown = "; ".join(f"{k}: {_short(old.get(k))} -> {_short(set_params.get(k))}" for k in differing[:3])
-            raise UserError(f"{str(out)!r} holds a set made with other parameters ({', '.join(differing)}; {shown}); "
-                            f"rerun with the same ones to resume or extend it (only --per-class may grow), "
-                            f"pass --overwrite to replace it, or pick a new --out")
-    return previous
-
-
-def _is_complete(out: Path, previous: dict | None, config: GenerateConfig, classes: list[str],
-                 num_processes: int) -> bool:
-    """Whether one process asked for an unsharded set its folder already holds in full: status complete, at least
-    `per_class` images of every class asked for, every manifest item of this run present."""
-    if previous is None or config.overwrite or config.shard is not None or num_processes != 1:
-        return False
-    if previous.get("status") != "complete" or previous.get("per_class", 0) < config.per_class:
-        return False
-    if not set(classes) <= set(previous.get("classes", [])):
-        return False
-    items = store.work_items(classes, config.per_class, IMAGE_FORMATS[config.image_format][1])
-    done = store.latest(store.read_records(out), out)
-    return all(item.key in done for item in items)
-
-
-def _record(previous: dict | None, set_params: dict, config: GenerateConfig, info: GeneratorInfo,
-            classes: list[str]) -> dict:
-    """generation.json at the start of a run: the set, its size (only ever grows), this config."""
-    per_class = max(config.per_class, (previous or {}).get("per_class", 0))
-    record = dict(previous or {})
-    record.update(status="running", set=set_params, per_class=per_class, classes=classes,
-                  config=_normalise(config.to_dict()),
-                  generator={"name": info.name, "folder": info.folder, "fingerprint": info.fingerprint,
-                             "safety_checker": info.safety_checker, "defaults": info.defaults,
-                             "pipeline": info.pipeline_class},
-                  environment=environment())
-    record.setdefault("runs", [])
-    return record
-
-
-def finish(out: Path, classes: list[str], finished_parts: list[Path], runs: list[dict]) -> dict:
-    """Merge the parts into manifest.jsonl, count, and write the final generation.json (under the lock)."""
-    record = store.read_generation(out) or {}
-    records = store.merge(out, classes, remove_parts=finished_parts)
-    per_class = int(record.get("per_class", 0))
-    counts, failing = store.class_counts(records, classes, per_class)
-    images = sum(c["images"] for c in counts.values())
-    missing = sum(c["missing"] for c in counts.values())
-    last = runs[0] if len(runs) == 1 else {
-        "generated": sum(r["generated"] for r in runs), "seconds": max(r["seconds"] for r in runs)}
-    record.update(
-        status="complete" if missing == 0 else "incomplete",
-        counts={"images": images, "given_up": sum(c["given_up"] for c in counts.values()), "missing": missing,
-                "per_class": counts},
-        failing_classes=failing,
-        seconds=last["seconds"],
-        images_per_second=round(last["generated"] / last["seconds"], 4) if last["seconds"] > 0 else None,
-        runs=record.get("runs", []) + runs)
-    store.write_generation(out, record)
-    return record
-
-
 def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=None, device: str | None = None,
                      batch_size: int | None = None, bundle: DatasetBundle | None = None) -> Image.Image:
     """Make one image of a folder again, alone, from its manifest line (seed, prompt, source) and generation.json.
@@ -521,38 +421,39 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
                        steps=params["steps"], guidance_scale=params["guidance_scale"], height=params["height"],
                        width=params["width"], batch_size=batch_size or line.get("batch_size"),
                        init_images=init_images, strength=params.get("strength"))
-    return store.stored_image(images[0], _with_legacy_storage(params)["save_size"])
+    return store.stored_image(images[0], store.with_legacy_storage(params)["save_size"])
 
 
-def _manifest_line(config: GenerateConfig, set_params: dict, attempt: _Attempt, seed: int, prompt: str,
+def _manifest_line(config: GenerateConfig, identity: SetIdentity, attempt: _Attempt, seed: int, prompt: str,
                    score: float | None, source: dict | None) -> dict:
-    style_token = set_params["style_token"]
-    line = {
-        "class": attempt.item.class_name, "path": attempt.item.path, "index": attempt.item.index,
-        "status": "accepted", "prompt": prompt, "negative_prompt": config.negative_prompt, "seed": seed,
-        "template": set_params["templates"][attempt.item.index % len(set_params["templates"])],
-        "guidance_scale": config.guidance_scale, "steps": config.steps,
-        "scheduler": config.scheduler, "timestep_spacing": config.timestep_spacing, "height": config.height,
-        "width": config.width, "generator": set_params["generator"],
-        "style_token": style_token[attempt.item.class_name] if isinstance(style_token, dict) else style_token,
-        "style_sha256": set_params["style_sha256"], "dtype": config.dtype,
-        "image_format": set_params["image_format"], "quality": set_params["quality"], "save_size": set_params["save_size"],
-        "lora": set_params["lora"], "lora_sha256": set_params["lora_sha256"], "lora_scale": set_params["lora_scale"],
-        "batch_size": config.batch_size,  # the call shape: with it, regenerate_image() gives the same bytes
-        "regenerated_from_seeds": attempt.rejected_seeds, "rejected_reasons": attempt.rejected_reasons,
-    }
+    """An image's line: where it is, its seed and prompt, the set's fields that describe it (`line_fields`), the call
+    shape that reproduces it (`batch_size`), the seeds it replaced."""
+    item = attempt.item
+    line = {"class": item.class_name, "path": item.path, "index": item.index, "status": "accepted", "prompt": prompt,
+            "seed": seed, **identity.line_fields(item.class_name, item.index, image_to_image=source is not None),
+            "batch_size": config.batch_size,  # the call shape: with it, regenerate_image() gives the same bytes
+            "regenerated_from_seeds": attempt.rejected_seeds, "rejected_reasons": attempt.rejected_reasons}
     if source is not None:  # image-to-image: the real image it started from, and how far it was noised
-        line.update(init_images=set_params["init_images"], strength=set_params["strength"], source=source)
+        line["source"] = source
     if score is not None:
         line["filter_score"] = score
     return line
 
 
-def _normalise(obj):
-    """As it reads back from JSON (tuples become lists), so a stored set compares equal to a new one."""
-    return json.loads(json.dumps(obj))
-
-
-def _short(value) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 40 else text[:37] + "..."
+def set_identity(config: GenerateConfig, info: GeneratorInfo, classes: list[str], templates: list[str], style_token,
+                 style_sha256: str | None, adapters: Adapters | None, starts: RealStarts | None) -> SetIdentity:
+    """The identity of the set a resolved config makes (see `SetIdentity`): the one place it is built."""
+    return SetIdentity(
+        dataset=config.dataset, classes=list(classes), generator=info.name, generator_fingerprint=info.fingerprint,
+        templates=list(templates), negative_prompt=config.negative_prompt, style_token=style_token,
+        style_sha256=style_sha256, guidance_scale=config.guidance_scale, steps=config.steps, scheduler=config.scheduler,
+        timestep_spacing=config.timestep_spacing, height=config.height, width=config.width, dtype=config.dtype,
+        seed=config.seed, blank_threshold=config.blank_threshold, filter=config.filter,
+        filter_model=str(Path(config.filter_model).expanduser().resolve()) if config.filter else None,
+        filter_arch=config.filter_arch if config.filter else None, max_retries=config.max_retries,
+        image_format=config.image_format, quality=None if config.image_format == "png" else config.quality,
+        save_size=config.save_size, lora=str(adapters.folder) if adapters else None,
+        lora_sha256=adapters.sha256 if adapters else None, lora_scale=config.lora_scale if adapters else None,
+        init_images=config.init_images, strength=config.strength if starts else None,
+        shots=config.shots if starts else None,
+        shots_seed=config.shots_seed if starts and config.shots is not None else None)
