@@ -110,6 +110,11 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(f)
 
 
+def read_json_if_present(path: str | os.PathLike) -> Any | None:
+    """The JSON at `path`, or None when there is no such file."""
+    return read_json(path) if Path(path).is_file() else None
+
+
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     """Append one JSON line and flush it to disk (a crash loses at most the line being written)."""
     line = json.dumps(record, default=_json_default, ensure_ascii=False) + "\n"

@@ -388,8 +388,15 @@ def test_keep_drops_the_weights_a_finished_run_does_not_keep(tmp_path, synthetic
 
 
 def test_keep_defaults_by_profile_and_stage_weights_resume_until_the_run_finishes(tmp_path, synthetic_dir, monkeypatch):
-    assert TrainConfig().resolve(input_size=32).keep == "stages"
-    assert TrainConfig().resolve(input_size=224, image_size=500).keep == "final"
+    # keep follows the weights' size, not the pixels': a small backbone keeps its stages at any size, resnet18
+    # (45 MiB) keeps the final weights even at 64 px (which picks the embedded profile)
+    from synthbridge.models import weights_mib
+
+    assert TrainConfig().resolve(input_size=32, weights_mib=weights_mib("mini_resnet")).keep == "stages"
+    assert TrainConfig().resolve(input_size=224, image_size=500, weights_mib=weights_mib("mini_resnet")).keep == "stages"
+    assert TrainConfig(input_size=64).resolve(weights_mib=weights_mib("resnet18")).keep == "final"
+    assert TrainConfig(input_size=64).resolve().profile == "embedded"  # (the profile still follows the pixels)
+    assert TrainConfig().resolve(input_size=32).keep == "final"  # a model of unknown size: the final weights only
     cfg = tiny(strategy="bridged", synthetic=str(synthetic_dir), keep="final")
     original, calls = loop_module.train_stage, []
 

@@ -14,17 +14,12 @@ def advise(parser: argparse.ArgumentParser):
         import json
         from pathlib import Path
 
-        from synthbridge.errors import UserError
-        from synthbridge.experiments.store import read_results
+        from synthbridge.experiments.store import read_experiment
         from synthbridge.reporting import advise as advise_folder
         from synthbridge.reporting import collect_records, format_advice
 
         exp_dir = Path(args.exp_dir)
-        if not (exp_dir / "experiment.json").exists():
-            raise UserError(f"{str(exp_dir)!r} is not an experiment folder (no experiment.json); run `synthbridge run` first")
-        records = read_results(exp_dir)
-        if not records:
-            raise UserError(f"{str(exp_dir)!r} has no finished cells yet; run `synthbridge run` first")
+        _, records = read_experiment(exp_dir)
         entries = advise_folder(exp_dir, collect_records(records))
         print(json.dumps(entries, indent=2) if args.json else format_advice(entries))
         return 0

@@ -13,7 +13,7 @@ folder that plain `StableDiffusionPipeline.from_pretrained(folder)` loads, with 
       synthbridge.json   generation defaults (guidance, steps, scheduler, size) and the build record
 
 Everything is drawn from `seed` through `derive_seed`, so `synthbridge build-generator` rebuilds the
-same weights on the same machine. The corpus is procedural (`generation.corpus`): no real data.
+same weights on the same machine. The corpus is procedural (`embedded.corpus`): no real data.
 As in Stable Diffusion, training runs in two phases: the VAE first, then the denoiser on its latents
 (epsilon prediction under a DDPM noise schedule); unlike SD the text encoder is trained with the UNet.
 """

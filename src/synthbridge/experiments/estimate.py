@@ -115,13 +115,15 @@ def read_rates(source: str) -> Rates:
 @functools.lru_cache(maxsize=32)
 def forward_flops(model: str, input_size: int) -> int:
     """Multiply-adds x 2 of one image through `model`'s forward (timm, random weights on the meta device)."""
-    import timm
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.device("meta"):
-        network = timm.create_model(model, pretrained=False)
-        image = torch.empty(1, 3, input_size, input_size)
+    from synthbridge.models import meta_model
+
+    network = meta_model(model)
+    if network is None:
+        raise ValueError(f"timm does not know {model!r}")
+    image = torch.empty(1, 3, input_size, input_size, device="meta")
     with FlopCounterMode(display=False) as counter:
         network(image)
     return int(counter.get_total_flops())

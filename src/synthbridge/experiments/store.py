@@ -56,6 +56,20 @@ def read_results(exp_dir: str | Path) -> list[dict]:
     return legacy + records
 
 
+def read_experiment(exp_dir: str | Path) -> tuple[dict, list[dict]]:
+    """(experiment.json, the stored records) of an experiment folder with finished cells; anything else is a
+    one-line UserError (what `report` and `advise` read)."""
+    from synthbridge.errors import UserError
+
+    exp_dir = Path(exp_dir)
+    if not (exp_dir / "experiment.json").exists():
+        raise UserError(f"{str(exp_dir)!r} is not an experiment folder (no experiment.json); run `synthbridge run` first")
+    records = read_results(exp_dir)
+    if not records:
+        raise UserError(f"{str(exp_dir)!r} has no finished cells yet; run `synthbridge run` first")
+    return read_json(exp_dir / "experiment.json"), records
+
+
 def append_result(exp_dir: str | Path, record: dict) -> bool:
     """Store `record` unless its cell is already stored; returns whether it was written."""
     exp_dir = Path(exp_dir)

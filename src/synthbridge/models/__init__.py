@@ -9,8 +9,11 @@ from synthbridge.models.factory import (
                                        data_config,
                                        input_size,
                                        load_weights,
+                                       meta_model,
                                        source_classes,
+                                       weights_mib,
 )
 
 __all__ = ["LOCAL_WEIGHTS", "LocalWeights", "check_compile", "compile_denoiser", "compile_errors", "compile_model",
-           "convolutional", "create_model", "data_config", "input_size", "load_weights", "source_classes"]
+           "convolutional", "create_model", "data_config", "input_size", "load_weights", "meta_model", "source_classes",
+           "weights_mib"]

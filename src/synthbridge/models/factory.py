@@ -9,6 +9,7 @@ A missing or mismatched checkpoint is an error, never a fallback.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,15 +176,32 @@ def data_config(model: torch.nn.Module) -> dict:
     return timm.data.resolve_data_config({}, model=model)
 
 
-def convolutional(name: str) -> bool:
-    """Whether timm model `name` is a convolutional network (more than one Conv2d: a ViT's patch embedding alone
-    does not count), found by building it on the meta device (no memory, no weights): what decides channels_last."""
+@functools.lru_cache(maxsize=16)
+def meta_model(name: str) -> torch.nn.Module | None:
+    """timm model `name` built on the meta device (no memory, no weights: shapes only), or None if timm does not know
+    it. Read-only: shared by every caller (convolutional, weights_mib, the plan's FLOP counts)."""
     load_plugins()
     if not timm.is_model(name):
-        return False
+        return None
     with torch.device("meta"):
-        model = timm.create_model(name, pretrained=False)
-    return sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) > 1
+        return timm.create_model(name, pretrained=False)
+
+
+def convolutional(name: str) -> bool:
+    """Whether timm model `name` is a convolutional network (more than one Conv2d: a ViT's patch embedding alone
+    does not count): what decides channels_last."""
+    model = meta_model(name)
+    return model is not None and sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) > 1
+
+
+def weights_mib(name: str) -> float | None:
+    """The size of timm model `name`'s fp32 weights in MiB (None if timm does not know it or cannot build it on the
+    meta device): what decides which weights a finished run keeps by default."""
+    try:
+        model = meta_model(name)
+    except Exception:  # noqa: BLE001  (an architecture that needs real tensors to be built)
+        return None
+    return None if model is None else sum(p.numel() for p in model.parameters()) * 4 / 2**20
 
 
 def input_size(name: str) -> int | None:

@@ -13,25 +13,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from synthbridge.experiments.sets import record_set
-from synthbridge.io import read_json
-
-
-def _read(path: Path) -> dict | None:
-    return read_json(path) if path.is_file() else None
+from synthbridge.io import read_json_if_present
 
 
 def generation_speed(exp_dir: Path, name: str) -> dict | None:
     """How fast the set synthetic/<name> was made here: {'images_per_second', 'seconds', 'images', 'per_class',
     'device', 'source'}; None when the set records no timing."""
     folder = Path(exp_dir) / "synthetic" / name
-    if record := _read(folder / "generation.json"):
+    if record := read_json_if_present(folder / "generation.json"):
         runs = [r for r in record.get("runs", []) if r.get("generated") and r.get("seconds")]
         if not runs:
             return None
         made, seconds = sum(r["generated"] for r in runs), sum(r["seconds"] for r in runs)
         return {"images_per_second": made / seconds, "seconds": seconds, "images": made,
                 "per_class": record.get("per_class"), "device": runs[-1].get("device"), "source": "generation.json"}
-    if (record := _read(folder / "render.json")) and record.get("rendered_now") and record.get("seconds"):
+    if (record := read_json_if_present(folder / "render.json")) and record.get("rendered_now") and record.get("seconds"):
         return {"images_per_second": record["rendered_now"] / record["seconds"], "seconds": record["seconds"],
                 "images": record["rendered_now"], "per_class": (record.get("config") or {}).get("per_class"),
                 "device": "cpu", "source": "render.json"}
@@ -41,11 +37,11 @@ def generation_speed(exp_dir: Path, name: str) -> dict | None:
 def adaptations(exp_dir: Path, name: str) -> dict[str, float | None]:
     """{folder: seconds} of what set synthetic/<name> learned from the real images before it was drawn (its style
     tokens' invert.json, its adapter's lora.json); {} for a set that learned nothing."""
-    config = (_read(Path(exp_dir) / "synthetic" / name / "generation.json") or {}).get("config") or {}
+    config = (read_json_if_present(Path(exp_dir) / "synthetic" / name / "generation.json") or {}).get("config") or {}
     found = {}
     for key, info in (("style", "invert.json"), ("lora", "lora.json")):
         if folder := config.get(key):
-            record = _read(Path(folder) / info)
+            record = read_json_if_present(Path(folder) / info)
             found[str(folder)] = record.get("seconds") if record else None
     return found
 
@@ -65,7 +61,7 @@ def num_classes(exp_dir: Path, records: list[dict]) -> int | None:
         if per_class := record["metrics"].get("per_class"):
             return len(per_class)
     for name in dict.fromkeys(filter(None, map(record_set, records))):
-        generation = _read(Path(exp_dir) / "synthetic" / name / "generation.json") or {}
+        generation = read_json_if_present(Path(exp_dir) / "synthetic" / name / "generation.json") or {}
         if generation.get("classes"):
             return len(generation["classes"])
     return None

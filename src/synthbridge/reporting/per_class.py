@@ -25,7 +25,7 @@ import statistics
 from pathlib import Path
 
 from synthbridge.experiments.sets import record_set
-from synthbridge.io import read_json
+from synthbridge.io import read_json_if_present
 from synthbridge.reporting.stats import outcome, paired_gain
 
 FAIL_FIDELITY = 50.0
@@ -47,16 +47,12 @@ def class_gains(arm_records: list[dict], real_records: dict[int, dict]) -> list[
     return rows
 
 
-def _read(path: Path) -> dict | None:
-    return read_json(path) if path.is_file() else None
-
-
 def fidelity(exp_dir: Path, name: str) -> tuple[dict[str, float] | None, str, list[str]]:
     """({class: percent} or None, where it comes from, the classes generation.json lists as failing) of set
     synthetic/<name>."""
-    generation = _read(Path(exp_dir) / "synthetic" / name / "generation.json") or {}
+    generation = read_json_if_present(Path(exp_dir) / "synthetic" / name / "generation.json") or {}
     failing = list(generation.get("failing_classes") or [])
-    if (record := _read(Path(exp_dir) / "analysis" / f"fidelity-{name}.json")) and record.get("per_class"):
+    if (record := read_json_if_present(Path(exp_dir) / "analysis" / f"fidelity-{name}.json")) and record.get("per_class"):
         return {str(k): float(v) for k, v in record["per_class"].items() if v is not None}, \
             f"recognised by a classifier of the real data (analysis/fidelity-{name}.json)", failing
     counts = (generation.get("counts") or {}).get("per_class") or {}
@@ -77,7 +73,7 @@ def _generator_fidelity(generation: dict) -> tuple[dict[str, float], str] | None
     (GENERATOR/fidelity.json, `recognition.real_classifier.per_class`): measured at the generator's sampling
     settings when it was built, not on this set."""
     folder = (generation.get("generator") or {}).get("folder")
-    record = _read(Path(folder) / "fidelity.json") if folder else None
+    record = read_json_if_present(Path(folder) / "fidelity.json") if folder else None
     per_class = (((record or {}).get("recognition") or {}).get("real_classifier") or {}).get("per_class")
     if not per_class or not set(generation.get("classes") or []) <= set(map(str, per_class)):
         return None
@@ -89,7 +85,7 @@ def _generator_fidelity(generation: dict) -> tuple[dict[str, float], str] | None
 
 def class_gap(exp_dir: Path, name: str) -> tuple[dict[str, float] | None, dict | None]:
     """({class: FD} where analysis/gap-<name>.json has `per_class`, else None; the set's gap record or None)."""
-    record = _read(Path(exp_dir) / "analysis" / f"gap-{name}.json")
+    record = read_json_if_present(Path(exp_dir) / "analysis" / f"gap-{name}.json")
     if not record:
         return None, None
     per_class = record.get("per_class")

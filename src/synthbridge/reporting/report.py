@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from synthbridge.errors import UserError
-from synthbridge.experiments.store import read_results
+from synthbridge.experiments.store import read_experiment
 from synthbridge.io import read_json, write_text
 from synthbridge.reporting.advisor import advise, advisor_section
 from synthbridge.reporting.answer import answer_table, answers
@@ -64,15 +63,10 @@ def build_report(exp_dir: str | Path) -> dict:
     volume advisor, the per-class effects, the figures and the tables. Returns the page's path, the headline rows,
     the findings, the answers, the advisor's entries and the number of finished cells."""
     exp_dir = Path(exp_dir)
-    if not (exp_dir / "experiment.json").exists():
-        raise UserError(f"{str(exp_dir)!r} is not an experiment folder (no experiment.json); run `synthbridge run` first")
-    experiment = read_json(exp_dir / "experiment.json")
+    experiment, records = read_experiment(exp_dir)
     cfg = _union_of_grids(experiment["config"])
-    records = read_results(exp_dir)
-    if not records:
-        raise UserError(f"{str(exp_dir)!r} has no finished cells yet; run `synthbridge run` first")
     by_setting = collect_records(records)
-    table = collect(exp_dir)
+    table = collect(records)
     rows = headline_rows(cfg, table)
     statements = findings(rows, table, cfg)
     answer_rows = answers(exp_dir, by_setting)

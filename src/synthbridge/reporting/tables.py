@@ -9,12 +9,10 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
 from synthbridge.experiments.arms import ARMS
-from synthbridge.experiments.store import read_results
 from synthbridge.reporting.stats import fmt_gain, paired_gain, summarise
 
 
@@ -31,10 +29,10 @@ def collect_records(records: list[dict]) -> dict:
     return table
 
 
-def collect(exp_dir: Path) -> dict:
-    """Top-1 by (dataset, model, shots) -> arm -> volume -> synthetic_steps -> {seed: top1}."""
+def collect(records: list[dict]) -> dict:
+    """Top-1 by (dataset, model, shots) -> arm -> volume -> synthetic_steps -> {seed: top1}, of a store's records."""
     table: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(dict))))
-    for group, arms in collect_records(read_results(exp_dir)).items():
+    for group, arms in collect_records(records).items():
         for arm, volumes in arms.items():
             for volume, steps in volumes.items():
                 for length, seeds in steps.items():

@@ -19,6 +19,7 @@ AUGMENTS = ("none", "light", "timm")
 PIPELINES = ("auto", "memory", "loader")
 PRECISIONS = ("auto", "no", "fp16", "bf16")
 KEEPS = ("stages", "final", "none")  # what weights a finished run keeps
+KEEP_STAGES_MIB = 16  # keep's default: every stage's weights for models this small (mini_resnet: 1.3 MiB), else final
 
 
 @dataclass(frozen=True)
@@ -93,22 +94,25 @@ class TrainConfig:
     checkpoint_every: int | None = None  # steps between checkpoints; None: every epoch, at least 25 steps and a
     # minute apart (training.loop.CHECKPOINT_SECONDS)
     keep: str | None = None  # weights a finished run keeps: stages (every stage's and the final), final (the final
-    # model only), none (metrics only); None: final in the full profile, stages in the embedded one
+    # model only), none (metrics only); None: stages for a model of at most KEEP_STAGES_MIB of weights (the embedded
+    # backbones), final for any other, whatever the input size
 
     def resolve(self, *, input_size: int | None = None, image_size: int | None = None, device_type: str = "cpu",
-                convolutional: bool = True) -> TrainConfig:
+                convolutional: bool = True, weights_mib: float | None = None) -> TrainConfig:
         """Fill every None hyperparameter from the profile's defaults and check the values. `input_size`: the
         model's default input side (used, and recorded, unless `self.input_size` is set). The profile is
         `self.profile`, or `embedded` when the input actually used or the dataset's images are small
         (`choose_profile`). `device_type` (`trackers.device_type()`: cuda, mps or cpu) and `convolutional` (the
-        model has convolutions) settle the `auto` environment choices: pipeline, precision, channels_last."""
+        model has convolutions) settle the `auto` environment choices: pipeline, precision, channels_last;
+        `weights_mib` (`models.weights_mib`; None: unknown, taken as large) what a finished run keeps."""
         size = self.input_size if self.input_size is not None else input_size
         profile = choose_profile(self.profile, size, image_size)
         defaults = PROFILES[profile]
         real = _fill(self.real, defaults["real"])
         synthetic_stage = _fill(self.synthetic_stage, defaults["synthetic"])
         workers = self.num_workers if self.num_workers is not None else default_num_workers(profile)
-        keep = self.keep if self.keep is not None else ("stages" if profile == "embedded" else "final")
+        small = weights_mib is not None and weights_mib <= KEEP_STAGES_MIB
+        keep = self.keep if self.keep is not None else ("stages" if small else "final")
         if self.lr_scale != "none":  # lr = lr * (global batch / lr_base_size) ** (1 or 0.5)
             power = 1.0 if self.lr_scale == "linear" else 0.5
             scaled = lambda stage: replace(stage, lr=stage.lr * (stage.batch_size / self.lr_base_size) ** power)

@@ -35,6 +35,7 @@ from synthbridge.models import (
     create_model,
     data_config,
     input_size,
+    weights_mib,
 )
 from synthbridge.seeding import derive_seed
 from synthbridge.training.config import TrainConfig
@@ -132,7 +133,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
         raise UserError(f"dataset {cfg.dataset!r} has {bundle.num_classes} class ({', '.join(bundle.classes)}); a "
                         f"classifier needs at least two: add a folder per class")
     cfg = cfg.resolve(input_size=input_size(cfg.model), image_size=bundle.image_size, device_type=device,
-                      convolutional=_convolutional(cfg, device))
+                      convolutional=_convolutional(cfg, device),
+                      weights_mib=weights_mib(cfg.model) if cfg.keep is None else None)
     synthetic_images = None
     if strategy.needs_synthetic:
         synthetic_images = load_synthetic(cfg.synthetic, bundle.classes, cached=cache)
