@@ -30,8 +30,15 @@ def test_unknown_dataset_lists_known_names():
         load_dataset("mnist6k")
 
 
-@pytest.mark.parametrize("name", ["aircraft", "cars", "food101", "dtd", "pets", "flowers102", "cifar10", "stanford_dogs",
-                                  "cub200"])
+def _downloaded_datasets() -> list[str]:
+    """Every registered dataset that lives under --data-root (the embedded ones ship with their packages)."""
+    from synthbridge.experiments.estimate import KNOWN_SIZES
+
+    assert set(KNOWN_SIZES) <= set(DATASETS.names())
+    return [name for name in DATASETS.names() if name not in ("mnist5k", "digits")]
+
+
+@pytest.mark.parametrize("name", _downloaded_datasets())
 def test_full_scale_dataset_without_files_is_a_clear_error(tmp_path, name):
     with pytest.raises(UserError, match="not found|--data-root"):
         load_dataset(name, data_root=tmp_path)
@@ -46,6 +53,17 @@ def test_registry_has_the_study_datasets():
     for name in ["mnist5k", "digits", "aircraft", "cars", "food101", "sun397", "dtd", "pets", "caltech101",
                  "flowers102", "stanford_dogs", "cub200", "cifar10", "cifar100", "eurosat"]:
         assert name in DATASETS
+
+
+@pytest.mark.parametrize("name", _downloaded_datasets())
+def test_every_downloaded_dataset_has_known_sizes_for_a_plan(name):
+    """`run --plan` prices a grid before its datasets are downloaded: every such dataset's split sizes are known."""
+    from synthbridge.experiments.estimate import KNOWN_SIZES, planning_bundle
+
+    classes, train, test = KNOWN_SIZES[name]
+    bundle = planning_bundle(name, data_root=None)
+    assert (bundle.num_classes, len(bundle.train), len(bundle.test)) == (classes, train, test)
+    assert 2 <= classes <= 1000 and train > 0 and test > 0
 
 
 def test_imagefolder_with_awkward_class_names(tmp_path):

@@ -126,9 +126,11 @@ def test_a_stage1_cache_entry_stored_twice_keeps_the_first(tmp_path):
 
 @pytest.mark.slow
 def test_two_workers_without_locks_run_a_grid_to_one_record_per_cell(tmp_path):
+    """Two workers with their own shares (`--cell 0/2`, `1/2`, as SLURM array tasks), whose cells read the same set and
+    share one stage 1: both race to make them."""
     from synthbridge.experiments import ExperimentConfig, plan_cells
 
-    cfg = ExperimentConfig(name="tiny", datasets=("digits",), models=("mini_resnet",), arms=("real", "bridged"),
+    cfg = ExperimentConfig(name="tiny", datasets=("digits",), models=("mini_resnet",), arms=("bridged", "bridged_no_reinit"),
                            volumes=(4,), volume_arms=(), synthetic_steps=(), shots=(1,), seeds=(0,), generator="render",
                            analysis=False, train={"real": {"steps": 4, "batch_size": 16, "warmup_steps": 1},
                                                   "synthetic_stage": {"steps": 3, "batch_size": 16, "warmup_steps": 1}})
@@ -139,8 +141,9 @@ def test_two_workers_without_locks_run_a_grid_to_one_record_per_cell(tmp_path):
         import sys
         from synthbridge.experiments import ExperimentConfig
         from synthbridge.study import run_experiment
-        run_experiment(ExperimentConfig.from_yaml(sys.argv[2]), sys.argv[3], show_progress=False)
-        """, 2, str(config), str(exp))  # both workers run the whole grid: every cell and set is raced for
+        run_experiment(ExperimentConfig.from_yaml(sys.argv[2]), sys.argv[3], show_progress=False,
+                       cell_slice=(int(sys.argv[1]), 2))
+        """, 2, str(config), str(exp))
     records = read_results(exp)
     assert sorted(r["cell"] for r in records) == sorted(c.id for c in plan_cells(cfg))
     assert [p.name for p in (exp / "synthetic").iterdir() if not p.name.startswith(".") or "partial" in p.name] \
