@@ -23,8 +23,8 @@ from pathlib import Path
 
 from synthbridge.experiments.cells import Cell, plan_cells, share
 from synthbridge.experiments.config import ExperimentConfig
-from synthbridge.experiments.methods import METHODS
 from synthbridge.experiments.runner import cell_leep, open_experiment, sets_needed, train_cell, unfinished
+from synthbridge.experiments.schedule import set_order
 from synthbridge.experiments.sets import SetNeed, analyse_set, analysis_is_current, ensure_set, set_key
 from synthbridge.experiments.store import append_result
 from synthbridge.io import progress
@@ -71,33 +71,6 @@ def analysed_sets(needs: list[SetNeed]) -> set[tuple]:
     for (dataset, method, shots), found in seeds.items():
         keys.update((dataset, method, shots, seed) for seed in sorted(found)[:ANALYSED_SUBSETS])
     return keys
-
-
-def set_order(cfg: ExperimentConfig, needs: list[SetNeed], index: int, count: int) -> list[SetNeed]:
-    """The order in which worker `index` of `count` makes the sets: its own share first (the sets dealt out by
-    estimated cost, largest first, each to the least loaded worker), then the others' (each set is made under
-    a lock, so a set another worker is making is waited for, then found finished)."""
-    loads, mine = [0.0] * count, []
-    cost = lambda need: set_cost(cfg, need)
-    for need in sorted(needs, key=cost, reverse=True):
-        worker = loads.index(min(loads))
-        loads[worker] += cost(need)
-        if worker == index:
-            mine.append(need)
-    return mine + [need for need in needs if need not in mine]
-
-
-def set_cost(cfg: ExperimentConfig, need: SetNeed) -> float:
-    """A set's estimated cost in generated images per class, on the embedded generator: an inversion step costs
-    about 0.4 of one, a LoRA step 0.7 (per class for class-wise adapters), an image-to-image image its strength
-    (the part of the denoising it runs). Used only to balance workers."""
-    method = METHODS.get(need.method)
-    cost = need.per_class * (cfg.img2img.get("strength", 0.5) if method.img2img else 1.0)
-    if method.inversion:  # a dataset token is shared by the dsi and img2img_dsi sets of a subset: counted in each
-        cost += 0.4 * cfg.inversion.get("steps", 400)
-    if method.lora:
-        cost += 0.7 * cfg.lora.get("steps", 300) * (10 if method.lora == "class" else 1)
-    return cost
 
 
 def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tuple[int, int] | None = None,

@@ -85,7 +85,7 @@ def test_interrupted_run_finishes_with_every_cell_once(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_two_concurrent_workers_fill_one_store(tmp_path, monkeypatch):
     # `synthbridge demo` hands the cells to `synthbridge run --cell i/2` processes sharing one results store
-    from synthbridge.embedded.demo import run_workers
+    from synthbridge.experiments.schedule import run_workers
 
     config = tmp_path / "grid.yaml"
     config.write_text(yaml.safe_dump(json.loads(json.dumps(tiny_config().to_dict()))))
@@ -98,8 +98,8 @@ def test_two_concurrent_workers_fill_one_store(tmp_path, monkeypatch):
 
 
 def test_workers_making_the_sets_start_with_their_own_share():
+    from synthbridge.experiments.schedule import set_order
     from synthbridge.experiments.sets import SetNeed
-    from synthbridge.study import set_order
 
     cfg = tiny_config(inversion={"steps": 400})
     needs = [SetNeed("a", "plain", None, None, 500), SetNeed("a", "dsi", None, None, 100),
@@ -112,7 +112,7 @@ def test_workers_making_the_sets_start_with_their_own_share():
 
 @pytest.mark.slow
 def test_a_failed_worker_is_a_one_line_error_naming_its_log(tmp_path):
-    from synthbridge.embedded.demo import run_workers
+    from synthbridge.experiments.schedule import run_workers
 
     config = tmp_path / "grid.yaml"
     config.write_text(yaml.safe_dump(json.loads(json.dumps(tiny_config(datasets=("nosuchset",)).to_dict()))))
@@ -180,7 +180,7 @@ def test_bridged_cells_that_differ_in_shots_train_their_synthetic_stage_once(tmp
 
 @pytest.mark.slow
 def test_two_concurrent_workers_train_each_shared_synthetic_stage_once(tmp_path, monkeypatch):
-    from synthbridge.embedded.demo import run_workers
+    from synthbridge.experiments.schedule import run_workers
 
     cfg = tiny_config(arms=("real", "bridged"), volumes=(4,), volume_arms=(), synthetic_steps=(), shots=(1, 2, 3),
                       seeds=(0, 1))

@@ -14,15 +14,12 @@ well: one single-thread process per core keeps every core busy.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from synthbridge.errors import UserError
-from synthbridge.experiments import ExperimentConfig, plan_cells, read_results
+from synthbridge.experiments import ExperimentConfig, plan_cells
 from synthbridge.experiments.runner import open_experiment, sets_needed
-from synthbridge.io import progress
+from synthbridge.experiments.schedule import run_workers
 from synthbridge.reporting import build_report
 from synthbridge.study import prepare_sets, run_experiment
 
@@ -61,56 +58,6 @@ def run_demo(out: str | Path, quick: bool = False, workers: int | None = None, p
     report = build_report(out)
     phase("report")
     return {**report, "seconds": time.perf_counter() - began, "workers": workers, "phases": phases}
-
-
-def run_workers(config_path: str, out: str | Path, workers: int, total: int, sets_only: bool = False) -> None:
-    """Run the grid's cells (or, `sets_only`, its shared sets) in `workers` processes (`synthbridge run --cell
-    i/n`), showing one progress bar.
-
-    Each worker logs to OUT/logs/cells-worker-i.log (sets-worker-i.log). A failed worker stops the others and
-    raises with its log's path; rerunning resumes (finished cells are skipped, an interrupted one continues from
-    its checkpoint).
-    """
-    out = Path(out)
-    logs = out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    kind = "sets" if sets_only else "cells"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    procs: list[tuple[subprocess.Popen, Path]] = []
-    try:
-        for i in range(workers):
-            log = logs / f"{kind}-worker-{i}.log"
-            with open(log, "a") as handle:
-                cmd = [sys.executable, "-m", "synthbridge", "run", str(config_path), "--out", str(out),
-                       "--cell", f"{i}/{workers}"] + (["--sets-only"] if sets_only else [])
-                procs.append((subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=env), log))
-        done = (lambda: sets_made(out)) if sets_only else (lambda: len({r["cell"] for r in read_results(out)}))
-        failed: list[tuple[subprocess.Popen, Path]] = []
-        with progress(total=total, initial=done(), desc=f"{kind} ({workers} workers)", unit=kind[:-1]) as bar:
-            while not failed and any(p.poll() is None for p, _ in procs):
-                time.sleep(2)
-                bar.update(done() - bar.n)
-                failed = [(p, log) for p, log in procs if p.poll() not in (None, 0)]
-            bar.update(done() - bar.n)
-        failed = failed or [(p, log) for p, log in procs if p.returncode != 0]
-    finally:
-        for p, _ in procs:  # on a failure or Ctrl-C the others stop too (SIGTERM: they leave no partial files)
-            if p.poll() is None:
-                p.terminate()
-        for p, _ in procs:
-            p.wait()
-    if failed:
-        p, log = failed[0]
-        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty log)"]
-        raise UserError(f"a training worker failed (exit {p.returncode}): {tail[0]} -- see {log}; "
-                        f"rerun the same command to resume")
-
-
-def sets_made(out: Path) -> int:
-    """Synthetic sets finished so far (their generation record says complete)."""
-    from synthbridge.io import read_json
-
-    return sum(read_json(f).get("status") == "complete" for f in (out / "synthetic").glob("*/generation.json"))
 
 
 def format_phases(phases: dict) -> str:

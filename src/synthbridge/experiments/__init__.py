@@ -7,6 +7,9 @@ and seeds, run resumably into one experiment folder (`run_experiment`), by one o
     sets.py     what cells share, made once: style tokens, synthetic sets, gap measures, LEEP
     store.py    the results store: one file per finished cell (results/), results.jsonl rewritten from them
     runner.py   the steps `synthbridge.study` chains: open the folder, the sets needed, train a cell
+    schedule.py how work is spread over workers: one cost balancer (cells, sets), the local worker launcher
+    estimate.py what a grid costs before it runs: GPU-hours per phase at measured rates (`run --plan --rates`)
+    methods.py  the ways of fitting a synthetic set to the real data, and the leakage rule
 """
 
 from synthbridge.experiments.arms import ARMS, Arm

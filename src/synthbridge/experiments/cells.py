@@ -142,10 +142,7 @@ def share(cfg: ExperimentConfig, cells: list[Cell], index: int, count: int) -> l
     if count == 1:
         return list(cells)
     bundles = {name: load_dataset(name, data_root=cfg.data_root) for name in dict.fromkeys(c.dataset for c in cells)}
-    costs = [cell_cost(cfg, cell, bundles[cell.dataset]) for cell in cells]
-    loads, owner = [0] * count, [0] * len(cells)
-    for k in sorted(range(len(cells)), key=lambda k: (-costs[k], k)):
-        worker = min(range(count), key=lambda w: (loads[w], w))
-        owner[k] = worker
-        loads[worker] += costs[k]
+    from synthbridge.experiments.schedule import balance
+
+    owner = balance([cell_cost(cfg, cell, bundles[cell.dataset]) for cell in cells], count)
     return [cell for cell, worker in zip(cells, owner) if worker == index]

@@ -156,7 +156,7 @@ def gpu_hours(cfg, rates: Rates) -> dict:
     cells = plan_cells(cfg)
     bundles = {name: planning_bundle(name, cfg.data_root) for name in dict.fromkeys(c.dataset for c in cells)}
     missing = sorted(name for name, bundle in bundles.items() if bundle is None)
-    native = _native_size(cfg.generator)
+    native = generator_size(cfg.generator)
     phases: dict[str, dict] = {}
 
     # generation: every set's images (the largest volume of its method), scaled to the grid's sampling steps
@@ -215,8 +215,9 @@ def _phase(count: int, unit: str, rate: float | None, note: str) -> dict:
     return {unit: count, "rate": round(rate, 3) if rate else None, "hours": hours, "note": note}
 
 
-def _native_size(generator: str) -> int:
-    """The generator's image size where its folder is here; else Stable Diffusion 1.x's 512."""
+def generator_size(generator: str) -> int:
+    """The generator's image size where its folder is here (a font-render source: 32); else Stable Diffusion 1.x's
+    512. What picks the token and adapter profiles of a plan."""
     from synthbridge.diffusion.pipeline import generator_info
     from synthbridge.generation.sources import SOURCES
 
