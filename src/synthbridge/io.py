@@ -55,6 +55,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+# The format of the folders synthbridge makes (sets, styles, adapters, runs, experiments): written into each one's
+# record (generation.json, invert.json, lora.json, config.json, experiment.json) as "format". A folder is only
+# continued or reused by the version that reads its format; folders from before format 1 have none (0).
+FORMAT = 1
+
+
+def check_format(record: dict, folder: str | os.PathLike, what: str) -> None:
+    """Refuse to continue or reuse a folder made by a synthbridge of another folder format, in one line (`what`:
+    "a synthetic set", "an experiment folder", ...)."""
+    found = record.get("format", 0)
+    if found != FORMAT:
+        raise UserError(f"{str(folder)!r} is {what} in folder format {found}, made by another synthbridge version "
+                        f"(this one reads format {FORMAT}); make it again (--overwrite, or a new --out), or use the "
+                        f"synthbridge that made it")
+
+
 def made_once(final: str | os.PathLike, make: Callable[[Path], object]) -> Path:
     """The folder `final`, made by `make(folder)` at a private temporary name and renamed into place whole, so
     that workers on several nodes of a shared filesystem need no lock between them: the first rename wins, a

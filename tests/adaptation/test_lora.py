@@ -122,3 +122,16 @@ def test_generate_with_an_adapter_records_it_and_draws_other_images(tiny_sd_path
         generate(GenerateConfig(out=str(tmp_path / "adapted"), lora=str(tmp_path / "lora"), lora_scale=0.5, **common))
     with pytest.raises(UserError, match="has no pytorch_lora_weights"):
         generate(GenerateConfig(out=str(tmp_path / "x"), lora=str(tmp_path / "plain"), **common))
+
+
+def test_an_adapter_folder_of_another_format_is_one_line(tiny_sd_path, tmp_path):
+    """A finished adapter from before folder formats (no "format" in lora.json) is refused in one line before any
+    model loads; --overwrite trains it again."""
+    config = tiny(tiny_sd_path, tmp_path / "old", steps=2)
+    train_lora(config)
+    info = json.loads((tmp_path / "old" / "lora.json").read_text())
+    del info["format"]
+    (tmp_path / "old" / "lora.json").write_text(json.dumps(info))
+    with pytest.raises(UserError, match="is a LoRA adapter folder in folder format 0, made by another synthbridge"):
+        train_lora(config, resume=True)
+    assert train_lora(config, overwrite=True)["runs"]["all"]["format"] == 1

@@ -7,7 +7,7 @@ import pytest
 
 from synthbridge.experiments import ExperimentConfig, read_results
 from synthbridge.experiments.arms import ARMS
-from synthbridge.experiments.sets import record_set, set_name
+from synthbridge.experiments.sets import set_name
 from synthbridge.study import run_experiment
 from synthbridge.training.strategies import STRATEGIES
 
@@ -35,7 +35,7 @@ def test_every_arm_runs_with_its_strategy_and_its_method(tmp_path):
         assert 0 <= record["metrics"]["top1"] <= 100
         if strategy.needs_synthetic:  # the set its method fits, learned from the cell's own shots where it learns
             learns = arm.fitting.learns_from_real
-            assert record_set(record) == set_name("digits", arm.method, 2 if learns else None, 0 if learns else None)
+            assert record["set"] == set_name("digits", arm.method, 2 if learns else None, 0 if learns else None)
             assert record["metrics"]["num_train_synthetic"] == 2 * 10, name  # 2 per class, 10 classes
         else:
-            assert record_set(record) is None and record["metrics"]["num_train_synthetic"] == 0
+            assert record["set"] is None and record["metrics"]["num_train_synthetic"] == 0

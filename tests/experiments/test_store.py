@@ -151,3 +151,23 @@ def test_two_workers_without_locks_run_a_grid_to_one_record_per_cell(tmp_path):
     assert len(list((exp / "stage1").glob("*/stage.json"))) == 1
     with contextlib.suppress(FileNotFoundError):
         assert not [p for p in (exp / "stage1").iterdir() if p.name.startswith(".") and p.is_dir()]
+
+
+def test_an_experiment_folder_of_another_format_is_one_line_for_run_and_report(tmp_path, capsys):
+    """A folder made before folder formats (no "format" in experiment.json; records without "set") is refused by
+    `run` and `report` in one line, not read with guessed defaults."""
+    from synthbridge.cli import main
+
+    grid = {"datasets": ["digits"], "models": ["mini_resnet"], "arms": ["real"], "generator": "render", "seeds": [0]}
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "experiment.json").write_text(json.dumps({"config": grid}))
+    (exp / RESULTS).write_text(json.dumps({"cell": "a", "key": {"arm": "real"}, "metrics": {"top1": 50.0}}) + "\n")
+    for command in (["run", str(tmp_path / "grid.yaml"), "--out", str(exp)], ["report", str(exp)], ["advise", str(exp)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is an experiment folder in folder format 0" in err, err
+    # nothing made but the lock file, nothing changed
+    assert sorted(p.name for p in exp.iterdir() if p.name != ".experiment.lock") == ["experiment.json", RESULTS]
+    assert json.loads((exp / "experiment.json").read_text()) == {"config": grid}

@@ -84,14 +84,20 @@ def test_other_storage_is_refused_without_overwrite(make_config, digits):
     assert names and all(name.endswith(".jpg") for name in names)  # no PNG of the old set is left beside them
 
 
-def test_a_set_recorded_before_the_storage_options_resumes(make_config, digits):
+def test_a_set_of_another_folder_format_is_one_line_and_overwrite_makes_it_again(make_config, digits, capsys):
+    """A set made before folder formats (no "format" in generation.json; its storage keys absent, as before the
+    storage options) is refused in one line, not read with guessed defaults; --overwrite makes it again."""
     out = generate(make_config(per_class=1), bundle=digits)["out"]
     record = read_json(f"{out}/generation.json")
+    del record["format"]
     for key in ("image_format", "quality", "save_size"):
         del record["set"][key]
     write_json(f"{out}/generation.json", record)
-    extended = generate(make_config(per_class=2), bundle=digits)  # PNG at the generated size: the same set
-    assert extended["run"]["generated"] == 3 and extended["counts"]["images"] == 6
+    with pytest.raises(UserError, match=r"is a synthetic set in folder format 0, made by another synthbridge version "
+                                        r"\(this one reads format 1\); make it again \(--overwrite"):
+        generate(make_config(per_class=2), bundle=digits)
+    remade = generate(make_config(per_class=2, overwrite=True), bundle=digits)
+    assert remade["counts"]["images"] == 6 and read_json(f"{out}/generation.json")["format"] == 1
 
 
 @pytest.mark.parametrize("extra, message", [

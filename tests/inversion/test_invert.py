@@ -322,3 +322,16 @@ def test_deterministic_kernels_hold_for_the_loop_only(make_config, digits, monke
     exact = invert(make_config("exact", steps=3, deterministic=True), bundle=digits)
     assert seen == [False] * 3 + [True] * 3 and not torch.are_deterministic_algorithms_enabled()
     assert exact["final_loss"] == plain["final_loss"]  # the CPU's kernels are deterministic already
+
+
+def test_a_style_folder_of_another_format_is_one_line(make_config, digits):
+    """A finished style from before folder formats (no "format" in invert.json) is not reused with guessed defaults:
+    --resume refuses it in one line, --overwrite learns it again."""
+    config = make_config("old", steps=2)
+    invert(config, bundle=digits)
+    info = json.loads((Path(config.out) / "invert.json").read_text())
+    del info["format"]
+    (Path(config.out) / "invert.json").write_text(json.dumps(info))
+    with pytest.raises(UserError, match="is a style folder in folder format 0, made by another synthbridge version"):
+        invert(config, bundle=digits, resume=True)
+    assert invert(config, bundle=digits, overwrite=True)["format"] == 1

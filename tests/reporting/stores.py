@@ -7,6 +7,8 @@ import json
 import math
 from pathlib import Path
 
+from synthbridge.io import FORMAT
+
 CLASSES = [str(d) for d in range(10)]
 
 
@@ -19,7 +21,16 @@ def record(arm: str, seed: int, top1: float, volume: int | None = None, shots: i
     metrics = {"top1": top1, "num_test": 100, "per_class": per_class if per_class is not None else {c: top1 for c in CLASSES},
                "seconds": {"real": seconds - 0.5, "evaluate": 0.5, "total": seconds}}
     return {"cell": f"{dataset}-{model}-{arm}-{shots}-{volume}-{steps}-{seed}", "key": key, "arm_label": arm,
-            "metrics": metrics}
+            "set": cell_set(dataset, arm), "metrics": metrics}
+
+
+def cell_set(dataset: str, arm: str) -> str | None:
+    """The set a hand-made cell reads, as the runner records it: its dataset's set of its arm's method (plain prompts
+    learn nothing from real images: one set per dataset)."""
+    from synthbridge.experiments.arms import ARMS
+    from synthbridge.experiments.sets import set_name
+
+    return set_name(dataset, ARMS.get(arm).method) if ARMS.get(arm).uses_synthetic else None
 
 
 def write_store(root: Path, records: list[dict], volumes: list[int], arms: list[str] | None = None,
@@ -30,7 +41,8 @@ def write_store(root: Path, records: list[dict], volumes: list[int], arms: list[
               "models": sorted({r["key"]["model"] for r in records}), "arms": arms or ["real", "bridged"],
               "volumes": volumes, "volume_arms": ["bridged"], "synthetic_steps": [], "shots": [2],
               "seeds": seeds or sorted({r["key"]["seed"] for r in records}), "grids": []}
-    (root / "experiment.json").write_text(json.dumps({"config": config, "environment": {"device": "cpu"}}))
+    (root / "experiment.json").write_text(json.dumps({"format": FORMAT, "config": config,
+                                                      "environment": {"device": "cpu"}}))
     (root / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     return root
 

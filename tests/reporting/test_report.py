@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from stores import cell_set
 
 from helpers import write_synthetic_folder
 from synthbridge.errors import UserError
+from synthbridge.io import FORMAT
 from synthbridge.reporting import build_report, findings, sample_grid, volume_runs
 
 SEEDS = range(4)
@@ -27,6 +29,7 @@ def _record(arm: str, shots: int, seed: int, top1: float, volume: int | None = N
            "synthetic_steps": steps}
     spread = 8.0 if arm == "bridged" else 2.0  # per class: bridged gains on class 0 what it loses on class 1
     record = {"cell": f"{arm}-{shots}-{volume}-{steps}-{seed}", "key": key, "arm_label": arm,
+              "set": cell_set("digits", arm),
               "metrics": {"top1": top1, "num_test": 100, "per_class": {"0": top1 + spread, "1": top1 - spread},
                           "seconds": {"real": 2.0, "evaluate": 0.5, "total": 2.5}}}
     if leep is not None:
@@ -42,7 +45,8 @@ def write_experiment(root: Path, classes: list[str] | None = None, name: str = "
     config = {"name": name, "datasets": ["digits"], "models": ["mini_resnet"], "arms": ["real", "mixed", "bridged"],
               "volumes": [4, 8, 16], "volume_arms": ["bridged"], "synthetic_steps": [5], "shots": [2, 4],
               "seeds": list(SEEDS), "grids": []}
-    (root / "experiment.json").write_text(json.dumps({"config": config, "environment": {"device": "cpu"}}))
+    (root / "experiment.json").write_text(json.dumps({"format": FORMAT, "config": config,
+                                                      "environment": {"device": "cpu"}}))
     records = []
     for shots in (2, 4):
         for seed in SEEDS:
@@ -100,7 +104,8 @@ def test_report_shows_the_gap_measures_as_percentages(tmp_path):
     exp = write_experiment(tmp_path / "exp")
     (exp / "analysis").mkdir()
     (exp / "analysis" / "gap-digits.json").write_text(json.dumps(
-        {"dataset": "digits", "style": False, "fd": 19.06, "kid_mean": 0.3188, "real_vs_synthetic_accuracy": 0.916}))
+        {"dataset": "digits", "method": "plain", "style": False, "fd": 19.06, "kid_mean": 0.3188,
+         "real_vs_synthetic_accuracy": 0.916}))
     build_report(exp)
     assert "| digits | plain prompts | – | 19.06 | 318.80 | 91.6% |" in (exp / "report.md").read_text().splitlines()
 

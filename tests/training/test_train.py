@@ -478,3 +478,13 @@ def test_a_bad_file_is_said_once_when_dataloader_workers_read_the_images(tmp_pat
     assert done.returncode == 0, done.stderr[-2000:]
     said = [line for line in done.stderr.splitlines() if "skipping unreadable image" in line]
     assert len(said) == 2 and {"corrupt.png", "empty.png"} == {line.split("/")[-1].split(" ")[0] for line in said}
+
+
+def test_a_run_folder_of_another_format_is_one_line(tmp_path):
+    """A run from before folder formats (no "format" in config.json) is not resumed: one line, nothing changed."""
+    train(tiny(), tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    del record["format"]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(record))
+    with pytest.raises(UserError, match="is a training run in folder format 0, made by another synthbridge version"):
+        train(tiny(), tmp_path / "run", resume=True)

@@ -35,7 +35,7 @@ from synthbridge.diffusion.finetune import CHECKPOINT, Run, Trainable, fit, loss
 from synthbridge.diffusion.pipeline import device_of
 from synthbridge.diffusion.styles import text_encoder_slots
 from synthbridge.errors import UserError
-from synthbridge.io import ensure_writable_dir, environment, read_json, safe_name, write_json
+from synthbridge.io import FORMAT, check_format, ensure_writable_dir, environment, read_json, safe_name, write_json
 from synthbridge.prompts import build_prompt, resolve_template
 from synthbridge.seeding import derive_seed
 
@@ -73,7 +73,8 @@ def train_lora(config: LoraTrainConfig, *, resume: bool = False, overwrite: bool
         if config.grid:
             adapters_grid(out, pipe, config, bundle, images, wanted if config.per_class else None)
     adapters = {key: adapters[key] for key, _ in jobs}
-    summary = {"per_class": config.per_class, "adapters": {k: str(folders[k].relative_to(out)) for k in adapters},
+    summary = {"format": FORMAT, "per_class": config.per_class,
+               "adapters": {k: str(folders[k].relative_to(out)) for k in adapters},
                "config": config.to_dict(), "seconds": sum(v["seconds"] for v in adapters.values())}
     if config.per_class:
         write_json(out / LORA_INFO, summary)
@@ -108,6 +109,7 @@ def _finished(out: Path, config: LoraTrainConfig) -> dict | None:
     if not ((out / LORA_INFO).is_file() and (out / LORA_WEIGHTS).is_file()):
         return None
     finished = read_json(out / LORA_INFO)
+    check_format(finished, out, "a LoRA adapter folder")
     if finished.get("resume_config") != _resume_config(config):
         raise UserError(f"{str(out)!r} holds an adapter trained with another config; pass --overwrite to replace "
                         f"it, or pick a new --out")
@@ -175,7 +177,8 @@ def _train_one(pipe, encoders: list[tuple], config: LoraTrainConfig, info, bundl
 
     # 4. the adapter in diffusers' format, and its record
     _save_adapter(pipe, adapted, out)
-    summary = {"key": key, "folder": str(out), "generator": info.name, "generator_fingerprint": info.fingerprint,
+    summary = {"format": FORMAT, "key": key, "folder": str(out), "generator": info.name,
+               "generator_fingerprint": info.fingerprint,
                "pipeline_class": info.pipeline_class, "adapted": list(adapted), "dataset": config.dataset,
                "num_images": len(images), "batch_size": batch,
                "trainable_parameters": sum(p.numel() for p in params), "config": config.to_dict(),

@@ -40,7 +40,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -93,7 +93,6 @@ class Run:
     show_progress: bool = True
     gradient_checkpointing: bool = False
     deterministic: bool = False  # torch's deterministic kernels: on CUDA a resumed run then equals an uninterrupted one
-    defaults: dict = field(default_factory=dict)  # values of record keys an older checkpoint lacks
 
 
 @dataclass
@@ -125,7 +124,7 @@ def prepare_folder(out: Path, ours: list[Path], *, resume: bool, overwrite: bool
 
 # --- checkpoints ---------------------------------------------------------------------------------------------
 
-def read_checkpoint(path: Path, record: dict, defaults: dict | None = None) -> dict | None:
+def read_checkpoint(path: Path, record: dict) -> dict | None:
     """The checkpoint at `path` (None if there is none); one made with other `record` values is refused, naming them."""
     if not path.is_file():
         return None
@@ -134,15 +133,14 @@ def read_checkpoint(path: Path, record: dict, defaults: dict | None = None) -> d
         saved = json.loads(state["config"])
     except Exception as exc:  # noqa: BLE001  (a damaged or older file in any way)
         raise UserError(f"cannot read checkpoint {path} ({type(exc).__name__}); pass --overwrite to start afresh") from None
-    mismatch(saved, record, path.parent, defaults)
+    mismatch(saved, record, path.parent)
     return state
 
 
-def mismatch(saved: dict, record: dict, out: Path, defaults: dict | None = None) -> None:
-    """Refuse a folder whose run had other `record` values (a key `saved` lacks predates it: its default)."""
-    defaults = defaults or {}
-    if differ := [key for key in record if saved.get(key, defaults.get(key)) != record[key]]:
-        details = ", ".join(f"{key} {saved.get(key, defaults.get(key))!r} -> {record[key]!r}" for key in differ[:4])
+def mismatch(saved: dict, record: dict, out: Path) -> None:
+    """Refuse a folder whose run had other `record` values."""
+    if differ := [key for key in record if saved.get(key) != record[key]]:
+        details = ", ".join(f"{key} {saved.get(key)!r} -> {record[key]!r}" for key in differ[:4])
         raise UserError(f"{str(out)!r} was started with other parameters ({details}); rerun with the same "
                         f"parameters, or pass --overwrite to start afresh")
 

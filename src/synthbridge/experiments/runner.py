@@ -25,7 +25,7 @@ from synthbridge.experiments.cells import Cell, train_config
 from synthbridge.experiments.config import ANALYSIS_KEYS, ExperimentConfig
 from synthbridge.experiments.sets import SetNeed, leep_before, set_key
 from synthbridge.experiments.store import locked, read_results
-from synthbridge.io import ensure_writable_dir, environment, read_json, write_json
+from synthbridge.io import FORMAT, check_format, ensure_writable_dir, environment, read_json, write_json
 
 STAGE_CACHE = "stage1"
 LEEP_FILE = "leep.json"
@@ -42,10 +42,11 @@ def open_experiment(cfg: ExperimentConfig, exp_dir: Path) -> None:
     plain = lambda data: json.loads(json.dumps(data))
     with locked(exp_dir / ".experiment.lock"):
         if not record_file.exists():
-            write_json(record_file, {"config": cfg.to_dict(), "environment": environment(),
+            write_json(record_file, {"format": FORMAT, "config": cfg.to_dict(), "environment": environment(),
                                      "started_at": datetime.now(timezone.utc).isoformat()})
             return
         record = read_json(record_file)
+        check_format(record, exp_dir, "an experiment folder")
         old, new = record["config"], plain(cfg.to_dict())
         old_grid, new_grid = _without_analysis(old), plain(cfg.training_dict())
         if old_grid != new_grid:
@@ -58,9 +59,8 @@ def open_experiment(cfg: ExperimentConfig, exp_dir: Path) -> None:
 
 
 def _without_analysis(config: dict) -> dict:
-    """A recorded config without the analysis and report keys, with the defaults of keys it predates."""
-    defaults = json.loads(json.dumps(ExperimentConfig().to_dict()))
-    return {k: config.get(k, defaults[k]) for k in defaults if k not in ANALYSIS_KEYS}
+    """A recorded config without the analysis and report keys."""
+    return {k: v for k, v in config.items() if k not in ANALYSIS_KEYS}
 
 
 def unfinished(exp_dir: Path, cells: list[Cell]) -> list[Cell]:

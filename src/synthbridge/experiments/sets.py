@@ -40,10 +40,8 @@ def subset_suffix(shots: int | None, seed: int | None) -> str:
     return f"-{shots}shot-s{seed}" if shots is not None else ""
 
 
-def set_name(dataset: str, method: str | bool = "plain", shots: int | None = None, seed: int | None = None) -> str:
-    """The folder name of a synthetic set (`method`: a METHODS name; True/False: dsi/plain, as older code passed)."""
-    if isinstance(method, bool):
-        method = "dsi" if method else "plain"
+def set_name(dataset: str, method: str = "plain", shots: int | None = None, seed: int | None = None) -> str:
+    """The folder name of a synthetic set (`method`: a METHODS name)."""
     return safe_name(dataset) + METHODS.get(method).suffix + subset_suffix(shots, seed)
 
 
@@ -81,18 +79,6 @@ def set_key(cell) -> tuple:
     if arm.fitting.learns_from_real and cell.shots is not None:
         return (cell.dataset, arm.method, cell.shots, cell.seed)
     return (cell.dataset, arm.method, None, None)
-
-
-def record_set(record: dict) -> str | None:
-    """The synthetic set (folder name under synthetic/) a results-store record's cell read; None for none.
-    A record without "set" is from before sets were learned per real subset: its set was the dataset's."""
-    if "set" in record:
-        return record["set"]
-    from synthbridge.experiments.arms import ARMS
-
-    arm = record["key"]["arm"]
-    return set_name(record["key"]["dataset"], ARMS.get(arm).method) \
-        if arm in ARMS and ARMS.get(arm).uses_synthetic else None
 
 
 def ensure_style(cfg: ExperimentConfig, exp_dir: Path, dataset: str, *, per_class: bool = False,
@@ -173,7 +159,7 @@ def ensure_synthetic(cfg: ExperimentConfig, exp_dir: Path, dataset: str, style_d
                      *, name: str | None = None, extra: dict | None = None) -> Path:
     """A synthetic set of a dataset (with the token(s) of `style_dir`, or plain; `extra`: more GenerateConfig
     fields, e.g. an adapter or image-to-image) with `per_class` images, into synthetic/<name>."""
-    name = name or set_name(dataset, style_dir is not None)
+    name = name or set_name(dataset, "dsi" if style_dir is not None else "plain")
     out = exp_dir / "synthetic" / name
     if cfg.generator in SOURCES and (extra or style_dir is not None):
         raise UserError(f"the {cfg.generator!r} source draws fixed images; arms that fit the generator to "

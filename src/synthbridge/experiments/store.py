@@ -21,7 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from synthbridge.io import read_json, read_jsonl, write_text
+from synthbridge.io import check_format, read_json, read_jsonl, write_text
 
 RESULTS = "results.jsonl"
 RESULTS_DIR = "results"
@@ -64,10 +64,12 @@ def read_experiment(exp_dir: str | Path) -> tuple[dict, list[dict]]:
     exp_dir = Path(exp_dir)
     if not (exp_dir / "experiment.json").exists():
         raise UserError(f"{str(exp_dir)!r} is not an experiment folder (no experiment.json); run `synthbridge run` first")
+    experiment = read_json(exp_dir / "experiment.json")
+    check_format(experiment, exp_dir, "an experiment folder")
     records = read_results(exp_dir)
     if not records:
         raise UserError(f"{str(exp_dir)!r} has no finished cells yet; run `synthbridge run` first")
-    return read_json(exp_dir / "experiment.json"), records
+    return experiment, records
 
 
 def append_result(exp_dir: str | Path, record: dict) -> bool:

@@ -43,8 +43,10 @@ from synthbridge.diffusion.pipeline import GeneratorInfo
 from synthbridge.errors import UserError
 from synthbridge.generation.config import IMAGE_FORMATS, SET_KEYS, GenerateConfig
 from synthbridge.io import (
+    FORMAT,
     append_jsonl,
     atomic_path,
+    check_format,
     environment,
     read_json,
     read_jsonl,
@@ -308,14 +310,6 @@ __all__ = ["GENERATION_JSON", "LOCK", "MANIFEST", "REJECTED", "WorkItem", "class
 
 # --- the folder's lifecycle: refuse, continue, record, finish ------------------------------------------------
 
-def with_legacy_storage(params: dict) -> dict:
-    """A set recorded before the storage options existed was PNG at the generated size (and without an adapter or
-    start images)."""
-    size = min(params["height"], params["width"]) if params.get("height") and params.get("width") else None
-    return {"image_format": "png", "quality": None, "save_size": size, "lora_sha256": None, "lora_scale": None,
-            "init_images": None, "strength": None, "shots": None, "shots_seed": None, **params}
-
-
 def prepare_folder(out: Path, set_params: dict, overwrite: bool) -> dict | None:
     """The folder's previous record when it may be continued; refuses a foreign folder or other parameters."""
     previous = read_generation(out)
@@ -324,7 +318,9 @@ def prepare_folder(out: Path, set_params: dict, overwrite: bool) -> dict | None:
             raise UserError(f"{str(out)!r} is not empty and was not made by `synthbridge generate`; pick an empty or "
                             f"new --out, or pass --overwrite to write into it anyway")
         return None
-    old = with_legacy_storage(previous.get("set", {}))
+    if not overwrite:
+        check_format(previous, out, "a synthetic set")
+    old = previous.get("set", {})
     if differing := [key for key in SET_KEYS if old.get(key) != set_params.get(key)]:
         if not overwrite:
             shown = "; ".join(f"{k}: {_short(old.get(k))} -> {_short(set_params.get(k))}" for k in differing[:3])
@@ -354,7 +350,7 @@ def start_record(previous: dict | None, set_params: dict, config: GenerateConfig
     """generation.json at the start of a run: the set, its size (only ever grows), this config."""
     per_class = max(config.per_class, (previous or {}).get("per_class", 0))
     record = dict(previous or {})
-    record.update(status="running", set=set_params, per_class=per_class, classes=classes,
+    record.update(format=FORMAT, status="running", set=set_params, per_class=per_class, classes=classes,
                   config=json.loads(json.dumps(config.to_dict())),
                   generator={"name": info.name, "folder": info.folder, "fingerprint": info.fingerprint,
                              "safety_checker": info.safety_checker, "defaults": info.defaults,

@@ -46,7 +46,7 @@ from synthbridge.errors import UserError
 from synthbridge.generation import folder as store
 from synthbridge.generation.adapted import Adapters, RealStarts, class_templates, drop_adapters, per_class_style
 from synthbridge.generation.config import IMAGE_FORMATS, GenerateConfig, SetIdentity
-from synthbridge.io import ensure_writable_dir, progress
+from synthbridge.io import check_format, ensure_writable_dir, progress
 from synthbridge.prompts import build_prompt, resolve_templates, template_for
 from synthbridge.seeding import derive_seed
 
@@ -396,6 +396,7 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
     line = store.latest(store.read_records(out), out).get((class_name, index))
     if line is None or line.get("status", "accepted") != "accepted":
         raise UserError(f"{str(out)!r} has no image {index} of class {class_name!r}")
+    check_format(record, out, "a synthetic set")
     params = record["set"]
     torch_device = torch.device(device) if device else (pipeline.device if pipeline is not None else PartialState().device)
     if pipeline is None:
@@ -421,7 +422,7 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
                        steps=params["steps"], guidance_scale=params["guidance_scale"], height=params["height"],
                        width=params["width"], batch_size=batch_size or line.get("batch_size"),
                        init_images=init_images, strength=params.get("strength"))
-    return store.stored_image(images[0], store.with_legacy_storage(params)["save_size"])
+    return store.stored_image(images[0], params["save_size"])
 
 
 def _manifest_line(config: GenerateConfig, identity: SetIdentity, attempt: _Attempt, seed: int, prompt: str,

@@ -161,7 +161,3 @@ def resolve(config: InvertConfig, native_size: int) -> InvertConfig:
     if config.checkpoint_every is None:
         config = dataclasses.replace(config, checkpoint_every=max(50, config.steps // 10))
     return config
-
-
-# The values of RESUME_KEYS a record made before a key existed had (per_class was added later: False).
-RESUME_DEFAULTS = {field.name: field.default for field in dataclasses.fields(InvertConfig) if field.name in RESUME_KEYS}

@@ -72,13 +72,12 @@ from synthbridge.diffusion.styles import (
 from synthbridge.errors import UserError
 from synthbridge.inversion.config import (
     INITIALIZER_CANDIDATES,
-    RESUME_DEFAULTS,
     RESUME_KEYS,
     InvertConfig,
     class_token,
     resolve,
 )
-from synthbridge.io import ensure_writable_dir, environment, read_json, write_json
+from synthbridge.io import FORMAT, check_format, ensure_writable_dir, environment, read_json, write_json
 from synthbridge.prompts import build_prompt, resolve_template
 
 log = logging.getLogger(__name__)
@@ -129,7 +128,7 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
     caps = norm_caps([encoder for _, encoder in encoders], config.max_norm)
     if resume and (out / STYLE_INFO).is_file():
         return _finished_run(out, config)
-    checkpoint = read_checkpoint(out / CHECKPOINT, _resume_config(config), RESUME_DEFAULTS) if resume else None
+    checkpoint = read_checkpoint(out / CHECKPOINT, _resume_config(config)) if resume else None
 
     # 4. the new token(s), added to each tokenizer with new embedding rows: one initialised from the initializer
     #    word, or (per class) one per class initialised from its class name; each class's prompt ids
@@ -192,7 +191,8 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
             table.weight[token_ids] = vector.detach().to(table.weight.dtype)
     learned_norms = [float(v) for v in vectors[0].detach().norm(dim=1)]
     summary = {
-        "per_class": config.per_class, "token": config.token, "initializer_word": config.initializer_word,
+        "format": FORMAT, "per_class": config.per_class, "token": config.token,
+        "initializer_word": config.initializer_word,
         "generator": info.name, "generator_fingerprint": info.fingerprint, "dataset": config.dataset,
         "template": resolve_template(config.template), "num_images": len(images), "num_classes": bundle.num_classes,
         "embedding_dim": int(vectors[0].shape[1]), "config": config.to_dict(), "steps": config.steps,
@@ -382,7 +382,8 @@ def _resume_config(config: InvertConfig) -> dict:
 def _finished_run(out: Path, config: InvertConfig) -> dict:
     """--resume on a finished folder: nothing to do if it was made with the same parameters."""
     summary = read_json(out / STYLE_INFO)
-    mismatch(summary.get("config", {}), _resume_config(config), out, RESUME_DEFAULTS)
+    check_format(summary, out, "a style folder")
+    mismatch(summary.get("config", {}), _resume_config(config), out)
     if missing := [file for file in style_files(out) if not file.is_file()]:
         raise UserError(f"{str(out)!r} has {STYLE_INFO} but no {missing[0].relative_to(out).as_posix()}; pass "
                         f"--overwrite to learn it again")

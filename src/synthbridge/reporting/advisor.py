@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from synthbridge.experiments.arms import ARMS
-from synthbridge.experiments.sets import record_set
 from synthbridge.reporting.costs import fmt_seconds, generation_speed, num_classes, training_seconds
 from synthbridge.reporting.tables import setting_name
 
@@ -147,7 +146,7 @@ def advise(exp_dir: Path, records_table: dict) -> list[dict]:
                      "arm": arm, "label": ARMS.get(arm).label if arm in ARMS else arm, "classes": classes,
                      "training_seconds": float(np.mean([training_seconds(r) for r in largest])), **fit}
             if not fit["refused"]:
-                entry["next_cost"] = next_cost(exp_dir, record_set(largest[0]), max(by_volume), classes)
+                entry["next_cost"] = next_cost(exp_dir, largest[0]["set"], max(by_volume), classes)
             entries.append(entry)
     return entries
 

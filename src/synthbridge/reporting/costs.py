@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthbridge.experiments.sets import record_set
 from synthbridge.io import read_json_if_present
 
 
@@ -60,7 +59,7 @@ def num_classes(exp_dir: Path, records: list[dict]) -> int | None:
     for record in records:
         if per_class := record["metrics"].get("per_class"):
             return len(per_class)
-    for name in dict.fromkeys(filter(None, map(record_set, records))):
+    for name in dict.fromkeys(filter(None, (record["set"] for record in records))):
         generation = read_json_if_present(Path(exp_dir) / "synthetic" / name / "generation.json") or {}
         if generation.get("classes"):
             return len(generation["classes"])
@@ -73,7 +72,7 @@ def option_cost(exp_dir: Path, volume: int | None, records: list[dict]) -> dict:
     shots -- at each set's measured speed), what those sets learned first (style inversion, LoRA), and training
     its cells. Values are seconds, None where the folder does not record them; `total` sums the recorded ones
     and `complete` says whether that is all of them."""
-    names = list(dict.fromkeys(filter(None, map(record_set, records))))
+    names = list(dict.fromkeys(filter(None, (record["set"] for record in records))))
     classes = num_classes(exp_dir, records)
     generation: float | None = 0.0
     for name in names if volume else []:

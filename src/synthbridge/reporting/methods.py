@@ -19,16 +19,11 @@ from synthbridge.reporting.stats import outcome, paired_gain, summarise
 from synthbridge.reporting.tables import setting_name
 
 
-def gap_method(record: dict) -> str:
-    """The method of a gap record (analysis/gap-*.json); one made before methods existed says only `style`."""
-    return record.get("method") or ("dsi" if record.get("style") else "plain")
-
-
 def gaps_by_method(gaps: list[dict]) -> dict[tuple, dict]:
     """{(dataset, method, shots): {fd, kid, accuracy: summaries over its measured sets, sets: count}}."""
     grouped = defaultdict(list)
     for record in gaps:
-        grouped[(record["dataset"], gap_method(record), record.get("shots"))].append(record)
+        grouped[(record["dataset"], record["method"], record.get("shots"))].append(record)
     found = {}
     for key, records in grouped.items():
         values = lambda name, scale=1.0: [scale * r[name] for r in records if r.get(name) is not None]  # noqa: E731

@@ -24,7 +24,6 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from synthbridge.experiments.sets import record_set
 from synthbridge.io import read_json_if_present
 from synthbridge.reporting.stats import outcome, paired_gain
 
@@ -129,8 +128,8 @@ def effects(exp_dir: Path, records_table: dict, answer_rows: list[dict]) -> list
         best = row["best"]
         real = records_table[(row["dataset"], row["model"], row["shots"])]["real"][None][None]
         rows = class_gains(best["records"], real)
-        name = next((n for n in map(record_set, best["records"]) if n and measured(exp_dir, n)),
-                    record_set(best["records"][0]))  # a per-subset method: the first of its sets with a gap
+        name = next((n for n in (record["set"] for record in best["records"]) if n and measured(exp_dir, n)),
+                    best["records"][0]["set"])  # a per-subset method: the first of its sets with a gap
         fidelities, source, listed = fidelity(exp_dir, name)
         gaps, gap_record = class_gap(exp_dir, name)
         for r in rows:

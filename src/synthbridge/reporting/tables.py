@@ -130,14 +130,13 @@ def gap_table(gaps: list[dict]) -> list[str]:
     if not gaps:
         return []
     from synthbridge.experiments.methods import METHODS
-    from synthbridge.reporting.methods import gap_method
 
     md = ["", "## Synthetic–real gap (features of the pretrained backbone)", "",
           "| dataset | synthetic set | learned from | FD | KID ×1000 | real-vs-synthetic accuracy (50% = indistinguishable) |",
           "|---|---|---|---|---|---|"]
     nan = float("nan")
     for g in gaps:
-        method = gap_method(g)
+        method = g["method"]
         source = (f"{g['shots']} shots per class, seed {g['seed']}" if g.get("shots") is not None
                   else "the train split" if METHODS.get(method).learns_from_real else "–")
         md.append(f"| {g['dataset']} | {METHODS.get(method).label} | {source} | {g.get('fd', nan):.2f} | "

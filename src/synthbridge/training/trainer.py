@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from synthbridge.data import DatasetBundle, ImageSet, load_dataset, load_synthetic
 from synthbridge.errors import UserError
 from synthbridge.evaluation import evaluate
-from synthbridge.io import atomic_path, environment, read_json, write_json
+from synthbridge.io import FORMAT, atomic_path, check_format, environment, read_json, write_json
 from synthbridge.models import (
     check_compile,
     compile_errors,
@@ -94,6 +94,7 @@ def _prepare_run_dir(out: Path, record: dict, resume: bool, overwrite: bool) -> 
         raise UserError(f"--out {str(out)!r} names a file, not a folder; pick a folder (a run writes several files)")
     config_file = out / "config.json"
     if config_file.exists() and resume:
+        check_format(read_json(config_file), out, "a training run")
         if read_json(config_file)["config"] != record["config"]:
             raise RunMismatch(f"{str(out)!r} holds a run with a different config; resume it with the same arguments, "
                             f"or pick a new --out")
@@ -148,7 +149,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
     accelerator = accelerator or make_accelerator(cfg, out)
     if cfg.compile:  # a machine inductor cannot compile on fails before the run folder is touched
         check_compile(accelerator.device)
-    record = {"config": cfg.to_dict(), "classes": bundle.classes, "dataset": bundle.info}
+    record = {"format": FORMAT, "config": cfg.to_dict(), "classes": bundle.classes, "dataset": bundle.info}
     if accelerator.is_main_process:
         _prepare_run_dir(out, record, resume, overwrite)
         write_json(out / "config.json", {**record, "environment": environment(),
