@@ -61,14 +61,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 FORMAT = 1
 
 
-def check_format(record: dict, folder: str | os.PathLike, what: str) -> None:
+def check_format(record: dict, folder: str | os.PathLike, what: str,
+                 again: str = "make it again (--overwrite, or a new --out)") -> None:
     """Refuse to continue or reuse a folder made by a synthbridge of another folder format, in one line (`what`:
-    "a synthetic set", "an experiment folder", ...)."""
+    "a synthetic set", "an experiment folder", ...; `again`: how to make it with this version)."""
     found = record.get("format", 0)
     if found != FORMAT:
         raise UserError(f"{str(folder)!r} is {what} in folder format {found}, made by another synthbridge version "
-                        f"(this one reads format {FORMAT}); make it again (--overwrite, or a new --out), or use the "
-                        f"synthbridge that made it")
+                        f"(this one reads format {FORMAT}); {again}, or use the synthbridge that made it")
 
 
 def made_once(final: str | os.PathLike, make: Callable[[Path], object]) -> Path:

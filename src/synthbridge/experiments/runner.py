@@ -46,7 +46,8 @@ def open_experiment(cfg: ExperimentConfig, exp_dir: Path) -> None:
                                      "started_at": datetime.now(timezone.utc).isoformat()})
             return
         record = read_json(record_file)
-        check_format(record, exp_dir, "an experiment folder")
+        check_format(record, exp_dir, "an experiment folder",
+                     again="run its grid again into a new --out")
         old, new = record["config"], plain(cfg.to_dict())
         old_grid, new_grid = _without_analysis(old), plain(cfg.training_dict())
         if old_grid != new_grid:

@@ -65,7 +65,8 @@ def read_experiment(exp_dir: str | Path) -> tuple[dict, list[dict]]:
     if not (exp_dir / "experiment.json").exists():
         raise UserError(f"{str(exp_dir)!r} is not an experiment folder (no experiment.json); run `synthbridge run` first")
     experiment = read_json(exp_dir / "experiment.json")
-    check_format(experiment, exp_dir, "an experiment folder")
+    check_format(experiment, exp_dir, "an experiment folder",
+                     again="run its grid again into a new --out")
     records = read_results(exp_dir)
     if not records:
         raise UserError(f"{str(exp_dir)!r} has no finished cells yet; run `synthbridge run` first")
