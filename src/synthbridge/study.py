@@ -23,20 +23,18 @@ from pathlib import Path
 
 from synthbridge.experiments.cells import Cell, plan_cells, share
 from synthbridge.experiments.config import ExperimentConfig
-from synthbridge.experiments.runner import cell_leep, open_experiment, sets_needed, train_cell, unfinished
+from synthbridge.experiments.runner import (
+    cell_leep,
+    finish_cell,
+    open_experiment,
+    sets_needed,
+    train_cell,
+    unfinished,
+)
 from synthbridge.experiments.schedule import set_order
 from synthbridge.experiments.sets import SetNeed, analyse_set, analysis_is_current, ensure_set, set_key
 from synthbridge.experiments.store import append_result
 from synthbridge.io import progress
-
-
-def prepare_sets(cfg: ExperimentConfig, exp_dir: str | Path, cells: list[Cell] | None = None) -> dict[tuple, Path]:
-    """Steps 0-3 for `cells` (default: the whole grid): learned tokens and adapters, synthetic sets and their gaps.
-    Returns {set key (`sets.set_key`): synthetic folder}."""
-    exp_dir = Path(exp_dir)
-    open_experiment(cfg, exp_dir)  # 0. a folder holding another grid is refused before any work
-    grid = plan_cells(cfg)
-    return make_sets(cfg, exp_dir, grid, grid if cells is None else cells)
 
 
 def make_sets(cfg: ExperimentConfig, exp_dir: Path, grid: list[Cell], cells: list[Cell],
@@ -106,7 +104,8 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tu
         synthetic_dir = sets.get(set_key(cell)) if arm.uses_synthetic else None
         record = train_cell(cfg, exp_dir, cell, synthetic_dir)  # 4.
         if cfg.analysis and arm.strategy == "bridged":
-            record["leep"] = cell_leep(cfg, exp_dir, cell, synthetic_dir)  # 5.
+            record["leep"] = cell_leep(cfg, exp_dir, cell, synthetic_dir)  # 5. (from the stage weights still there)
+        finish_cell(exp_dir, record)  # the weights `train.keep` does not keep go
         append_result(exp_dir, record)  # 6.
         bar.update(1)
     bar.close()

@@ -45,7 +45,7 @@ def test_what_a_set_learns_comes_from_its_cells_own_shots(tmp_path, monkeypatch)
     import synthbridge.adaptation as adaptation
     import synthbridge.generation as generation
     import synthbridge.inversion as inversion
-    from synthbridge.study import prepare_sets
+    from synthbridge.study import run_experiment
 
     learned = []
 
@@ -61,7 +61,7 @@ def test_what_a_set_learns_comes_from_its_cells_own_shots(tmp_path, monkeypatch)
     monkeypatch.setattr(adaptation, "train_lora", fake("lora"))
     monkeypatch.setattr(generation, "generate", fake("generate"))
     cfg = grid()
-    prepare_sets(cfg, tmp_path / "exp")
+    run_experiment(cfg, tmp_path / "exp", sets_only=True, show_progress=False)
     bundle = load_dataset("digits")
     for kind, config in learned:
         if kind == "generate" and config.init_images is None:

@@ -21,7 +21,7 @@ from synthbridge.experiments import ExperimentConfig, plan_cells
 from synthbridge.experiments.runner import open_experiment, sets_needed
 from synthbridge.experiments.schedule import run_workers
 from synthbridge.reporting import build_report
-from synthbridge.study import prepare_sets, run_experiment
+from synthbridge.study import run_experiment
 
 
 def default_workers() -> int:
@@ -45,7 +45,7 @@ def run_demo(out: str | Path, quick: bool = False, workers: int | None = None, p
         phases[name], since = now - since, now
 
     if workers == 1:
-        prepare_sets(cfg, out)
+        run_experiment(cfg, out, sets_only=True)
         phase("sets")
         run_experiment(cfg, out)
     else:

@@ -84,34 +84,38 @@ def sets_needed(grid: list[Cell], cells: list[Cell]) -> list[SetNeed]:
 
 
 def train_cell(cfg: ExperimentConfig, exp_dir: Path, cell: Cell, synthetic_dir: Path | None) -> dict:
-    """Train one cell into EXP_DIR/runs/<id> (resuming an interrupted run); returns its record for the store."""
+    """Train one cell into EXP_DIR/runs/<id> (resuming an interrupted run); returns its record for the store. Every
+    stage's weights stay in the run folder until `finish_cell` (the cell's LEEP reads the stage-1 model)."""
     from synthbridge.training import train
-    from synthbridge.training.trainer import RunMismatch, prune_run
+    from synthbridge.training.trainer import RunMismatch
 
     arm = ARMS.get(cell.arm)
     train_cfg = train_config(cfg, cell, synthetic_dir)
     run_dir = exp_dir / "runs" / cell.id
     resume = (run_dir / "config.json").exists()
     stage_cache = exp_dir / STAGE_CACHE
-    # the stage weights stay until the cell's LEEP has read them; then the run keeps what `train.keep` says
     try:
         metrics = train(train_cfg, run_dir, resume=resume, stage_cache=stage_cache, cache=True, prune=False)
     except RunMismatch:  # a run folder left by another version of this cell: start it again
         metrics = train(train_cfg, run_dir, overwrite=True, stage_cache=stage_cache, cache=True, prune=False)
-    if cfg.analysis and arm.strategy == "bridged":
-        cell_leep(cfg, exp_dir, cell, synthetic_dir)  # into runs/<id>/leep.json
-    prune_run(run_dir, metrics["kept"])
     return {"cell": cell.id, "key": asdict(cell), "arm_label": arm.label, "run_dir": f"runs/{cell.id}",
             "set": synthetic_dir.name if synthetic_dir else None,
             "metrics": {k: metrics[k] for k in ("top1", "num_test", "per_class", "stages", "seconds",
-                                                "num_train_real", "num_train_synthetic", "input_size")},
+                                                "num_train_real", "num_train_synthetic", "input_size", "kept")},
             "finished_at": datetime.now(timezone.utc).isoformat()}
+
+
+def finish_cell(exp_dir: Path, record: dict) -> None:
+    """Drop the run's weights its `train.keep` does not keep (after the cell's LEEP has read them)."""
+    from synthbridge.training.trainer import prune_run
+
+    prune_run(exp_dir / record["run_dir"], record["metrics"]["kept"])
 
 
 def cell_leep(cfg: ExperimentConfig, exp_dir: Path, cell: Cell, synthetic_dir: Path | None) -> dict:
     """LEEP of a bridged cell's backbone on the real train split: of the weights it starts from (None without
     pretrained weights or checkpoint), and after the synthetic stage. Measured once, while the run's stage
-    weights are there (`train_cell`), into runs/<id>/leep.json; later calls read it."""
+    weights are there (between `train_cell` and `finish_cell`), into runs/<id>/leep.json; later calls read it."""
     from synthbridge.transfer import stage_leep
 
     out = exp_dir / "runs" / cell.id / LEEP_FILE
