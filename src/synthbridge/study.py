@@ -32,7 +32,14 @@ from synthbridge.experiments.runner import (
     unfinished,
 )
 from synthbridge.experiments.schedule import set_order
-from synthbridge.experiments.sets import SetNeed, analyse_set, analysis_is_current, ensure_set, set_key
+from synthbridge.experiments.sets import (
+    SetNeed,
+    analyse_set,
+    analysis_is_current,
+    ensure_learned,
+    ensure_set,
+    set_key,
+)
 from synthbridge.experiments.store import append_result
 from synthbridge.io import progress
 
@@ -45,7 +52,8 @@ def make_sets(cfg: ExperimentConfig, exp_dir: Path, grid: list[Cell], cells: lis
     needs = sets_needed(grid, cells)
     analysed = analysed_sets(sets_needed(grid, grid))
     for need in set_order(cfg, needs, *worker) if worker else needs:
-        folder = ensure_set(cfg, exp_dir, need)  # 1-2.
+        learned = ensure_learned(cfg, exp_dir, need)  # 1.
+        folder = ensure_set(cfg, exp_dir, need, learned)  # 2.
         if cfg.analysis and need.key in analysed:
             analyse_set(cfg, exp_dir, need, folder)  # 3.
         sets[need.key] = folder

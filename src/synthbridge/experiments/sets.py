@@ -138,14 +138,29 @@ def _needs_diffusion(cfg: ExperimentConfig, what: str) -> None:
                         f"set generator to a diffusers folder or generator name")
 
 
-def ensure_set(cfg: ExperimentConfig, exp_dir: Path, need: SetNeed) -> Path:
-    """The set `need` names, with whatever its method learns first (tokens, adapters), each made once."""
+@dataclass(frozen=True)
+class Learned:
+    """What a set's method learned from the real images before its images are drawn (None: nothing of that kind)."""
+
+    style_dir: Path | None = None  # a style token, or per-class tokens (`invert`)
+    lora_dir: Path | None = None  # a LoRA adapter, or one per class (`lora`)
+
+
+def ensure_learned(cfg: ExperimentConfig, exp_dir: Path, need: SetNeed) -> Learned:
+    """Whatever the set's method learns from its real subset first (tokens, adapters), each made once."""
     method = METHODS.get(need.method)
     subset = {"shots": need.shots, "seed": need.seed}
     style_dir = ensure_style(cfg, exp_dir, need.dataset, per_class=method.inversion == "class", **subset) \
         if method.inversion else None
     lora_dir = ensure_lora(cfg, exp_dir, need.dataset, per_class=method.lora == "class", **subset) \
         if method.lora else None
+    return Learned(style_dir, lora_dir)
+
+
+def ensure_set(cfg: ExperimentConfig, exp_dir: Path, need: SetNeed, learned: Learned) -> Path:
+    """The set `need` names, drawn with what its method learned (`ensure_learned`), made once."""
+    method = METHODS.get(need.method)
+    style_dir, lora_dir = learned.style_dir, learned.lora_dir
     extra = {}
     if lora_dir is not None:
         extra["lora"] = str(lora_dir)
