@@ -31,7 +31,16 @@ import torch
 
 from synthbridge.adaptation.config import RESUME_KEYS, TEXT_TARGETS, LoraTrainConfig, resolve
 from synthbridge.data import DatasetBundle, ImageSet, few_shot, load_dataset
-from synthbridge.diffusion.finetune import CHECKPOINT, Run, Trainable, fit, loss_curve, prepare_folder, read_checkpoint
+from synthbridge.diffusion.finetune import (
+    CHECKPOINT,
+    Run,
+    Trainable,
+    fit,
+    loss_curve,
+    prepare_folder,
+    read_checkpoint,
+    resume_record,
+)
 from synthbridge.diffusion.pipeline import device_of
 from synthbridge.diffusion.styles import text_encoder_slots
 from synthbridge.errors import UserError
@@ -98,11 +107,6 @@ def _classes(config: LoraTrainConfig, bundle: DatasetBundle) -> list[str]:
     return list(config.classes) or list(bundle.classes)
 
 
-def _resume_config(config: LoraTrainConfig) -> dict:
-    """The fields an adapter, its checkpoint and a rerun must agree on (JSON-plain)."""
-    return {k: _plain(getattr(config, k)) for k in RESUME_KEYS}
-
-
 def _finished(out: Path, config: LoraTrainConfig) -> dict | None:
     """The record of a finished adapter in `out` trained with `config`'s resume fields; None when none is there.
     A finished adapter with another config is refused."""
@@ -110,7 +114,7 @@ def _finished(out: Path, config: LoraTrainConfig) -> dict | None:
         return None
     finished = read_json(out / LORA_INFO)
     check_format(finished, out, "a LoRA adapter folder")
-    if finished.get("resume_config") != _resume_config(config):
+    if finished.get("resume_config") != resume_record(config, RESUME_KEYS):
         raise UserError(f"{str(out)!r} holds an adapter trained with another config; pass --overwrite to replace "
                         f"it, or pick a new --out")
     return {**finished, "folder": str(out)}  # where it is now (a moved folder records where it was made)
@@ -126,7 +130,7 @@ def _train_one(pipe, encoders: list[tuple], config: LoraTrainConfig, info, bundl
     from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
     out.mkdir(parents=True, exist_ok=True)
-    record = _resume_config(config)
+    record = resume_record(config, RESUME_KEYS)
     checkpoint = read_checkpoint(out / CHECKPOINT, record) if resume else None
     began = time.perf_counter()
 
@@ -188,10 +192,6 @@ def _train_one(pipe, encoders: list[tuple], config: LoraTrainConfig, info, bundl
     write_json(out / LORA_INFO, summary)
     (out / CHECKPOINT).unlink(missing_ok=True)
     return summary
-
-
-def _plain(value):
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _remove_adapters(pipe) -> None:

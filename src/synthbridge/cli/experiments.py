@@ -75,7 +75,7 @@ def _print_plan(cfg, rates: str | None = None) -> int:
         print("GPU-hours: add --rates h200 (an H200's measured rates, shipped) or --rates FILE (the JSON of "
               "`python benchmarks/gpu_check.py` on your GPU)")
     else:
-        print("\n".join(format_hours(gpu_hours(cfg, measured))))
+        print("\n".join(format_hours(gpu_hours(cfg, measured, summary))))
     return 0
 
 

@@ -124,6 +124,11 @@ def prepare_folder(out: Path, ours: list[Path], *, resume: bool, overwrite: bool
 
 # --- checkpoints ---------------------------------------------------------------------------------------------
 
+def resume_record(config, keys: tuple[str, ...]) -> dict:
+    """The fields of `config` a finished folder, a checkpoint and a rerun must agree on, as they read back from JSON."""
+    return json.loads(json.dumps({key: getattr(config, key) for key in keys}))
+
+
 def read_checkpoint(path: Path, record: dict) -> dict | None:
     """The checkpoint at `path` (None if there is none); one made with other `record` values is refused, naming them."""
     if not path.is_file():
@@ -261,7 +266,6 @@ def fit(pipe, trainable: Trainable, run: Run, checkpoint: dict | None) -> Result
     """Train `trainable` on `run`'s images with the generator's denoising loss, from `checkpoint` (None: afresh)."""
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_scheduler
-
 
     device = pipe.unet.device
     fused = {"fused": True} if device.type == "cuda" else {}

@@ -95,8 +95,10 @@ def shared_stage(cell: Cell) -> tuple | None:
 
 
 def plan(cfg: ExperimentConfig) -> dict:
-    """What a grid will train: its cells, its stage-1 runs with and without reuse, and the images its training
-    steps process with and without reuse (for the datasets here or of known size, `estimate.KNOWN_SIZES`)."""
+    """What a grid will do: its cells, its stage-1 runs with and without reuse, the images its training steps
+    process with and without reuse (and, with reuse, per model), its sets and the images they generate, its token
+    and adapter trainings (for the datasets here or of known size, `estimate.KNOWN_SIZES`): the counts
+    `estimate.gpu_hours` prices."""
     cells = plan_cells(cfg)
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
@@ -111,14 +113,15 @@ def plan(cfg: ExperimentConfig) -> dict:
         else:
             missing.append(name)
     first = {id(group[0]) for group in groups.values()}
-    without = with_reuse = 0
+    without, by_model = 0, {}
     for cell in cells:
         if cell.dataset not in bundles:
             continue
         for stage, cost in stage_costs(cfg, cell, bundles[cell.dataset]):
             without += cost
             reused = stage == "synthetic" and shared_stage(cell) is not None and id(cell) not in first
-            with_reuse += 0 if reused else cost
+            if not reused:
+                by_model[cell.model] = by_model.get(cell.model, 0) + cost
     from synthbridge.experiments.methods import METHODS
     from synthbridge.experiments.runner import sets_needed
 
@@ -126,9 +129,14 @@ def plan(cfg: ExperimentConfig) -> dict:
     learned = [n for n in needs if METHODS.get(n.method).learns_from_real]
     adaptations = {(n.dataset, kind, getattr(METHODS.get(n.method), kind), n.shots, n.seed)
                    for n in learned for kind in ("inversion", "lora") if getattr(METHODS.get(n.method), kind)}
+    counted = [a for a in adaptations if a[0] in bundles]
     return {"cells": len(cells), "sets": len(needs), "sets_learned_from_real": len(learned),
             "adaptations": len(adaptations), "stage1_runs_without_reuse": sum(len(g) for g in groups.values()),
-            "stage1_runs_with_reuse": len(groups), "images_without_reuse": without, "images_with_reuse": with_reuse,
+            "stage1_runs_with_reuse": len(groups), "images_without_reuse": without,
+            "images_with_reuse": sum(by_model.values()), "images_by_model": by_model,
+            "set_images": sum(n.per_class * bundles[n.dataset].num_classes for n in needs if n.dataset in bundles),
+            "token_runs": sum(1 for a in counted if a[1] == "inversion"),
+            "adapter_runs": sum(bundles[a[0]].num_classes if a[2] == "class" else 1 for a in counted if a[1] == "lora"),
             "datasets_not_found": missing}
 
 

@@ -143,71 +143,58 @@ def _train_rate(rates: Rates, model: str, input_size: int) -> tuple[float | None
     return rates.train_images_per_second[base] * scale, f"{base}'s, scaled by FLOPs"
 
 
-def gpu_hours(cfg, rates: Rates) -> dict:
-    """GPU-hours per phase of the grid `cfg` at `rates` (and the counts and rates they are made of)."""
+def learning_steps(cfg) -> dict[str, tuple[int, int]]:
+    """{"inversion": (steps, batch), "lora": (steps, batch)} a grid's tokens and adapters train with: its own
+    `inversion` / `lora` settings, else the profile its generator's size picks."""
     from synthbridge.adaptation.config import PROFILES as LORA_PROFILES
-    from synthbridge.experiments.cells import plan_cells, shared_stage, stage_costs
-    from synthbridge.experiments.methods import METHODS
-    from synthbridge.experiments.runner import sets_needed
     from synthbridge.inversion.config import PROFILES as INVERT_PROFILES
-    from synthbridge.models import input_size as model_input_size
     from synthbridge.profiles import choose_profile
 
-    cells = plan_cells(cfg)
-    bundles = {name: planning_bundle(name, cfg.data_root) for name in dict.fromkeys(c.dataset for c in cells)}
-    missing = sorted(name for name, bundle in bundles.items() if bundle is None)
-    native = generator_size(cfg.generator)
+    profile = choose_profile(None, generator_size(cfg.generator))
+    return {kind: (settings.get("steps") or defaults[profile]["steps"],
+                   settings.get("batch_size") or defaults[profile]["batch_size"])
+            for kind, settings, defaults in (("inversion", cfg.inversion, INVERT_PROFILES),
+                                             ("lora", cfg.lora, LORA_PROFILES))}
+
+
+def gpu_hours(cfg, rates: Rates, counts: dict | None = None) -> dict:
+    """GPU-hours per phase of the grid `cfg` at `rates` (and the counts and rates they are made of). `counts`: the
+    grid's `cells.plan` when the caller has it (counted once)."""
+    from synthbridge.experiments.cells import plan
+    from synthbridge.models import input_size as model_input_size
+
+    counts = counts or plan(cfg)
     phases: dict[str, dict] = {}
 
     # generation: every set's images (the largest volume of its method), scaled to the grid's sampling steps
-    needs = [need for need in sets_needed(cells, cells) if bundles.get(need.dataset) is not None]
-    images = sum(need.per_class * bundles[need.dataset].num_classes for need in needs)
     steps = cfg.generation.get("steps") or 50
     rate = rates.generate_images_per_second and rates.generate_images_per_second * rates.sampling_steps / steps
-    phases["generation"] = _phase(images, "images", rate, f"at {steps} sampling steps")
+    phases["generation"] = _phase(counts["set_images"], "images", rate, f"at {steps} sampling steps")
 
     # tokens and adapters: one run per (dataset, subset) and kind; per-class adapters one run per class
-    profile = choose_profile(None, native)
-    invert_steps = cfg.inversion.get("steps") or INVERT_PROFILES[profile]["steps"]
-    invert_batch = cfg.inversion.get("batch_size") or INVERT_PROFILES[profile]["batch_size"]
-    lora_steps = cfg.lora.get("steps") or LORA_PROFILES[profile]["steps"]
-    lora_batch = cfg.lora.get("batch_size") or LORA_PROFILES[profile]["batch_size"]
-    learned = {(n.dataset, n.shots, n.seed, kind, getattr(METHODS.get(n.method), kind)) for n in needs
-               for kind in ("inversion", "lora") if getattr(METHODS.get(n.method), kind)}
-    invert_runs = sum(1 for key in learned if key[3] == "inversion")
-    lora_runs = sum(bundles[key[0]].num_classes if key[4] == "class" else 1 for key in learned if key[3] == "lora")
+    learning = learning_steps(cfg)
+    (invert_steps, invert_batch), (lora_steps, lora_batch) = learning["inversion"], learning["lora"]
     batch = rates.finetune_batch  # a bigger batch slows a step in proportion; a smaller one is not counted faster
     invert_rate = rates.invert_steps_per_second and rates.invert_steps_per_second * min(1.0, batch / invert_batch)
     lora_rate = rates.lora_steps_per_second and rates.lora_steps_per_second * min(1.0, batch / lora_batch)
+    invert_runs, lora_runs = counts["token_runs"], counts["adapter_runs"]
     phases["inversion"] = _phase(invert_runs * invert_steps, "steps", invert_rate,
                                  f"{invert_runs} token runs x {invert_steps:,} steps of batch {invert_batch}")
     phases["lora"] = _phase(lora_runs * lora_steps, "steps", lora_rate,
                             f"{lora_runs} adapters x {lora_steps:,} steps of batch {lora_batch}")
 
     # training: each model's images through forward and backward (stage-1 reuse counted), at its rate
-    first, by_model = set(), {}
-    for cell in cells:
-        if bundles.get(cell.dataset) is None:
-            continue
-        key = shared_stage(cell)
-        for stage, cost in stage_costs(cfg, cell, bundles[cell.dataset]):
-            if stage == "synthetic" and key is not None:
-                if key in first:
-                    continue
-                first.add(key)
-            by_model[cell.model] = by_model.get(cell.model, 0) + cost
     train_hours, train_parts = 0.0, {}
-    for model, count in by_model.items():
+    for model, count in counts["images_by_model"].items():
         size = (cfg.train.get("input_size") or model_input_size(model) or 224)
         model_rate, how = _train_rate(rates, model, size)
         part = _phase(count, "images", model_rate, how)
         train_parts[model] = part
         train_hours = None if part["hours"] is None or train_hours is None else train_hours + part["hours"]
-    phases["training"] = {"images": sum(by_model.values()), "hours": train_hours, "models": train_parts}
+    phases["training"] = {"images": counts["images_with_reuse"], "hours": train_hours, "models": train_parts}
     total = [phase["hours"] for phase in phases.values()]
-    return {"machine": rates.machine, "date": rates.date, "phases": phases, "datasets_not_counted": missing,
-            "native_size": native,
-            "total_hours": None if None in total else sum(total)}
+    return {"machine": rates.machine, "date": rates.date, "phases": phases,
+            "datasets_not_counted": counts["datasets_not_found"], "total_hours": None if None in total else sum(total)}
 
 
 def _phase(count: int, unit: str, rate: float | None, note: str) -> dict:

@@ -48,21 +48,17 @@ def set_cost(cfg: ExperimentConfig, need) -> float:
     """A set's estimated cost in generated images: its images (image-to-image ones at their strength: the part of
     the denoising they run), plus what its method learns first, each step at INVERT_STEP_COST / LORA_STEP_COST
     (class-wise adapters: one per class), with the grid's steps or its profile's."""
-    from synthbridge.adaptation.config import PROFILES as LORA_PROFILES
-    from synthbridge.experiments.estimate import generator_size, planning_bundle
-    from synthbridge.inversion.config import PROFILES as INVERT_PROFILES
-    from synthbridge.profiles import choose_profile
+    from synthbridge.experiments.estimate import learning_steps, planning_bundle
 
     bundle = planning_bundle(need.dataset, cfg.data_root)
     classes = bundle.num_classes if bundle is not None else 1
-    profile = choose_profile(None, generator_size(cfg.generator))
+    learning = learning_steps(cfg)
     method = METHODS.get(need.method)
     cost = need.per_class * classes * (cfg.img2img.get("strength", 0.5) if method.img2img else 1.0)
     if method.inversion:  # a dataset token is shared by the dsi and img2img_dsi sets of a subset: counted in each
-        cost += INVERT_STEP_COST * (cfg.inversion.get("steps") or INVERT_PROFILES[profile]["steps"])
+        cost += INVERT_STEP_COST * learning["inversion"][0]
     if method.lora:
-        steps = cfg.lora.get("steps") or LORA_PROFILES[profile]["steps"]
-        cost += LORA_STEP_COST * steps * (classes if method.lora == "class" else 1)
+        cost += LORA_STEP_COST * learning["lora"][0] * (classes if method.lora == "class" else 1)
     return cost
 
 

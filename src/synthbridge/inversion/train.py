@@ -54,6 +54,7 @@ from synthbridge.diffusion.finetune import (
     mismatch,
     prepare_folder,
     read_checkpoint,
+    resume_record,
     window_mean,
 )
 from synthbridge.diffusion.pipeline import device_of
@@ -128,7 +129,8 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
     caps = norm_caps([encoder for _, encoder in encoders], config.max_norm)
     if resume and (out / STYLE_INFO).is_file():
         return _finished_run(out, config)
-    checkpoint = read_checkpoint(out / CHECKPOINT, _resume_config(config)) if resume else None
+    record = resume_record(config, RESUME_KEYS)  # what a checkpoint, a finished folder and a rerun must match
+    checkpoint = read_checkpoint(out / CHECKPOINT, record) if resume else None
 
     # 4. the new token(s), added to each tokenizer with new embedding rows: one initialised from the initializer
     #    word, or (per class) one per class initialised from its class name; each class's prompt ids
@@ -172,7 +174,7 @@ def invert(config: InvertConfig, *, resume: bool = False, overwrite: bool = Fals
                           warmup_steps=config.lr_warmup_steps, project=project, load=load,
                           state=lambda: {key: v.detach().cpu().clone() for key, v in zip(CHECKPOINT_VECTORS, vectors)})
     run = Run(images=images, input_ids=input_ids, batch_size=config.batch_size, resolution=config.resolution,
-              steps=config.steps, seed=config.seed, stream=("invert",), out=out, record=_resume_config(config),
+              steps=config.steps, seed=config.seed, stream=("invert",), out=out, record=record,
               checkpoint_every=config.checkpoint_every, label="invert", show_progress=config.show_progress,
               gradient_checkpointing=config.gradient_checkpointing, deterministic=config.deterministic)
     try:
@@ -375,15 +377,11 @@ def _inject(token_ids: list[int], vectors: torch.Tensor):
 
 # --- the style folder: refuse, replace or continue what is there --------------------------------------------
 
-def _resume_config(config: InvertConfig) -> dict:
-    return {key: getattr(config, key) for key in RESUME_KEYS}
-
-
 def _finished_run(out: Path, config: InvertConfig) -> dict:
     """--resume on a finished folder: nothing to do if it was made with the same parameters."""
     summary = read_json(out / STYLE_INFO)
     check_format(summary, out, "a style folder")
-    mismatch(summary.get("config", {}), _resume_config(config), out)
+    mismatch(summary.get("config", {}), resume_record(config, RESUME_KEYS), out)
     if missing := [file for file in style_files(out) if not file.is_file()]:
         raise UserError(f"{str(out)!r} has {STYLE_INFO} but no {missing[0].relative_to(out).as_posix()}; pass "
                         f"--overwrite to learn it again")
