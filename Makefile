@@ -15,14 +15,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The suite in one pytest process per core (pytest-xdist; at most 4: most slow tests start processes of their own)
+PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses 4
+
 test: install
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 # The edit loop: everything but the tests marked slow (subprocesses, browsers, compilers); CI runs `make test`.
 test-fast: install
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # The embedded generator ships with the package; a checkout without it builds it first (about 33 min on 2 cores).
 GENERATOR := src/synthbridge/embedded/assets/generator/model_index.json
