@@ -60,17 +60,6 @@ def test_concurrent_writers_store_each_cell_once_without_locks(tmp_path):
     assert len((exp / RESULTS).read_text().splitlines()) == 41  # the next rewrite holds everything
 
 
-def test_a_folder_with_only_results_jsonl_is_read_and_kept(tmp_path):
-    old = [{"cell": "a", "metrics": {"top1": 0.5}}, {"cell": "b", "metrics": {"top1": 0.6}}]
-    (tmp_path / RESULTS).write_text("".join(json.dumps(r) + "\n" for r in old))
-    assert read_results(tmp_path) == old
-    assert append_result(tmp_path, {"cell": "a", "metrics": {"top1": 0.9}}) is False  # stored before: not again
-    assert append_result(tmp_path, {"cell": "c", "metrics": {"top1": 0.7}}) is True
-    assert [r["cell"] for r in read_results(tmp_path)] == ["a", "b", "c"]
-    assert read_results(tmp_path)[0]["metrics"]["top1"] == 0.5
-    assert [json.loads(line)["cell"] for line in (tmp_path / RESULTS).read_text().splitlines()] == ["a", "b", "c"]
-
-
 @pytest.mark.slow
 def test_made_once_keeps_the_first_copy_and_discards_the_late_one(tmp_path):
     final = tmp_path / "set"

@@ -1,5 +1,6 @@
-"""Hand-made results stores for the reporting tests: experiment.json, results.jsonl (one line per cell, as
-experiments.store writes it), and the records the sets leave (generation.json, invert.json, analysis/)."""
+"""Hand-made results stores for the reporting tests: experiment.json, the cells' records (stored by
+experiments.store.append_result, as a grid stores them),
+and the records the sets leave (generation.json, invert.json, analysis/)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ CLASSES = [str(d) for d in range(10)]
 def record(arm: str, seed: int, top1: float, volume: int | None = None, shots: int = 2, dataset: str = "mnist5k",
            model: str = "mini_resnet", steps: int | None = None, per_class: dict | None = None,
            seconds: float = 2.5) -> dict:
-    """One results.jsonl line."""
+    """One cell's record."""
     key = {"dataset": dataset, "model": model, "arm": arm, "shots": shots, "seed": seed, "volume": volume,
            "synthetic_steps": steps}
     metrics = {"top1": top1, "num_test": 100, "per_class": per_class if per_class is not None else {c: top1 for c in CLASSES},
@@ -43,8 +44,16 @@ def write_store(root: Path, records: list[dict], volumes: list[int], arms: list[
               "seeds": seeds or sorted({r["key"]["seed"] for r in records}), "grids": []}
     (root / "experiment.json").write_text(json.dumps({"format": FORMAT, "config": config,
                                                       "environment": {"device": "cpu"}}))
-    (root / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    store_records(root, records)
     return root
+
+
+def store_records(root: Path, records: list[dict]) -> None:
+    """The records in the experiment folder's store, in order, as the runner stores finished cells."""
+    from synthbridge.experiments.store import append_result
+
+    for position, stored in enumerate(records):  # finished in this order (the store sorts by finished_at)
+        assert append_result(root, {"finished_at": f"2026-01-01T00:00:{position:06d}", **stored}), stored["cell"]
 
 
 def wobble(seed: int, index: int) -> float:

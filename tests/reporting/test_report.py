@@ -1,4 +1,4 @@
-"""build_report on hand-made experiment folders (results.jsonl as the store writes it; no model runs), the
+"""build_report on hand-made experiment folders (cells stored as the runner stores them; no model runs), the
 findings, the HTML page and the sample grids."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from stores import cell_set
+from stores import cell_set, store_records
 
 from helpers import write_synthetic_folder
 from synthbridge.errors import UserError
@@ -57,7 +57,7 @@ def write_experiment(root: Path, classes: list[str] | None = None, name: str = "
                 records.append(_record("bridged", shots, seed, real + gain + BRIDGED_NOISE[seed], volume=volume,
                                        leep={"pretrained": -1.5, "after_synthetic": -1.0 - seed / 10}))
             records.append(_record("bridged", shots, seed, real + 2.0, volume=4, steps=5))
-    (root / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    store_records(root, records)
     for index, folder in enumerate(sets):
         write_synthetic_folder(root / "synthetic" / folder, classes, per_class=3, size=8, seed=index)
     return root
@@ -122,7 +122,8 @@ def test_report_errors_name_the_folder(tmp_path):
     with pytest.raises(UserError, match="not an experiment folder"):
         build_report(tmp_path)
     exp = write_experiment(tmp_path / "exp")
-    (exp / "results.jsonl").write_text("")
+    for stored in (exp / "results").iterdir():  # an experiment whose cells have not finished
+        stored.unlink()
     with pytest.raises(UserError, match="no finished cells yet"):
         build_report(exp)
 

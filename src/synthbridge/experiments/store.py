@@ -7,8 +7,7 @@ A cell's record is written to a temporary file of its own and hard-linked to its
 exists (atomic on local filesystems and NFS alike): the first writer of a cell wins, a second discards its copy.
 The files are the store; results.jsonl is rewritten from them (to a temporary file, then renamed) after each
 record, so it may lag a record written at the same moment by another node, never lose one: the next rewrite, or
-`read_results`, has it. A folder made before the per-cell files (results.jsonl only) is read as it is; its lines
-stay in the rewritten view.
+`read_results`, has it. results.jsonl is never read back: a line without its cell's file is no record.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from synthbridge.io import check_format, read_json, read_jsonl, write_text
+from synthbridge.io import check_format, read_json, write_text
 
 RESULTS = "results.jsonl"
 RESULTS_DIR = "results"
@@ -42,18 +41,8 @@ def _cell_files(exp_dir: Path) -> list[dict]:
 
 
 def read_results(exp_dir: str | Path) -> list[dict]:
-    """Every stored record, one per cell: the per-cell files, then the lines of results.jsonl they lack (a folder
-    made before per-cell files), in the order the cells finished."""
-    exp_dir = Path(exp_dir)
-    records = _cell_files(exp_dir)
-    seen = {record.get("cell") for record in records}
-    legacy = []
-    if (exp_dir / RESULTS).exists():
-        for record in read_jsonl(exp_dir / RESULTS):
-            if record.get("cell") not in seen:
-                seen.add(record.get("cell"))
-                legacy.append(record)
-    return legacy + records
+    """Every stored record, one per cell (its file in results/), in the order the cells finished."""
+    return _cell_files(Path(exp_dir))
 
 
 def read_experiment(exp_dir: str | Path) -> tuple[dict, list[dict]]:
