@@ -74,6 +74,34 @@ def test_each_image_starts_from_a_real_image_of_its_class_and_records_it(make_co
     assert all("source" not in r for r in manifest(plain.out))  # a text-to-image line is as it was
 
 
+def test_several_strengths_each_image_draws_one_and_is_the_image_of_that_strength(make_config, digits, capsys):
+    """DA-Fusion's strengths: each image draws one of the set by its seed and records it; it is the very image a
+    one-strength set makes at that strength (a batch is drawn at one strength), and regenerates alone."""
+    common = dict(init_images="real", shots=2, per_class=6, steps=4)
+    mixed = make_config(out="mixed", strength=(0.25, 1.0), **common)
+    summary = generate(mixed, bundle=digits)
+    assert summary["set"]["strength"] == [0.25, 1.0]
+    lines = {(line["class"], line["index"]): line for line in manifest(mixed.out)}
+    assert len(lines) == 18 and {line["strength"] for line in lines.values()} == {0.25, 1.0}
+    for strength in (0.25, 1.0):
+        alone = make_config(out=f"alone-{strength}", strength=strength, **common)
+        generate(alone, bundle=digits)
+        for line in manifest(alone.out):
+            if lines[(line["class"], line["index"])]["strength"] == strength:
+                assert line["source"] == lines[(line["class"], line["index"])]["source"]
+                assert (Path(mixed.out) / line["path"]).read_bytes() == (Path(alone.out) / line["path"]).read_bytes()
+    line = next(line for line in lines.values() if line["strength"] == 0.25)
+    again = regenerate_image(mixed.out, line["class"], line["index"], bundle=digits)
+    assert np.array_equal(np.asarray(again.convert("RGB")).astype(int), pixels(Path(mixed.out) / line["path"]))
+    # the same command line: the set is complete; another set of strengths is another set
+    args = ["--dataset", "digits", "--generator", mixed.generator, "--per-class", "6", "--out", mixed.out,
+            "--classes", *mixed.classes, "--steps", "4", "--batch-size", "4", "--init-images", "real", "--shots", "2"]
+    assert cli(capsys, *args, "--strength", "0.25,1")[0] == 0
+    assert manifest(mixed.out) == list(lines.values())
+    code, _, err = cli(capsys, *args, "--strength", "0.25,0.5")
+    assert code == 2 and "strength" in err, err
+
+
 def test_the_shots_are_the_subset_train_uses_and_cycle_over_the_index(make_config, digits):
     config = make_config(init_images="real", shots=2, shots_seed=3, per_class=3)
     summary = generate(config, bundle=digits)
@@ -315,7 +343,8 @@ def test_all_three_together_through_the_command_line(tiny_sd_path, tmp_path, cla
 # --- bad input: one line, exit code 2 ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("case", ["strength 0", "strength above 1", "strength without init", "shots without init",
-                                  "shots seed without init", "init images noise", "class without real images",
+                                  "shots seed without init", "init images noise", "one of several strengths above 1",
+                                  "strength not a number", "class without real images",
                                   "more shots than a class has", "no denoising step", "missing class adapter",
                                   "missing class token"])
 def test_bad_input_is_one_line_and_exit_code_2(case, tiny_sd_path, tmp_path, capsys, class_adapters, digits,
@@ -337,6 +366,10 @@ def test_bad_input_is_one_line_and_exit_code_2(case, tiny_sd_path, tmp_path, cap
         "strength 0": (["--init-images", "real", "--strength", "0"], "--strength must be a number in (0, 1]"),
         "strength above 1": (["--init-images", "real", "--strength", "1.5"], "--strength must be a number in (0, 1]"),
         "strength without init": (["--strength", "0.5"], "--strength without --init-images"),
+        "one of several strengths above 1": (["--init-images", "real", "--strength", "0.5,2"],
+                                             "--strength must be a number in (0, 1]"),
+        "strength not a number": (["--init-images", "real", "--strength", "0.5,half"],
+                                  "expected a number or numbers separated by commas"),
         "shots without init": (["--shots", "2"], "--shots without --init-images"),
         "shots seed without init": (["--shots-seed", "1"], "--shots-seed without --init-images"),
         "init images noise": (["--init-images", "noise"], "--init-images takes 'real'"),

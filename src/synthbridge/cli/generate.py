@@ -3,6 +3,7 @@
     synthbridge generate --dataset mnist5k --generator mini --per-class 100 --out S/
     synthbridge generate ... --shard 0/4          # one of four independent jobs into the same S/
     synthbridge generate ... --init-images real --strength 0.5 --shots 10   # image-to-image from the real images
+    synthbridge generate ... --init-images real --strength 0.25,0.5,0.75,1  # a strength per image (DA-Fusion)
     accelerate launch -m synthbridge generate ... # the same split over the launched processes
 """
 
@@ -21,6 +22,15 @@ def _shard(text: str) -> tuple[int, int]:
         return parse_shard(text)
     except UserError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--shard ")) from None
+
+
+def _strengths(text: str) -> float | tuple[float, ...]:
+    """'0.5' -> 0.5; '0.25,0.5,0.75,1' -> (0.25, 0.5, 0.75, 1.0) (checked in GenerateConfig.check)."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or numbers separated by commas, got {text!r}") from None
+    return values[0] if len(values) == 1 else values
 
 
 def generate(parser: argparse.ArgumentParser):
@@ -55,8 +65,9 @@ def generate(parser: argparse.ArgumentParser):
     start.add_argument("--init-images", metavar="real",
                        help="real: image i of a class starts from its (i mod K)-th real training image, noised to "
                             "--strength and denoised with the prompt")
-    start.add_argument("--strength", type=float, metavar="S",
-                       help="how far the real image is noised, in (0, 1] (default 0.5; 1 is pure noise)")
+    start.add_argument("--strength", type=_strengths, metavar="S[,S...]",
+                       help="how far the real image is noised, in (0, 1] (default 0.5; 1 is pure noise); several "
+                            "(DA-Fusion: 0.25,0.5,0.75,1): each image draws one by its seed, recorded in its line")
     start.add_argument("--shots", type=positive_int, metavar="K",
                        help="start from the K-shot subset `synthbridge train --shots K --seed --shots-seed` trains on "
                             "(default: the whole train split)")

@@ -1,7 +1,8 @@
 """What an image is drawn with besides its prompt and seed, when generation is adapted to the real data.
 
     RealStarts   --init-images real: the real training image each (class, index) starts from (Real Guidance,
-                 DA-Fusion: image-to-image at --strength), from the whole train split or its K-shot subset
+                 DA-Fusion: image-to-image at --strength, or at a strength each image draws from a set), from the
+                 whole train split or its K-shot subset
     Adapters     --lora: one adapter for the set, or one per class (DataDream), activated batch by batch
     per_class_style  --style of an `invert --per-class` folder: one learned token per class (DA-Fusion)
 
@@ -23,6 +24,7 @@ from synthbridge.data import DatasetBundle, ImageSet, few_shot
 from synthbridge.data.base import ConcatImages, FileImages, SubsetImages
 from synthbridge.errors import UserError
 from synthbridge.io import read_json, safe_name
+from synthbridge.seeding import derive_seed
 
 SET_ADAPTER = "synthbridge"  # the adapter name of a dataset-wise --lora
 
@@ -36,9 +38,12 @@ class RealStarts:
 
     train: ImageSet  # the dataset's whole train split (`bundle.train`): what the manifest's indices refer to
     members: dict[str, list[int]]  # class name -> its real images, as indices into `train`
+    strengths: tuple[float, ...] = (0.5,)  # how far each start is noised: one value, or a set each image draws from
+    seed: int = 0  # the set's seed: with several strengths, image (c, i) takes strengths[derive_seed(...) mod n]
 
     @classmethod
-    def build(cls, bundle: DatasetBundle, classes: Sequence[str], shots: int | None, shots_seed: int) -> RealStarts:
+    def build(cls, bundle: DatasetBundle, classes: Sequence[str], shots: int | None, shots_seed: int,
+              strengths: Sequence[float] = (0.5,), seed: int = 0) -> RealStarts:
         """From the K-shot subset `synthbridge train --shots K --seed shots_seed` trains on (`data.few_shot`), or the
         whole train split; a class without real images is a UserError."""
         if shots is None:
@@ -54,11 +59,18 @@ class RealStarts:
         if empty := [name for name, found in members.items() if not found]:
             raise UserError(f"class {empty[0]!r} has no real training images to start image-to-image from; leave it "
                             f"out with --classes, or drop --init-images")
-        return cls(bundle.train, {name: sorted(found) for name, found in members.items()})
+        return cls(bundle.train, {name: sorted(found) for name, found in members.items()}, tuple(strengths), seed)
 
     def source(self, class_name: str, index: int) -> int:
         found = self.members[class_name]
         return found[index % len(found)]
+
+    def strength(self, class_name: str, index: int) -> float:
+        """Image (class, index)'s strength: the one given, or one of the set drawn by the image's own seed (DA-Fusion
+        draws a strength per image), so retries, resumes and shards keep it."""
+        if len(self.strengths) == 1:
+            return self.strengths[0]
+        return self.strengths[derive_seed(self.seed, "strength", class_name, index) % len(self.strengths)]
 
     def image(self, train_index: int, width: int, height: int) -> Image.Image:
         """The real image, RGB, resized to the generation size (PIL LANCZOS; the aspect is not kept, as DA-Fusion)."""

@@ -56,7 +56,7 @@ class SetIdentity:
     lora_sha256: str | None = None
     lora_scale: float | None = None
     init_images: str | None = None
-    strength: float | None = None
+    strength: float | list | None = None  # one strength, or the set each image draws its own from (DA-Fusion)
     shots: int | None = None
     shots_seed: int | None = None
 
@@ -64,13 +64,14 @@ class SetIdentity:
         """generation.json's "set" (as it reads back from JSON: lists, not tuples)."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
-    def line_fields(self, class_name: str, index: int, image_to_image: bool) -> dict:
-        """What a manifest line repeats of the set for its image (its template, its class's token)."""
+    def line_fields(self, class_name: str, index: int, strength: float | None = None) -> dict:
+        """What a manifest line repeats of the set for its image (its template, its class's token; image-to-image:
+        the image's own strength)."""
         token = self.style_token[class_name] if isinstance(self.style_token, dict) else self.style_token
         fields = {key: getattr(self, key) for key in LINE_KEYS}
         fields.update(template=self.templates[index % len(self.templates)], style_token=token)
-        if image_to_image:
-            fields.update(init_images=self.init_images, strength=self.strength)
+        if strength is not None:
+            fields.update(init_images=self.init_images, strength=strength)
         return fields
 
 
@@ -106,7 +107,8 @@ class GenerateConfig:
     lora_scale: float = 1.0  # the adapter's weight (0: the plain generator)
     # --- image-to-image (Real Guidance, DA-Fusion): start from a real image noised to `strength`, not from noise
     init_images: str | None = None  # "real": image i of class c starts from the (i mod K_c)-th real image of c
-    strength: float = 0.5  # how far the real image is noised before denoising: 0 keeps it, 1 is pure noise
+    strength: float | tuple[float, ...] = 0.5  # how far the real image is noised before denoising: 0 keeps it, 1 is
+    # pure noise; several values (DA-Fusion's 0.25, 0.5, 0.75, 1.0): each image draws one by its seed (`strengths`)
     shots: int | None = None  # start from the K-shot subset `synthbridge train --shots K --seed shots_seed` uses;
     # None: the whole train split
     shots_seed: int = 0  # the seed that picks the K shots (data.few_shot)
@@ -207,13 +209,19 @@ class GenerateConfig:
         if self.init_images not in INIT_IMAGES:
             raise UserError(f"--init-images takes {', '.join(map(repr, INIT_IMAGES))} (the dataset's training images), "
                             f"got {self.init_images!r}")
-        if isinstance(self.strength, bool) or not (isinstance(self.strength, (int, float)) and 0 < self.strength <= 1):
-            raise UserError(f"--strength must be a number in (0, 1] (0 would keep the real image, 1 is pure noise), "
-                            f"got {self.strength!r}")
+        values = self.strength if isinstance(self.strength, tuple) else (self.strength,)
+        if not values or any(isinstance(v, bool) or not (isinstance(v, (int, float)) and 0 < v <= 1) for v in values):
+            raise UserError(f"--strength must be a number in (0, 1] (0 would keep the real image, 1 is pure noise), or "
+                            f"several separated by commas, got {self.strength!r}")
         if self.shots is not None and (not isinstance(self.shots, int) or isinstance(self.shots, bool) or self.shots < 1):
             raise UserError(f"--shots must be a whole number > 0, got {self.shots!r}")
         if not isinstance(self.shots_seed, int) or isinstance(self.shots_seed, bool) or self.shots_seed < 0:
             raise UserError(f"--shots-seed must be a whole number >= 0, got {self.shots_seed!r}")
+
+    @property
+    def strengths(self) -> tuple[float, ...]:
+        """The image-to-image strengths images draw from (one value: every image's)."""
+        return tuple(float(v) for v in self.strength) if isinstance(self.strength, tuple) else (float(self.strength),)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -223,7 +231,7 @@ class GenerateConfig:
         """Build from a plain dict (YAML, an experiment grid); unknown keys are errors that list the valid ones."""
         reject_unknown_keys(data, cls, "generate config")
         data = dict(data)
-        for key in ("classes", "templates"):
+        for key in ("classes", "templates", "strength"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         if isinstance(data.get("shard"), (list, str)):

@@ -137,7 +137,8 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         bundle = load_dataset(config.dataset, data_root=config.data_root, download=config.download)
     classes, phrases = select_classes(bundle, config.classes)
     adapters = Adapters.read(config.lora, classes, config.lora_scale) if config.lora else None
-    starts = RealStarts.build(bundle, classes, config.shots, config.shots_seed) if config.init_images else None
+    starts = RealStarts.build(bundle, classes, config.shots, config.shots_seed, config.strengths,
+                              config.seed) if config.init_images else None
     if class_style is not None:
         if lacking := [name for name in classes if name not in class_style.tokens]:
             raise UserError(f"style folder {config.style!r} has no token for class {lacking[0]!r}; invert it with "
@@ -279,7 +280,7 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
     """
     made = given_up = retried = 0
     per_class = adapters is not None and adapters.per_class is not None
-    queues = _class_queues(todo) if per_class else [deque(_Attempt(item) for item in todo)]
+    queues = _queues(todo, per_class, starts)
     writer = store.ImageWriter(part, config.image_format, config.quality, config.save_size, limit=2 * config.batch_size)
     with progress(total=len(todo), unit="img", desc="generate", enabled=show_progress, dynamic_ncols=True) as bar, \
             writer:
@@ -291,7 +292,8 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
                 seeds = [image_seed(config.seed, a.item.class_name, a.item.index, a.attempt) for a in batch]
                 prompts = [prompt(a.item) for a in batch]
                 sources = [starts.source(a.item.class_name, a.item.index) for a in batch] if starts else None
-                images, nsfw = _draw(pipe, config, prompts, seeds, starts, sources)
+                strength = starts.strength(batch[0].item.class_name, batch[0].item.index) if starts else None
+                images, nsfw = _draw(pipe, config, prompts, seeds, starts, sources, strength)
                 reasons: list[str | None] = ["nsfw" if flag else "blank" if is_blank(image, config.blank_threshold)
                                              else None for image, flag in zip(images, nsfw)]
                 scores: list[float | None] = [None] * len(batch)
@@ -303,7 +305,7 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
                             reasons[i] = "filter"
                 for k, (attempt, image, seed, reason) in enumerate(zip(batch, images, seeds, reasons)):
                     record = _manifest_line(config, identity, attempt, seed, prompts[k], scores[k],
-                                            starts.describe(sources[k]) if starts else None)
+                                            starts.describe(sources[k]) if starts else None, strength)
                     if reason is None:  # written while the next batch is drawn; listed once complete and in place
                         writer.put(image, out / attempt.item.path, record)
                         made += 1
@@ -326,21 +328,26 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
 
 
 def _draw(pipe, config: GenerateConfig, prompts: list[str], seeds: list[int], starts: RealStarts | None,
-          sources: list[int] | None):
-    """One padded pipeline call (`render`): from noise, or from the real images `sources` at --strength."""
+          sources: list[int] | None, strength: float | None):
+    """One padded pipeline call (`render`): from noise, or from the real images `sources` at `strength`."""
     init_images = [starts.image(i, config.width, config.height) for i in sources] if starts else None
     return render(pipe, prompts, seeds, negative_prompt=config.negative_prompt, steps=config.steps,
                   guidance_scale=config.guidance_scale, height=config.height, width=config.width,
-                  batch_size=config.batch_size, init_images=init_images,
-                  strength=config.strength if starts else None)
+                  batch_size=config.batch_size, init_images=init_images, strength=strength)
 
 
-def _class_queues(todo: list[store.WorkItem]) -> list[deque]:
-    """One queue per class, in the set's class order, each in the order of `todo`."""
-    queues: dict[int, deque] = {}
+def _queues(todo: list[store.WorkItem], per_class: bool, starts: RealStarts | None) -> list[deque]:
+    """The work in queues that each fill batches one pipeline call can draw: one queue, or one per class (per-class
+    adapters: a batch is drawn with its class's adapter) and per strength (a call noises its starts to one strength),
+    in the set's class order and the strengths' order, each in the order of `todo`."""
+    def key(item: store.WorkItem) -> tuple:
+        strength = starts.strength(item.class_name, item.index) if starts else 0.0
+        return (item.class_position if per_class else 0, strength)
+
+    queues: dict[tuple, deque] = {}
     for item in todo:
-        queues.setdefault(item.class_position, deque()).append(_Attempt(item))
-    return [queues[position] for position in sorted(queues)]
+        queues.setdefault(key(item), deque()).append(_Attempt(item))
+    return [queues[k] for k in sorted(queues)]
 
 
 def select_classes(bundle: DatasetBundle, wanted) -> tuple[list[str], list[str]]:
@@ -372,8 +379,8 @@ def resolve(config: GenerateConfig, info: GeneratorInfo) -> GenerateConfig:
         if value % 8 or value % info.vae_scale_factor:
             raise UserError(f"--{name} must be a multiple of 8 and of the VAE's factor {info.vae_scale_factor}, got {value}")
     resolved.check()
-    if resolved.init_images and int(resolved.steps * resolved.strength) < 1:  # diffusers runs int(steps x strength)
-        raise UserError(f"--strength {resolved.strength} of --steps {resolved.steps} leaves no denoising step "
+    if resolved.init_images and int(resolved.steps * min(resolved.strengths)) < 1:  # diffusers: int(steps x strength)
+        raise UserError(f"--strength {min(resolved.strengths)} of --steps {resolved.steps} leaves no denoising step "
                         f"(image-to-image runs int(steps x strength)); raise --strength or --steps")
     check_scheduler(info, resolved.scheduler)
     return resolved
@@ -421,17 +428,17 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
     images, _ = render(pipe, [line["prompt"]], [line["seed"]], negative_prompt=params["negative_prompt"],
                        steps=params["steps"], guidance_scale=params["guidance_scale"], height=params["height"],
                        width=params["width"], batch_size=batch_size or line.get("batch_size"),
-                       init_images=init_images, strength=params.get("strength"))
+                       init_images=init_images, strength=line.get("strength"))
     return store.stored_image(images[0], params["save_size"])
 
 
 def _manifest_line(config: GenerateConfig, identity: SetIdentity, attempt: _Attempt, seed: int, prompt: str,
-                   score: float | None, source: dict | None) -> dict:
-    """An image's line: where it is, its seed and prompt, the set's fields that describe it (`line_fields`), the call
-    shape that reproduces it (`batch_size`), the seeds it replaced."""
+                   score: float | None, source: dict | None, strength: float | None) -> dict:
+    """An image's line: where it is, its seed and prompt, the set's fields that describe it (`line_fields`; an
+    image-to-image one: its own strength), the call shape that reproduces it (`batch_size`), the seeds it replaced."""
     item = attempt.item
     line = {"class": item.class_name, "path": item.path, "index": item.index, "status": "accepted", "prompt": prompt,
-            "seed": seed, **identity.line_fields(item.class_name, item.index, image_to_image=source is not None),
+            "seed": seed, **identity.line_fields(item.class_name, item.index, strength),
             "batch_size": config.batch_size,  # the call shape: with it, regenerate_image() gives the same bytes
             "regenerated_from_seeds": attempt.rejected_seeds, "rejected_reasons": attempt.rejected_reasons}
     if source is not None:  # image-to-image: the real image it started from, and how far it was noised
@@ -455,6 +462,7 @@ def set_identity(config: GenerateConfig, info: GeneratorInfo, classes: list[str]
         image_format=config.image_format, quality=None if config.image_format == "png" else config.quality,
         save_size=config.save_size, lora=str(adapters.folder) if adapters else None,
         lora_sha256=adapters.sha256 if adapters else None, lora_scale=config.lora_scale if adapters else None,
-        init_images=config.init_images, strength=config.strength if starts else None,
+        init_images=config.init_images,
+        strength=(starts.strengths[0] if len(starts.strengths) == 1 else list(starts.strengths)) if starts else None,
         shots=config.shots if starts else None,
         shots_seed=config.shots_seed if starts and config.shots is not None else None)
