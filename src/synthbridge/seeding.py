@@ -49,9 +49,10 @@ class StepBatches(torch.utils.data.Sampler):
     """
 
     def __init__(self, sizes: Sequence[int], per_batch: Sequence[int], seed: int, stage: str, start: int, total: int,
-                 rank: int = 0, replicas: int = 1):
+                 rank: int = 0, replicas: int = 1, swap=None):
         self.sizes, self.per_batch, self.seed, self.stage = list(sizes), list(per_batch), seed, stage
         self.start, self.total, self.rank, self.replicas = start, total, rank, replicas
+        self.swap = swap  # (seed, stage, step, global keys) -> keys: the `replace` strategies' replacement
         self._perms: dict[tuple[int, int], np.ndarray] = {}  # the few epochs' orders in use, per source
 
     def _perm(self, source: int, epoch: int) -> np.ndarray:
@@ -74,6 +75,8 @@ class StepBatches(torch.utils.data.Sampler):
                 indices[at] = self._perm(source, int(epoch))[positions[at] % size]
             seeds = derive_seeds((self.seed, self.stage, "sample", step, source), range(count))
             keys.extend(zip([source] * count, indices.tolist(), seeds))
+        if self.swap is not None:  # on the global batch, before it is split: the same on any number of processes
+            keys = self.swap(self.seed, self.stage, step, keys)
         return keys[self.rank::self.replicas]
 
     def __iter__(self):

@@ -111,7 +111,7 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | Path, *, cell_slice: tu
         arm = ARMS.get(cell.arm)
         synthetic_dir = sets.get(set_key(cell)) if arm.uses_synthetic else None
         record = train_cell(cfg, exp_dir, cell, synthetic_dir)  # 4.
-        if cfg.analysis and arm.strategy == "bridged":
+        if cfg.analysis and arm.training.bridges:
             record["leep"] = cell_leep(cfg, exp_dir, cell, synthetic_dir)  # 5. (from the stage weights still there)
         finish_cell(exp_dir, record)  # the weights `train.keep` does not keep go
         append_result(exp_dir, record)  # 6.

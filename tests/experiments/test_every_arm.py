@@ -19,7 +19,7 @@ TINY_TRAIN = {"real": {"steps": 2, "batch_size": 16, "warmup_steps": 1},
 def test_every_arm_runs_with_its_strategy_and_its_method(tmp_path):
     cfg = ExperimentConfig(name="every-arm", datasets=("digits",), models=("mini_resnet",), arms=tuple(ARMS.names()),
                            volumes=(2,), volume_arms=(), synthetic_steps=(), shots=(2,), seeds=(0,), generator="mini",
-                           analysis=False, train=TINY_TRAIN, generation={"steps": 2, "batch_size": 10},
+                           analysis=False, train=TINY_TRAIN, generation={"steps": 4, "batch_size": 10},
                            inversion={"steps": 2, "batch_size": 4}, lora={"steps": 2, "batch_size": 4},
                            img2img={"strength": 0.5})
     run_experiment(cfg, tmp_path / "exp", show_progress=False)
@@ -29,8 +29,8 @@ def test_every_arm_runs_with_its_strategy_and_its_method(tmp_path):
         arm = ARMS.get(name)
         strategy = STRATEGIES.get(arm.strategy)
         stages = list(record["metrics"]["stages"])
-        expected = {"real": ["real"], "synthetic": ["synthetic"], "mixed": ["mixed"],
-                    "bridged": ["synthetic", "real"]}[arm.strategy]
+        expected = {"real": ["real"], "synthetic": ["synthetic"], "mixed": ["mixed"], "replace": ["real"],
+                    "bridged": ["synthetic", "real"], "bridged_replace": ["synthetic", "real"]}[arm.strategy]
         assert stages == expected, (name, stages)
         assert 0 <= record["metrics"]["top1"] <= 100
         if strategy.needs_synthetic:  # the set its method fits, learned from the cell's own shots where it learns

@@ -73,6 +73,13 @@ def fraction(text: str) -> float:
     return value
 
 
+def probability(text: str) -> float:
+    value = non_negative_float(text)
+    if not value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
 def parse_slice(text: str) -> tuple[int, int]:
     """'i/n' with 0 <= i < n."""
     try:

@@ -12,6 +12,7 @@ from synthbridge.cli.args import (
     non_negative_int,
     positive_float,
     positive_int,
+    probability,
 )
 
 
@@ -28,7 +29,7 @@ def _stage_args(parser: argparse.ArgumentParser, prefix: str, label: str) -> Non
 
 
 def train(parser: argparse.ArgumentParser):
-    """fine-tune a pretrained classifier with one strategy (real, synthetic, mixed, bridged)"""
+    """fine-tune a pretrained classifier with one strategy (real, synthetic, mixed, bridged, replace, ...)"""
     from synthbridge.profiles import PROFILES
     from synthbridge.training import STRATEGIES
 
@@ -48,6 +49,9 @@ def train(parser: argparse.ArgumentParser):
                         help="weights a finished run keeps: every stage's, the final model's, or none (metrics only); "
                              "default: final in the full profile, stages in the embedded one")
     parser.add_argument("--real-fraction", type=fraction, help="mixed: share of real images in every batch (default: pool both)")
+    parser.add_argument("--replace-probability", type=probability, metavar="P",
+                        help="replace, bridged_replace: the chance each real image of a batch is swapped for one of its "
+                             "synthetic versions (an image-to-image set; default 0.5, DA-Fusion's)")
     parser.add_argument("--no-mixup", action="store_true", help="bridged/synthetic: no mixup/cutmix on synthetic images")
     parser.add_argument("--no-head-reinit", action="store_true", help="bridged: keep the stage-1 classifier head")
     parser.add_argument("--profile", choices=PROFILES,

@@ -115,7 +115,7 @@ def _load_synthetic(path: str | Path, classes: Sequence[str]) -> FileImages:
                         f"(or `synthbridge render`)")
     label_of = {name: i for i, name in enumerate(classes)}
     manifest = root / MANIFEST
-    paths, targets = [], []
+    paths, targets, sources = [], [], []
     if manifest.exists():
         # The manifest names the real class of every image: the authority for labels.
         seen = set()
@@ -132,6 +132,7 @@ def _load_synthetic(path: str | Path, classes: Sequence[str]) -> FileImages:
             seen.add(rel)
             paths.append(file)
             targets.append(label_of[name])
+            sources.append((record.get("source") or {}).get("index"))
     else:
         # No manifest: a plain ImageFolder (class folders named as the classes, as torchvision's ImageFolder names
         # them), or class folders named as `generate` writes them (`safe_name`: 'green_tree_frog-e5d73e')
@@ -152,4 +153,17 @@ def _load_synthetic(path: str | Path, classes: Sequence[str]) -> FileImages:
     if missing:
         raise UserError(f"synthetic folder {str(root)!r} has no images for classes {', '.join(map(repr, missing[:5]))}; "
                         f"its classes must match the dataset's")
-    return FileImages(paths, targets)
+    images = FileImages(paths, targets)
+    images.sources = sources or [None] * len(paths)  # per image: the real training image it was made from, if any
+    return images
+
+
+def made_from(images, index: int) -> int | None:
+    """The index in the dataset's train split of the real image synthetic image `index` was made from (its manifest's
+    "source": image-to-image sets), through volume subsets; None for an image made from noise or without a manifest."""
+    from synthbridge.data.base import SubsetImages
+
+    if isinstance(images, SubsetImages):
+        return made_from(images.base, images.indices[index])
+    found = getattr(images, "sources", None)
+    return found[index] if found is not None else None

@@ -16,7 +16,7 @@ from synthbridge.training.strategies import STRATEGIES, Strategy
 
 @dataclass(frozen=True)
 class Arm:
-    strategy: str  # a name in training.STRATEGIES: real, synthetic, mixed, bridged
+    strategy: str  # a name in training.STRATEGIES: real, synthetic, mixed, bridged, replace, bridged_replace
     method: str = "plain"  # how its synthetic set is fitted to the real data (a name in experiments.METHODS)
     mixup: bool = True  # mixup/cutmix in the synthetic stage
     head_reinit: bool = True  # re-initialise the classifier before the real stage
@@ -63,5 +63,10 @@ for _name, _arm in {
     "mixed_lora": Arm("mixed", method="lora", label="naive mixing + LoRA"),
     "mixed_lora_class": Arm("mixed", method="lora_class", label="naive mixing + class-wise LoRA"),
     "mixed_img2img": Arm("mixed", method="img2img", label="naive mixing + image-to-image"),
+    # DA-Fusion: its set (per-class tokens, image-to-image at a strength per image) used as the paper uses it, each
+    # real image replaced on the fly with probability p; and bridged transfer before that
+    "replace_dafusion": Arm("replace", method="dafusion", label="DA-Fusion (replace real with p)"),
+    "bridged_replace_dafusion": Arm("bridged_replace", method="dafusion", label="bridged++ + DA-Fusion replacement"),
+    "bridged_diffaug": Arm("bridged", method="diffaug", label="bridged++ + Diff-Aug"),
 }.items():
     ARMS.register(_name)(_arm)

@@ -89,7 +89,7 @@ def shared_stage(cell: Cell) -> tuple | None:
     from synthbridge.experiments.sets import set_key
 
     arm = ARMS.get(cell.arm)
-    if arm.strategy != "bridged":
+    if not arm.training.bridges:
         return None
     return (set_key(cell), cell.model, cell.volume, cell.seed, cell.synthetic_steps, arm.mixup, arm.pretrained)
 

@@ -8,7 +8,10 @@ A method says what a synthetic set learns from the real training images before i
     lora          a LoRA adapter of the generator, dataset-wise (`lora`)                    (DataDream, Real-Fake)
     lora_class    one LoRA adapter per class (`lora --per-class`)                            (DataDream, class-wise)
     img2img       each image starts from a noised real image of its class (`--init-images`) (Real Guidance)
-    img2img_dsi   the same, with the dataset's style token in the prompt                    (DA-Fusion's form)
+    img2img_dsi   the same, with the dataset's style token in the prompt
+    dafusion      per-class tokens + image-to-image from the real shots at a strength each image draws from
+                  {0.25, 0.5, 0.75, 1.0}; used by replacing real images on the fly (`replace` arms) (DA-Fusion)
+    diffaug       per-class tokens + image-to-image from a real image of the class at the grid's strength (Diff-Aug)
 
 The leakage rule: what a method learns from real images comes from the training images of the cells that use
 it -- a few-shot cell's own shots (the subset its seed draws), the whole train split for a full-data cell --
@@ -29,6 +32,8 @@ class Method:
     inversion: str | None = None  # "dataset": one style token (DSI); "class": one token per class
     lora: str | None = None  # "dataset": one adapter; "class": one adapter per class
     img2img: bool = False  # start each image from a noised real training image of its class
+    strengths: tuple[float, ...] | None = None  # image-to-image at these strengths, one drawn per image (None: the
+    # grid's `img2img` strength)
     suffix: str = ""  # the set folder's suffix (synthetic/<dataset><suffix>...)
 
     @property
@@ -46,5 +51,8 @@ for _name, _method in {
     "lora_class": Method("class-wise LoRA", lora="class", suffix="-loraclass"),
     "img2img": Method("image-to-image", img2img=True, suffix="-img2img"),
     "img2img_dsi": Method("image-to-image + DSI", inversion="dataset", img2img=True, suffix="-img2img-dsi"),
+    "dafusion": Method("DA-Fusion", inversion="class", img2img=True, strengths=(0.25, 0.5, 0.75, 1.0),
+                       suffix="-dafusion"),
+    "diffaug": Method("Diff-Aug", inversion="class", img2img=True, suffix="-diffaug"),
 }.items():
     METHODS.register(_name)(_method)

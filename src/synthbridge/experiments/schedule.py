@@ -49,12 +49,16 @@ def set_cost(cfg: ExperimentConfig, need) -> float:
     the denoising they run), plus what its method learns first, each step at INVERT_STEP_COST / LORA_STEP_COST
     (class-wise adapters: one per class), with the grid's steps or its profile's."""
     from synthbridge.experiments.estimate import learning_steps, planning_bundle
+    from synthbridge.experiments.sets import img2img_fields
 
     bundle = planning_bundle(need.dataset, cfg.data_root)
     classes = bundle.num_classes if bundle is not None else 1
     learning = learning_steps(cfg)
     method = METHODS.get(need.method)
-    cost = need.per_class * classes * (cfg.img2img.get("strength", 0.5) if method.img2img else 1.0)
+    if method.img2img:  # the mean of its strengths: the part of the denoising each image runs
+        strength = img2img_fields(cfg, need)["strength"]
+        strength = sum(strength) / len(strength) if isinstance(strength, (list, tuple)) else strength
+    cost = need.per_class * classes * (strength if method.img2img else 1.0)
     if method.inversion:  # a dataset token is shared by the dsi and img2img_dsi sets of a subset: counted in each
         cost += INVERT_STEP_COST * learning["inversion"][0]
     if method.lora:

@@ -165,9 +165,16 @@ def ensure_set(cfg: ExperimentConfig, exp_dir: Path, need: SetNeed, learned: Lea
     if lora_dir is not None:
         extra["lora"] = str(lora_dir)
     if method.img2img:  # each image from a noised real image of the cell's own subset
-        extra.update({"strength": 0.5, **cfg.img2img, "init_images": "real", "shots": need.shots,
-                      "shots_seed": need.seed if need.seed is not None else 0})
+        extra.update(img2img_fields(cfg, need))
     return ensure_synthetic(cfg, exp_dir, need.dataset, style_dir, need.per_class, name=need.name, extra=extra)
+
+
+def img2img_fields(cfg: ExperimentConfig, need: SetNeed) -> dict:
+    """The GenerateConfig fields of an image-to-image set: the grid's `img2img` (strength 0.5 unless it says), the
+    method's own strengths where it has them (DA-Fusion's), from the cell's own real subset."""
+    strengths = METHODS.get(need.method).strengths
+    return {"strength": 0.5, **cfg.img2img, **({"strength": list(strengths)} if strengths else {}),
+            "init_images": "real", "shots": need.shots, "shots_seed": need.seed if need.seed is not None else 0}
 
 
 def ensure_synthetic(cfg: ExperimentConfig, exp_dir: Path, dataset: str, style_dir: Path | None, per_class: int,

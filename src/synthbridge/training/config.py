@@ -72,6 +72,8 @@ class TrainConfig:
     # --- strategy knobs
     real_fraction: float | None = None  # mixed: share of real images in every batch; None pools both sets uniformly
     head_reinit: bool = True  # bridged: re-initialise the classifier between the stages
+    replace_probability: float = 0.5  # replace, bridged_replace: the chance each real image of a batch is swapped for
+    # one of its synthetic versions (DA-Fusion's p = 0.5)
     real: StageConfig = field(default_factory=StageConfig)  # the stage on real images
     synthetic_stage: StageConfig = field(default_factory=StageConfig)  # the stage on synthetic images
     # --- environment (not hyperparameters)
@@ -151,6 +153,9 @@ class TrainConfig:
             raise UserError(f"--synthetic-per-class must be a whole number > 0, got {self.synthetic_per_class}")
         if self.real_fraction is not None and not 0 < self.real_fraction < 1:
             raise UserError(f"--real-fraction must be between 0 and 1 (exclusive), got {self.real_fraction}")
+        if isinstance(self.replace_probability, bool) or not (
+                isinstance(self.replace_probability, (int, float)) and 0 <= self.replace_probability <= 1):
+            raise UserError(f"--replace-probability must be between 0 and 1, got {self.replace_probability!r}")
         if self.pipeline not in PIPELINES:
             raise UserError(f"--pipeline must be one of {', '.join(PIPELINES)}, got {self.pipeline!r}")
         if self.mixed_precision not in PRECISIONS:

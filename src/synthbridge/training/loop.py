@@ -168,6 +168,12 @@ class StageResult:
     images_per_second: float | None = None  # after the first steps (kernel selection, allocator warm-up), to the end
 
 
+def epoch_images(sources: Sequence[ImageSet], per_batch: Sequence[int]) -> int:
+    """The images one epoch of a stage passes over: those of the sources its batches draw from (a `replace` stage
+    draws real images only; its synthetic set is where replacements come from)."""
+    return sum(len(source) for source, count in zip(sources, per_batch) if count)
+
+
 def stage_length(stage: StageConfig, num_images: int) -> int:
     if stage.steps is not None:
         return stage.steps
@@ -177,15 +183,16 @@ def stage_length(stage: StageConfig, num_images: int) -> int:
 def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: Sequence[int], num_classes: int,
                 stage: StageConfig, name: str, seed: int, accelerator: Accelerator, data_config: dict,
                 checkpoint_path: Path, checkpoint_every: int | None, num_workers: int,
-                pipeline: str = "loader", channels_last: bool = False) -> StageResult:
+                pipeline: str = "loader", channels_last: bool = False, swap=None) -> StageResult:
     """Fine-tune `model` on `sources` for one stage; resumes from `checkpoint_path` if it exists.
 
     `pipeline`: `loader` (timm's transforms per PIL image, in `num_workers` DataLoader processes) or `memory`
     (the decoded images on the training device, augmented as batches there: `training.augment`).
-    `channels_last`: the batches in that memory format (the model is already in it: `trainer.prepare`)."""
+    `channels_last`: the batches in that memory format (the model is already in it: `trainer.prepare`).
+    `swap`: a `strategies.Replacement` that replaces some of each batch's real images by synthetic versions."""
     device = accelerator.device
     # a. optimizer and schedule: AdamW with cosine decay, both from timm
-    num_images = sum(len(s) for s in sources)
+    num_images = epoch_images(sources, per_batch)
     total = stage_length(stage, num_images)
     # on a GPU, AdamW's fused kernel: one launch per step instead of a dozen passes over the weights
     fused = {"fused": True} if device.type == "cuda" else {}
@@ -216,7 +223,7 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
 
     # c. data: every item is an (index, seed) key, so the stream restarts exactly at `start`
     sampler = StepBatches([len(s) for s in sources], per_batch, seed, name, start, total,
-                          accelerator.process_index, accelerator.num_processes)
+                          accelerator.process_index, accelerator.num_processes, swap)
     if pipeline == "memory":
         batches = MemoryBatches(sources, data_config, stage.augment, device, channels_last)
         loader = made_ahead(batches, sampler, device) if device.type == "cuda" else (batches(keys) for keys in sampler)

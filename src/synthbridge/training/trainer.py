@@ -143,6 +143,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
             synthetic_images = per_class_subset(synthetic_images, cfg.synthetic_per_class, bundle.classes)
     if requested.pipeline == "auto" and cfg.pipeline == "memory":
         cfg = _fit_pipeline(cfg, [bundle.train, bundle.test] + ([synthetic_images] if synthetic_images else []))
+    stages = strategy.plan(cfg, bundle.train, synthetic_images)  # a set it cannot use fails before the run folder
 
     # 2. run folder and record
     own_accelerator = accelerator is None
@@ -168,7 +169,6 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
 
     # 4. stages of the strategy (a first stage another run already trained the same way is loaded, not trained)
     stages_record, seconds = {}, {}
-    stages = strategy.plan(cfg, bundle.train, synthetic_images)
     cache = StageCache(stage_cache) if stage_cache is not None else None
     for position, stage in enumerate(stages):
         stage_dir = out / "stages" / stage.name
@@ -244,7 +244,7 @@ def _run_stage(cfg: TrainConfig, stage, model, unwrapped, bundle: DatasetBundle,
     with compile_errors(cfg.model):  # a compiled model compiles at its first call, in the loop
         result = train_stage(model, stage.sources, stage.per_batch, bundle.num_classes, stage.config, stage.name,
                              cfg.seed, accelerator, model_data, out / "checkpoints" / f"{stage.name}.pt",
-                             cfg.checkpoint_every, cfg.num_workers, cfg.pipeline, cfg.channels_last)
+                             cfg.checkpoint_every, cfg.num_workers, cfg.pipeline, cfg.channels_last, stage.swap)
         stage_record = asdict(result)
         if not last and cfg.evaluate_stages:  # how well the intermediate model already does on the real test set
             stage_metrics = evaluate(model, bundle.test, eval_transform, bundle.classes, accelerator,
