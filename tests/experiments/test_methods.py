@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from synthbridge.data import few_shot, load_dataset
 from synthbridge.experiments import ExperimentConfig, plan_cells
 from synthbridge.experiments.runner import sets_needed
@@ -83,7 +85,8 @@ def test_a_methods_grid_runs_and_reports_the_methods_side_by_side(tmp_path):
     from synthbridge.reporting import build_report
     from synthbridge.study import run_experiment
 
-    cfg = grid(arms=("real", "bridged", "bridged_ti_class", "bridged_lora", "bridged_img2img"), analysis=True)
+    cfg = grid(arms=("real", "bridged", "bridged_ti_class", "bridged_lora", "bridged_img2img", "replace_dafusion"),
+               analysis=True, generation={"steps": 4, "batch_size": 10})  # DA-Fusion's strength 0.25: one step of 4
     run_experiment(cfg, tmp_path / "exp", show_progress=False)
     exp = tmp_path / "exp"
     assert sorted(p.name for p in (exp / "adapters").iterdir() if not p.name.startswith(".")) == \
@@ -91,9 +94,20 @@ def test_a_methods_grid_runs_and_reports_the_methods_side_by_side(tmp_path):
     assert (exp / "styles" / "digits-class-2shot-s0" / "invert.json").is_file()
     report = build_report(exp)
     (entry,) = report["methods"]
-    assert [r["method"] for r in entry["rows"]] == ["plain", "ti_class", "lora", "img2img"]
+    assert [r["method"] for r in entry["rows"]] == ["plain", "ti_class", "lora", "img2img", "dafusion"]
+    assert entry["rows"][-1]["label"] == "DA-Fusion (replace real)"
     assert all(r["top1"]["n"] == 2 for r in entry["rows"]) and entry["rows"][1]["over_plain"]["n"] == 2
     assert all(r["gap"]["sets"] == 1 if r["method"] == "plain" else r["gap"]["sets"] == 2 for r in entry["rows"])
+    # the cost of each at the same images per class: its sets (one per real subset where it learns), what they
+    # learned (tokens, adapters) and its cells' training, all recorded in the folder
+    costs = {r["method"]: r["cost"] for r in entry["rows"]}
+    assert all(c["complete"] and c["cells"] == 2 and c["training"] > 0 for c in costs.values())
+    assert costs["plain"]["sets"] == 1 and costs["lora"]["sets"] == 2 and costs["plain"]["inversion"] == 0
+    assert costs["lora"]["inversion"] > 0 and costs["dafusion"]["inversion"] > 0
+    for row in entry["rows"]:
+        gain = row["over_real"]["gain"]
+        assert row["seconds_per_point"] == (pytest.approx(row["cost"]["total"] / gain) if gain > 0 else None)
     text = (exp / "report.md").read_text()
     assert "## Ways of fitting the synthetic data to the real data" in text and entry["statement"] in text
+    assert "| cost (generate + learn + train) | cost per point |" in text
     assert "LoRA adds to bridged transfer" in text

@@ -1,20 +1,25 @@
 """The comparison of the ways of fitting synthetic images to the real data (`experiments.methods`), side by side.
 
-For each setting (dataset, model, shots) whose grid has bridged transfer on a set made with a method other than
-plain prompts: per method, top-1 (mean ± std over seeds), the paired gain over real only and over bridged with
-plain prompts (± what the seeds resolve, with the verdict of `stats.outcome`), the synthetic-real gap of its sets
-(FD, KID, real-vs-synthetic accuracy: mean over the sets measured, one per real subset for a method that learns
-from the cells' shots) and what its learning cost here; then one sentence naming the method that helps most --
-or that none does, whichever way the numbers come out.
+For each setting (dataset, model, shots) whose grid has bridged transfer (or on-the-fly replacement, with or without
+bridged transfer first) on a set made with a method other than plain prompts: per method and way of using it, top-1
+(mean ± std over seeds), the paired gain over real only and over bridged with plain prompts (± what the seeds
+resolve, with the verdict of `stats.outcome`), the synthetic-real gap of its sets (FD, KID, real-vs-synthetic
+accuracy: mean over the sets measured, one per real subset for a method that learns from the cells' shots), what it
+cost here (generating its images, learning its tokens or adapters, training its cells: `costs.option_cost`) and
+that cost per point of gain over real only, so that methods are compared at the same budget of images and by what
+each point costs; then one sentence naming the method that helps most -- or that none does, whichever way the
+numbers come out.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 
 from synthbridge.experiments.arms import ARMS
 from synthbridge.experiments.methods import METHODS
+from synthbridge.reporting.costs import fmt_seconds
 from synthbridge.reporting.stats import outcome, paired_gain, summarise
 from synthbridge.reporting.tables import setting_name
 
@@ -37,26 +42,37 @@ def _gap_of(gaps: dict, dataset: str, method: str, shots) -> dict | None:
         or gaps.get((dataset, method, None))
 
 
-def method_rows(table: dict, cfg: dict, gaps: dict) -> list[dict]:
-    """One entry per setting with a method other than plain prompts: its rows (one per bridged arm, plain first)."""
+# the strategies a method is compared under (bridged transfer first), and how its row names each
+COMPARED = {"bridged": "", "bridged_replace": " (bridged, then replace)", "replace": " (replace real)"}
+
+
+def method_rows(table: dict, cfg: dict, gaps: dict, cost_of: Callable[[tuple, str, int], dict] | None = None) -> list[dict]:
+    """One entry per setting with a method other than plain prompts: its rows (one per arm of a COMPARED strategy
+    with the default switches, plain first). `cost_of(group, arm, volume)`: what its cells cost (`option_cost`)."""
     volume = cfg["volumes"][0]
     found = []
     for group, arms in table.items():
-        bridged = [a for a in arms if a in ARMS and ARMS.get(a).strategy == "bridged" and ARMS.get(a).mixup
-                   and ARMS.get(a).head_reinit and ARMS.get(a).pretrained and arms[a].get(volume, {}).get(None)]
-        if not any(ARMS.get(a).method != "plain" for a in bridged):
+        compared = [a for a in arms if a in ARMS and ARMS.get(a).strategy in COMPARED and ARMS.get(a).mixup
+                    and ARMS.get(a).head_reinit and ARMS.get(a).pretrained and arms[a].get(volume, {}).get(None)]
+        if not any(ARMS.get(a).method != "plain" for a in compared):
             continue
         real = arms.get("real", {}).get(None, {}).get(None, {})
         plain = arms.get("bridged", {}).get(volume, {}).get(None, {})
         rows = []
-        for arm in sorted(bridged, key=lambda a: list(METHODS).index(ARMS.get(a).method)):
+        order = lambda a: (list(METHODS).index(ARMS.get(a).method), list(COMPARED).index(ARMS.get(a).strategy))  # noqa: E731
+        for arm in sorted(compared, key=order):
             runs = arms[arm][volume][None]
-            method = ARMS.get(arm).method
-            over_real, over_plain = paired_gain(runs, real), paired_gain(runs, plain) if method != "plain" else None
-            rows.append({"arm": arm, "method": method, "label": METHODS.get(method).label,
+            method, strategy = ARMS.get(arm).method, ARMS.get(arm).strategy
+            baseline = method == "plain" and strategy == "bridged"
+            over_real, over_plain = paired_gain(runs, real), paired_gain(runs, plain) if not baseline else None
+            cost = cost_of(group, arm, volume) if cost_of else None
+            per_point = (cost["total"] / over_real["gain"] if cost and cost["complete"] and over_real
+                         and over_real["gain"] > 0 else None)
+            rows.append({"arm": arm, "method": method, "label": METHODS.get(method).label + COMPARED[strategy],
                          "top1": summarise(list(runs.values())), "over_real": over_real, "over_plain": over_plain,
                          "verdict_real": outcome(over_real), "verdict_plain": outcome(over_plain) if over_plain else None,
-                         "gap": _gap_of(gaps, group[0], method, group[2])})
+                         "gap": _gap_of(gaps, group[0], method, group[2]), "cost": cost,
+                         "seconds_per_point": per_point})
         found.append({"setting": setting_name(group), "group": group, "volume": volume, "rows": rows,
                       "statement": statement(rows)})
     return found
@@ -101,6 +117,19 @@ def _mean(values: list[float], fmt: str) -> str:
     return f"{statistics.mean(values):{fmt}}{spread}"
 
 
+def _cost(cost: dict | None) -> str:
+    if not cost:
+        return "–"
+    parts = " + ".join(fmt_seconds(cost[k]) for k in ("generation", "inversion", "training"))
+    return f"{fmt_seconds(cost['total'])} ({parts})" + ("" if cost["complete"] else ", partly recorded")
+
+
+def _per_point(row: dict) -> str:
+    if row["seconds_per_point"] is not None:
+        return fmt_seconds(row["seconds_per_point"])
+    return "no gain" if row["over_real"] and row["over_real"]["gain"] <= 0 else "–"
+
+
 def methods_section(found: list[dict]) -> list[str]:
     """The report's markdown for the methods comparison (nothing when the grid compares no methods)."""
     if not found:
@@ -108,17 +137,20 @@ def methods_section(found: list[dict]) -> list[str]:
     md = ["", "## Ways of fitting the synthetic data to the real data", "",
           "Bridged transfer on sets made each way (see the README's methods section): top-1 mean ± std over seeds, "
           "the paired gain over real only and over bridged on plain prompts (± the 95% half-width, and the verdict), "
-          "and the gap of its sets (mean ± std over the sets measured: one per real subset where the method learns "
-          "from the cells' own shots).", ""]
+          "the gap of its sets (mean ± std over the sets measured: one per real subset where the method learns "
+          "from the cells' own shots), and what it cost in this run at the same synthetic images per class: "
+          "generating its sets, learning its tokens or adapters and training its cells, in all and per point of "
+          "gain over real only.", ""]
     for entry in found:
         md += [f"### {entry['setting']}, {entry['volume']} synthetic images per class", "", entry["statement"], "",
                "| method | top-1 | seeds | gain over real only | gain over plain prompts | FD | KID ×1000 | "
-               "real-vs-synthetic accuracy (%) | sets measured |", "|---|---|---|---|---|---|---|---|---|"]
+               "real-vs-synthetic accuracy (%) | sets measured | cost (generate + learn + train) | cost per point |",
+               "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in entry["rows"]:
             gap = r["gap"] or {"fd": [], "kid": [], "accuracy": [], "sets": 0}
             md.append(f"| {r['label']} | {r['top1']['mean']:.2f} ± {r['top1']['std']:.2f} | {r['top1']['n']} | "
                       f"{_gain(r['over_real'], r['verdict_real'])} | {_gain(r['over_plain'], r['verdict_plain'])} | "
                       f"{_mean(gap['fd'], '.2f')} | {_mean(gap['kid'], '.1f')} | {_mean(gap['accuracy'], '.1f')} | "
-                      f"{gap['sets']} |")
+                      f"{gap['sets']} | {_cost(r['cost'])} | {_per_point(r)} |")
         md.append("")
     return md

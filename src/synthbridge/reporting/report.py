@@ -9,6 +9,7 @@ from synthbridge.experiments.store import read_experiment
 from synthbridge.io import read_json, write_text
 from synthbridge.reporting.advisor import advise, advisor_section
 from synthbridge.reporting.answer import answer_table, answers
+from synthbridge.reporting.costs import option_cost
 from synthbridge.reporting.figures import per_class_plot, sample_grid, shots_plot, volume_plot
 from synthbridge.reporting.findings import findings
 from synthbridge.reporting.html import figure_path, render_html
@@ -73,7 +74,8 @@ def build_report(exp_dir: str | Path) -> dict:
     advice = advise(exp_dir, by_setting)
     class_effects = effects(exp_dir, by_setting, answer_rows)
     gaps = [read_json(p) for p in sorted((exp_dir / "analysis").glob("gap-*.json"))]
-    compared = method_rows(table, cfg, gaps_by_method(gaps))
+    compared = method_rows(table, cfg, gaps_by_method(gaps), lambda group, arm, volume: option_cost(
+        exp_dir, volume, list(by_setting[group][arm][volume][None].values())))
     write_text(exp_dir / "results.csv", results_csv(records))
 
     figures: list[tuple[str, bytes]] = []
