@@ -344,7 +344,8 @@ def test_all_three_together_through_the_command_line(tiny_sd_path, tmp_path, cla
 
 @pytest.mark.parametrize("case", ["strength 0", "strength above 1", "strength without init", "shots without init",
                                   "shots seed without init", "init images noise", "one of several strengths above 1",
-                                  "strength not a number", "class without real images",
+                                  "strength not a number", "label gamma without other", "other with one class",
+                                  "class without real images",
                                   "more shots than a class has", "no denoising step", "missing class adapter",
                                   "missing class token"])
 def test_bad_input_is_one_line_and_exit_code_2(case, tiny_sd_path, tmp_path, capsys, class_adapters, digits,
@@ -370,6 +371,9 @@ def test_bad_input_is_one_line_and_exit_code_2(case, tiny_sd_path, tmp_path, cap
                                              "--strength must be a number in (0, 1]"),
         "strength not a number": (["--init-images", "real", "--strength", "0.5,half"],
                                   "expected a number or numbers separated by commas"),
+        "label gamma without other": (["--init-images", "real", "--label-gamma", "0.8"],
+                                      "--label-gamma labels images translated from another class"),
+        "other with one class": (["--init-images", "other", "--classes", "1"], "give it at least two classes"),
         "shots without init": (["--shots", "2"], "--shots without --init-images"),
         "shots seed without init": (["--shots-seed", "1"], "--shots-seed without --init-images"),
         "init images noise": (["--init-images", "noise"], "--init-images takes 'real'"),
@@ -385,3 +389,30 @@ def test_bad_input_is_one_line_and_exit_code_2(case, tiny_sd_path, tmp_path, cap
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("synthbridge generate: error:") and message in err, err
+
+
+# --- Diff-Mix: image-to-image from another class, labelled softly ---------------------------------------------------
+
+def test_an_image_translated_from_another_class_records_its_source_and_soft_label(make_config, digits):
+    config = make_config(out="mix", init_images="other", strength=(0.5, 1.0), label_gamma=0.8, per_class=4, shots=2,
+                         steps=4)
+    summary = generate(config, bundle=digits)
+    assert summary["set"]["init_images"] == "other" and summary["set"]["label_gamma"] == 0.8
+    subset = set(few_shot(digits.train, 2, 0, digits.classes).indices)
+    lines = manifest(config.out)
+    assert len(lines) == 4 * len(config.classes)
+    sources = set()
+    for line in lines:
+        source = line["source"]["index"]
+        owner = digits.classes[digits.train.targets[source]]
+        assert owner != line["class"] and owner in config.classes and source in subset  # another class's shot
+        weight = line["strength"] ** 0.8
+        assert line["label"] == {owner: pytest.approx(1 - weight, abs=1e-6), line["class"]: pytest.approx(weight)}
+        sources.add(owner)
+    assert sources == set(config.classes)  # every class is somebody's source
+    line = lines[0]
+    again = regenerate_image(config.out, line["class"], line["index"], bundle=digits)
+    assert np.array_equal(np.asarray(again.convert("RGB")).astype(int), pixels(Path(config.out) / line["path"]))
+    plain = make_config(out="same-class", init_images="real", strength=(0.5, 1.0), per_class=4, shots=2, steps=4)
+    generate(plain, bundle=digits)
+    assert all("label" not in line for line in manifest(plain.out))  # a start from its own class: a plain label

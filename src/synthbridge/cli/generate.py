@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import argparse
 
-from synthbridge.cli.args import add_data_args, config_from_args, non_negative_float, non_negative_int, positive_int
+from synthbridge.cli.args import (
+    add_data_args,
+    config_from_args,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -62,9 +69,13 @@ def generate(parser: argparse.ArgumentParser):
                               "(`lora --per-class`: each class drawn with its own adapter)")
     prompts.add_argument("--lora-scale", type=non_negative_float, default=1.0, help="the adapter's weight (default 1)")
     start = parser.add_argument_group("image-to-image (Real Guidance, DA-Fusion)")
-    start.add_argument("--init-images", metavar="real",
+    start.add_argument("--init-images", metavar="real|other",
                        help="real: image i of a class starts from its (i mod K)-th real training image, noised to "
-                            "--strength and denoised with the prompt")
+                            "--strength and denoised with the prompt; other: from a real image of another class, "
+                            "translated toward the image's class and labelled softly (Diff-Mix)")
+    start.add_argument("--label-gamma", type=positive_float, metavar="G",
+                       help="--init-images other: the label gives the image's class s^G and the source's class "
+                            "1 - s^G for strength s (default 0.5, Diff-Mix's)")
     start.add_argument("--strength", type=_strengths, metavar="S[,S...]",
                        help="how far the real image is noised, in (0, 1] (default 0.5; 1 is pure noise); several "
                             "(DA-Fusion: 0.25,0.5,0.75,1): each image draws one by its seed, recorded in its line")
@@ -121,7 +132,8 @@ def generate(parser: argparse.ArgumentParser):
         from synthbridge.generation import GenerateConfig, generate
 
         if args.init_images is None and (given := [flag for flag, value in (
-                ("--strength", args.strength), ("--shots", args.shots), ("--shots-seed", args.shots_seed))
+                ("--strength", args.strength), ("--shots", args.shots), ("--shots-seed", args.shots_seed),
+                ("--label-gamma", args.label_gamma))
                 if value is not None]):
             raise UserError(f"{', '.join(given)} without --init-images: they set up image-to-image; add "
                             f"--init-images real, or drop them")

@@ -40,12 +40,14 @@ class RealStarts:
     members: dict[str, list[int]]  # class name -> its real images, as indices into `train`
     strengths: tuple[float, ...] = (0.5,)  # how far each start is noised: one value, or a set each image draws from
     seed: int = 0  # the set's seed: with several strengths, image (c, i) takes strengths[derive_seed(...) mod n]
+    other: bool = False  # start from a real image of another class (Diff-Mix), labelled softly (`soft_label`)
+    gamma: float = 0.5  # the soft label's exponent
 
     @classmethod
     def build(cls, bundle: DatasetBundle, classes: Sequence[str], shots: int | None, shots_seed: int,
-              strengths: Sequence[float] = (0.5,), seed: int = 0) -> RealStarts:
+              strengths: Sequence[float] = (0.5,), seed: int = 0, other: bool = False, gamma: float = 0.5) -> RealStarts:
         """From the K-shot subset `synthbridge train --shots K --seed shots_seed` trains on (`data.few_shot`), or the
-        whole train split; a class without real images is a UserError."""
+        whole train split; a class without real images is a UserError, and so is `other` with one class."""
         if shots is None:
             indices, targets = list(range(len(bundle.train))), list(bundle.train.targets)
         else:
@@ -59,11 +61,31 @@ class RealStarts:
         if empty := [name for name, found in members.items() if not found]:
             raise UserError(f"class {empty[0]!r} has no real training images to start image-to-image from; leave it "
                             f"out with --classes, or drop --init-images")
-        return cls(bundle.train, {name: sorted(found) for name, found in members.items()}, tuple(strengths), seed)
+        if other and len(members) < 2:
+            raise UserError("--init-images other translates real images of another class of the set: give it at "
+                            "least two classes")
+        return cls(bundle.train, {name: sorted(found) for name, found in members.items()}, tuple(strengths), seed,
+                   other, float(gamma))
 
     def source(self, class_name: str, index: int) -> int:
-        found = self.members[class_name]
-        return found[index % len(found)]
+        """The real image image `index` of `class_name` starts from: the (index mod K)-th of its class; `other`: one of
+        another class of the set, both drawn by the image's own seed (so retries, resumes and shards keep it)."""
+        if not self.other:
+            found = self.members[class_name]
+            return found[index % len(found)]
+        others = [name for name in self.members if name != class_name]
+        draw = derive_seed(self.seed, "other", class_name, index)
+        found = self.members[others[draw % len(others)]]
+        return found[(draw // len(others)) % len(found)]
+
+    def soft_label(self, class_name: str, source: int, strength: float) -> dict[str, float] | None:
+        """`other`: the image's label, {source class: 1 - s^gamma, its class: s^gamma} for strength s (Diff-Mix);
+        None for an image started from its own class."""
+        if not self.other:
+            return None
+        weight = round(strength ** self.gamma, 6)
+        owner = next(name for name, found in self.members.items() if source in found)
+        return {owner: round(1.0 - weight, 6), class_name: weight}
 
     def strength(self, class_name: str, index: int) -> float:
         """Image (class, index)'s strength: the one given, or one of the set drawn by the image's own seed (DA-Fusion

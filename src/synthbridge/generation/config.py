@@ -57,6 +57,7 @@ class SetIdentity:
     lora_scale: float | None = None
     init_images: str | None = None
     strength: float | list | None = None  # one strength, or the set each image draws its own from (DA-Fusion)
+    label_gamma: float | None = None  # --init-images other: the target class's soft-label weight is strength^gamma
     shots: int | None = None
     shots_seed: int | None = None
 
@@ -81,8 +82,10 @@ SET_KEYS = tuple(f.name for f in dataclasses.fields(SetIdentity) if f.metadata.g
 LINE_KEYS = ("negative_prompt", "guidance_scale", "steps", "scheduler", "timestep_spacing", "height", "width",
              "generator", "style_sha256", "dtype", "image_format", "quality", "save_size", "lora", "lora_sha256",
              "lora_scale")
-# --init-images: where image-to-image starts from ("real": the dataset's training images, Real Guidance / DA-Fusion)
-INIT_IMAGES = ("real",)
+# --init-images: where image-to-image starts from: "real", a training image of the image's own class (Real Guidance,
+# DA-Fusion, Diff-Aug); "other", a training image of another class of the set, translated toward the image's class and
+# labelled softly (Diff-Mix)
+INIT_IMAGES = ("real", "other")
 # --image-format -> (PIL format name, file suffix); all three are read by torchvision's ImageFolder, by
 # `datasets.load_dataset("imagefolder")` and by synthbridge.data.load_synthetic.
 IMAGE_FORMATS = {"png": ("PNG", ".png"), "webp": ("WEBP", ".webp"), "jpg": ("JPEG", ".jpg")}
@@ -106,7 +109,9 @@ class GenerateConfig:
     # or per class (lora.json {"per_class": true}, DIR/<class>/...): each batch is drawn with its class's adapter
     lora_scale: float = 1.0  # the adapter's weight (0: the plain generator)
     # --- image-to-image (Real Guidance, DA-Fusion): start from a real image noised to `strength`, not from noise
-    init_images: str | None = None  # "real": image i of class c starts from the (i mod K_c)-th real image of c
+    init_images: str | None = None  # "real": image i of class c starts from the (i mod K_c)-th real image of c;
+    # "other": from a real image of another class drawn by the image's seed, with the soft label (1 - s^g, s^g)
+    label_gamma: float = 0.5  # --init-images other: the soft label's exponent g (Diff-Mix's 0.5; 0.8 also in the paper)
     strength: float | tuple[float, ...] = 0.5  # how far the real image is noised before denoising: 0 keeps it, 1 is
     # pure noise; several values (DA-Fusion's 0.25, 0.5, 0.75, 1.0): each image draws one by its seed (`strengths`)
     shots: int | None = None  # start from the K-shot subset `synthbridge train --shots K --seed shots_seed` uses;
@@ -200,15 +205,19 @@ class GenerateConfig:
     def _check_init_images(self) -> None:
         if self.init_images is None:
             given = [f"--{name.replace('_', '-')}" for name, value, default in (
-                ("strength", self.strength, 0.5), ("shots", self.shots, None), ("shots_seed", self.shots_seed, 0))
-                if value != default]
+                ("strength", self.strength, 0.5), ("shots", self.shots, None), ("shots_seed", self.shots_seed, 0),
+                ("label_gamma", self.label_gamma, 0.5)) if value != default]
             if given:
                 raise UserError(f"{', '.join(given)} without --init-images: they set up image-to-image; add "
                                 f"--init-images real, or drop them")
             return
         if self.init_images not in INIT_IMAGES:
-            raise UserError(f"--init-images takes {', '.join(map(repr, INIT_IMAGES))} (the dataset's training images), "
-                            f"got {self.init_images!r}")
+            raise UserError(f"--init-images takes {', '.join(map(repr, INIT_IMAGES))} (the dataset's training images of "
+                            f"the image's class, or of another class), got {self.init_images!r}")
+        if self.label_gamma != 0.5 and self.init_images != "other":
+            raise UserError("--label-gamma labels images translated from another class: it needs --init-images other")
+        if isinstance(self.label_gamma, bool) or not (isinstance(self.label_gamma, (int, float)) and self.label_gamma > 0):
+            raise UserError(f"--label-gamma must be a number > 0, got {self.label_gamma!r}")
         values = self.strength if isinstance(self.strength, tuple) else (self.strength,)
         if not values or any(isinstance(v, bool) or not (isinstance(v, (int, float)) and 0 < v <= 1) for v in values):
             raise UserError(f"--strength must be a number in (0, 1] (0 would keep the real image, 1 is pure noise), or "

@@ -137,8 +137,8 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         bundle = load_dataset(config.dataset, data_root=config.data_root, download=config.download)
     classes, phrases = select_classes(bundle, config.classes)
     adapters = Adapters.read(config.lora, classes, config.lora_scale) if config.lora else None
-    starts = RealStarts.build(bundle, classes, config.shots, config.shots_seed, config.strengths,
-                              config.seed) if config.init_images else None
+    starts = RealStarts.build(bundle, classes, config.shots, config.shots_seed, config.strengths, config.seed,
+                              other=config.init_images == "other", gamma=config.label_gamma) if config.init_images else None
     if class_style is not None:
         if lacking := [name for name in classes if name not in class_style.tokens]:
             raise UserError(f"style folder {config.style!r} has no token for class {lacking[0]!r}; invert it with "
@@ -305,7 +305,9 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
                             reasons[i] = "filter"
                 for k, (attempt, image, seed, reason) in enumerate(zip(batch, images, seeds, reasons)):
                     record = _manifest_line(config, identity, attempt, seed, prompts[k], scores[k],
-                                            starts.describe(sources[k]) if starts else None, strength)
+                                            starts.describe(sources[k]) if starts else None, strength,
+                                            starts.soft_label(attempt.item.class_name, sources[k], strength)
+                                            if starts else None)
                     if reason is None:  # written while the next batch is drawn; listed once complete and in place
                         writer.put(image, out / attempt.item.path, record)
                         made += 1
@@ -433,9 +435,10 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
 
 
 def _manifest_line(config: GenerateConfig, identity: SetIdentity, attempt: _Attempt, seed: int, prompt: str,
-                   score: float | None, source: dict | None, strength: float | None) -> dict:
+                   score: float | None, source: dict | None, strength: float | None, label: dict | None = None) -> dict:
     """An image's line: where it is, its seed and prompt, the set's fields that describe it (`line_fields`; an
-    image-to-image one: its own strength), the call shape that reproduces it (`batch_size`), the seeds it replaced."""
+    image-to-image one: its own strength), the call shape that reproduces it (`batch_size`), the seeds it replaced;
+    one translated from another class: its soft label ({class: weight}, what training reads)."""
     item = attempt.item
     line = {"class": item.class_name, "path": item.path, "index": item.index, "status": "accepted", "prompt": prompt,
             "seed": seed, **identity.line_fields(item.class_name, item.index, strength),
@@ -443,6 +446,8 @@ def _manifest_line(config: GenerateConfig, identity: SetIdentity, attempt: _Atte
             "regenerated_from_seeds": attempt.rejected_seeds, "rejected_reasons": attempt.rejected_reasons}
     if source is not None:  # image-to-image: the real image it started from, and how far it was noised
         line["source"] = source
+    if label is not None:
+        line["label"] = label
     if score is not None:
         line["filter_score"] = score
     return line
@@ -462,7 +467,7 @@ def set_identity(config: GenerateConfig, info: GeneratorInfo, classes: list[str]
         image_format=config.image_format, quality=None if config.image_format == "png" else config.quality,
         save_size=config.save_size, lora=str(adapters.folder) if adapters else None,
         lora_sha256=adapters.sha256 if adapters else None, lora_scale=config.lora_scale if adapters else None,
-        init_images=config.init_images,
+        init_images=config.init_images, label_gamma=config.label_gamma if starts and starts.other else None,
         strength=(starts.strengths[0] if len(starts.strengths) == 1 else list(starts.strengths)) if starts else None,
         shots=config.shots if starts else None,
         shots_seed=config.shots_seed if starts and config.shots is not None else None)
