@@ -115,7 +115,7 @@ def _load_synthetic(path: str | Path, classes: Sequence[str]) -> FileImages:
                         f"(or `synthbridge render`)")
     label_of = {name: i for i, name in enumerate(classes)}
     manifest = root / MANIFEST
-    paths, targets, sources = [], [], []
+    paths, targets, sources, labels = [], [], [], []
     if manifest.exists():
         # The manifest names the real class of every image: the authority for labels.
         seen = set()
@@ -133,6 +133,7 @@ def _load_synthetic(path: str | Path, classes: Sequence[str]) -> FileImages:
             paths.append(file)
             targets.append(label_of[name])
             sources.append((record.get("source") or {}).get("index"))
+            labels.append(_soft_label(record.get("label"), label_of, manifest))
     else:
         # No manifest: a plain ImageFolder (class folders named as the classes, as torchvision's ImageFolder names
         # them), or class folders named as `generate` writes them (`safe_name`: 'green_tree_frog-e5d73e')
@@ -155,7 +156,52 @@ def _load_synthetic(path: str | Path, classes: Sequence[str]) -> FileImages:
                         f"its classes must match the dataset's")
     images = FileImages(paths, targets)
     images.sources = sources or [None] * len(paths)  # per image: the real training image it was made from, if any
+    images.soft = labels or [None] * len(paths)  # per image: its soft label {class index: weight} (Diff-Mix), if any
     return images
+
+
+def _soft_label(label, label_of: dict, manifest: Path) -> dict[int, float] | None:
+    """A manifest line's "label" ({class name: weight}, as `generate --init-images other` writes it) by class index."""
+    if label is None:
+        return None
+    if not isinstance(label, dict) or not label or any(name not in label_of for name in label):
+        raise UserError(f"{str(manifest)!r} has a soft label {label!r} that names a class the dataset lacks; "
+                        f"regenerate the folder for this dataset")
+    return {label_of[name]: float(weight) for name, weight in label.items()}
+
+
+def soft_targets(images, num_classes: int):
+    """[N, num_classes] class weights of the set's images: each image's soft label where its manifest gives one
+    (Diff-Mix), one-hot otherwise, through volume subsets and pooled sets; None when no image has a soft label."""
+    import torch
+
+    from synthbridge.data.base import ConcatImages, SubsetImages
+
+    if isinstance(images, SubsetImages):
+        base = soft_targets(images.base, num_classes)
+        return base[torch.tensor(images.indices, dtype=torch.long)] if base is not None else None
+    if isinstance(images, ConcatImages):
+        parts = [soft_targets(part, num_classes) for part in images.parts]
+        if all(part is None for part in parts):
+            return None
+        return torch.cat([found if found is not None else _one_hot(part.targets, num_classes)
+                          for found, part in zip(parts, images.parts)])
+    labels = getattr(images, "soft", None)
+    if not labels or all(label is None for label in labels):
+        return None
+    weights = _one_hot(images.targets, num_classes)
+    for row, label in enumerate(labels):
+        if label is not None:
+            weights[row] = 0.0
+            for column, weight in label.items():
+                weights[row, column] = weight
+    return weights
+
+
+def _one_hot(targets, num_classes: int):
+    import torch
+
+    return torch.nn.functional.one_hot(torch.as_tensor(list(targets), dtype=torch.long), num_classes).float()
 
 
 def made_from(images, index: int) -> int | None:

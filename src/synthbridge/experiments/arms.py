@@ -68,5 +68,9 @@ for _name, _arm in {
     "replace_dafusion": Arm("replace", method="dafusion", label="DA-Fusion (replace real with p)"),
     "bridged_replace_dafusion": Arm("bridged_replace", method="dafusion", label="bridged++ + DA-Fusion replacement"),
     "bridged_diffaug": Arm("bridged", method="diffaug", label="bridged++ + Diff-Aug"),
+    # Diff-Mix: images translated between classes with soft labels, used as the paper uses them (replacing real
+    # images with p) and as bridged transfer's first stage (its soft labels composed with mixup and cutmix)
+    "replace_diffmix": Arm("replace", method="diffmix", label="Diff-Mix (replace real with p)"),
+    "bridged_diffmix": Arm("bridged", method="diffmix", label="bridged++ + Diff-Mix"),
 }.items():
     ARMS.register(_name)(_arm)

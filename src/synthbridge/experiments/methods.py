@@ -12,6 +12,9 @@ A method says what a synthetic set learns from the real training images before i
     dafusion      per-class tokens + image-to-image from the real shots at a strength each image draws from
                   {0.25, 0.5, 0.75, 1.0}; used by replacing real images on the fly (`replace` arms) (DA-Fusion)
     diffaug       per-class tokens + image-to-image from a real image of the class at the grid's strength (Diff-Aug)
+    diffmix       per-class tokens + image-to-image from a real image of another class toward the image's class at a
+                  strength per image from {0.5, 0.7, 0.9}, labelled softly (1 - s^g, s^g), g the grid's
+                  `img2img.label_gamma` (0.5) (Diff-Mix)
 
 The leakage rule: what a method learns from real images comes from the training images of the cells that use
 it -- a few-shot cell's own shots (the subset its seed draws), the whole train split for a full-data cell --
@@ -34,6 +37,7 @@ class Method:
     img2img: bool = False  # start each image from a noised real training image of its class
     strengths: tuple[float, ...] | None = None  # image-to-image at these strengths, one drawn per image (None: the
     # grid's `img2img` strength)
+    other: bool = False  # image-to-image from a real image of another class, soft-labelled (Diff-Mix)
     suffix: str = ""  # the set folder's suffix (synthetic/<dataset><suffix>...)
 
     @property
@@ -54,5 +58,7 @@ for _name, _method in {
     "dafusion": Method("DA-Fusion", inversion="class", img2img=True, strengths=(0.25, 0.5, 0.75, 1.0),
                        suffix="-dafusion"),
     "diffaug": Method("Diff-Aug", inversion="class", img2img=True, suffix="-diffaug"),
+    "diffmix": Method("Diff-Mix", inversion="class", img2img=True, strengths=(0.5, 0.7, 0.9), other=True,
+                      suffix="-diffmix"),
 }.items():
     METHODS.register(_name)(_method)

@@ -171,10 +171,15 @@ def ensure_set(cfg: ExperimentConfig, exp_dir: Path, need: SetNeed, learned: Lea
 
 def img2img_fields(cfg: ExperimentConfig, need: SetNeed) -> dict:
     """The GenerateConfig fields of an image-to-image set: the grid's `img2img` (strength 0.5 unless it says), the
-    method's own strengths where it has them (DA-Fusion's), from the cell's own real subset."""
-    strengths = METHODS.get(need.method).strengths
-    return {"strength": 0.5, **cfg.img2img, **({"strength": list(strengths)} if strengths else {}),
-            "init_images": "real", "shots": need.shots, "shots_seed": need.seed if need.seed is not None else 0}
+    method's own strengths where it has them (DA-Fusion's, Diff-Mix's), from the cell's own real subset (of another
+    class, for Diff-Mix)."""
+    method = METHODS.get(need.method)
+    fields = {"strength": 0.5, **cfg.img2img, **({"strength": list(method.strengths)} if method.strengths else {}),
+              "init_images": "other" if method.other else "real", "shots": need.shots,
+              "shots_seed": need.seed if need.seed is not None else 0}
+    if not method.other:
+        fields.pop("label_gamma", None)  # the grid's gamma labels the sets translated from another class only
+    return fields
 
 
 def ensure_synthetic(cfg: ExperimentConfig, exp_dir: Path, dataset: str, style_dir: Path | None, per_class: int,

@@ -49,10 +49,11 @@ def make_eval(data_config: dict, pipeline: str):
 
 
 class SeededImages(torch.utils.data.Dataset):
-    """Items are addressed as (index, seed): the seed fixes the random augmentation of that sample."""
+    """Items are addressed as (index, seed): the seed fixes the random augmentation of that sample. With `soft`
+    (per source, [N, C] class weights: `stage_targets`) an item's label is its row of weights."""
 
-    def __init__(self, sources: Sequence[ImageSet]):
-        self.sources = list(sources)
+    def __init__(self, sources: Sequence[ImageSet], soft: list[torch.Tensor] | None = None):
+        self.sources, self.soft = list(sources), soft
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.sources)
@@ -60,7 +61,40 @@ class SeededImages(torch.utils.data.Dataset):
     def __getitem__(self, key):
         source, index, seed = key
         seed_cpu(seed)
-        return self.sources[source][index]
+        image, label = self.sources[source][index]
+        return (image, self.soft[source][index]) if self.soft is not None else (image, label)
+
+
+def stage_targets(sources: Sequence[ImageSet], num_classes: int) -> list[torch.Tensor] | None:
+    """Per source, [N, C] class weights when any image of the stage has a soft label (Diff-Mix's sets: one-hot rows
+    for the others); None for a stage of hard labels alone."""
+    from synthbridge.data.folders import soft_targets
+
+    found = [soft_targets(source, num_classes) for source in sources]
+    if all(weights is None for weights in found):
+        return None
+    return [weights if weights is not None else F.one_hot(torch.as_tensor(list(source.targets)), num_classes).float()
+            for weights, source in zip(found, sources)]
+
+
+class SoftMixup:
+    """timm's Mixup/CutMix on soft targets (rows of class weights): timm draws the mixing (from numpy's generator,
+    as for hard labels) and applies it to the images; the weights it gives the batch's positions -- the mixed one-hot
+    rows of positions 0..B-1 -- mix the targets, so Diff-Mix's labels compose with mixup and cutmix. Label smoothing
+    follows, as timm's `mixup_target` applies it (linear, so the same targets it gives hard labels)."""
+
+    def __init__(self, label_smoothing: float, num_classes: int, enabled: bool):
+        self.smoothing, self.num_classes, self.enabled = label_smoothing, num_classes, enabled
+        self._mixers: dict[int, Mixup] = {}
+
+    def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        size = len(images)
+        if self.enabled and size > 1 and size % 2 == 0:
+            if size not in self._mixers:
+                self._mixers[size] = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.0, num_classes=size)
+            images, weights = self._mixers[size](images, torch.arange(size, device=images.device))
+            targets = weights @ targets
+        return images, targets * (1.0 - self.smoothing) + self.smoothing / self.num_classes
 
 
 class MemoryBatches:
@@ -70,9 +104,10 @@ class MemoryBatches:
     host memory copied batch by batch), so a step's only host work is drawing its crops: no copy waits for the GPU."""
 
     def __init__(self, sources: Sequence[ImageSet], data_config: dict, augment: str, device: torch.device,
-                 channels_last: bool = False):
+                 channels_last: bool = False, soft: list[torch.Tensor] | None = None):
         self.decoded = place(sources, device)
-        self.targets = [torch.tensor(s.decoded_targets()).to(device) for s in sources]
+        self.targets = ([weights.to(device) for weights in soft] if soft is not None else
+                        [torch.tensor(s.decoded_targets()).to(device) for s in sources])
         # augment none: the eval transform's floats (4x the pixels) stay on the host, each batch's rows copied over
         self.fixed = ([eval_tensor(s, data_config).pin_memory() if device.type == "cuda" else eval_tensor(s, data_config)
                        for s in sources] if augment == "none" else None)
@@ -98,7 +133,8 @@ class MemoryBatches:
         else:  # a batch drawing from several sources: back into key order
             order = torch.tensor(np.argsort([k[0] for k in keys], kind="stable")).to(self.device, non_blocking=True)
             images = torch.empty((len(keys), *self.shape), device=self.device)
-            labels = torch.empty(len(keys), dtype=torch.long, device=self.device)
+            first = self.targets[0]
+            labels = torch.empty((len(keys), *first.shape[1:]), dtype=first.dtype, device=self.device)
             images[order], labels[order] = torch.cat(parts), torch.cat(targets)
         return images.contiguous(memory_format=self.memory_format), labels
 
@@ -224,8 +260,9 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
     # c. data: every item is an (index, seed) key, so the stream restarts exactly at `start`
     sampler = StepBatches([len(s) for s in sources], per_batch, seed, name, start, total,
                           accelerator.process_index, accelerator.num_processes, swap)
+    soft = stage_targets(sources, num_classes)  # Diff-Mix's soft labels, where the stage's images have them
     if pipeline == "memory":
-        batches = MemoryBatches(sources, data_config, stage.augment, device, channels_last)
+        batches = MemoryBatches(sources, data_config, stage.augment, device, channels_last, soft)
         loader = made_ahead(batches, sampler, device) if device.type == "cuda" else (batches(keys) for keys in sampler)
     else:
         transform = make_transform(data_config, stage.augment, train=True)
@@ -234,12 +271,15 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
             # found here, once: the DataLoader's workers inherit what this process knows and skip those files
             # without each saying so again
             source.unreadable_among(range(len(source)))
-        loader = torch.utils.data.DataLoader(SeededImages(sources), batch_sampler=sampler, num_workers=num_workers,
+        loader = torch.utils.data.DataLoader(SeededImages(sources, soft), batch_sampler=sampler, num_workers=num_workers,
                                              persistent_workers=False, pin_memory=device.type == "cuda")
     memory_format = torch.channels_last if channels_last else torch.preserve_format
     mixup = Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=stage.label_smoothing,
                   num_classes=num_classes) if stage.mixup else None
-    criterion = SoftTargetCrossEntropy() if mixup else torch.nn.CrossEntropyLoss(label_smoothing=stage.label_smoothing)
+    if soft is not None:  # soft targets throughout: mixed (when mixup is on) and smoothed by SoftMixup
+        mixup = SoftMixup(stage.label_smoothing, num_classes, enabled=bool(stage.mixup))
+    criterion = (SoftTargetCrossEntropy() if mixup else
+                 torch.nn.CrossEntropyLoss(label_smoothing=stage.label_smoothing))
 
     # d. the loop: nothing in it waits for the device but the logged steps' loss (every LOG_EVERY steps)
     model.train()
@@ -257,7 +297,9 @@ def train_stage(model: torch.nn.Module, sources: Sequence[ImageSet], per_batch: 
             images = images.to(device, non_blocking=True, memory_format=memory_format)
             targets = targets.to(device, non_blocking=True)
             seed_cpu(derive_seed(seed, name, "step", step))  # mixup's draws (numpy) and the CPU's dropout
-            if mixup is not None and len(images) % 2 == 0 and len(images) > 1:
+            if soft is not None:
+                images, targets = mixup(images, targets)
+            elif mixup is not None and len(images) % 2 == 0 and len(images) > 1:
                 images, targets = mixup(images, targets)
             elif mixup is not None:  # an odd local batch: soft one-hot targets without mixing
                 targets = F.one_hot(targets, num_classes).float()
