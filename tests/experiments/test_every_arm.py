@@ -39,8 +39,10 @@ def test_every_arm_runs_with_its_strategy_and_its_method(tmp_path):
             assert record["set"] == set_name("digits", arm.method, 2 if learns else None, 0 if learns else None)
             assert record["metrics"]["num_train_synthetic"] == 2 * 10, name  # 2 per class, 10 classes
             lines = read_jsonl(tmp_path / "exp" / "synthetic" / record["set"] / "manifest.jsonl")
-            if arm.fitting.img2img:  # made from the cell's shots: of its own class, or (Diff-Mix) of another
-                assert all(("label" in line) == arm.fitting.other for line in lines), name
-                assert all(len(line["label"]) == 2 for line in lines if arm.fitting.other), name
+            if arm.fitting.img2img:  # made from the cell's shots: of its own class, of another (Diff-Mix), or two
+                other = arm.fitting.start == "other"  # of its own interpolated (Diff-II)
+                assert all(("label" in line) == other and ("pair" in line) == (arm.fitting.start == "pairs")
+                           for line in lines), name
+                assert all(len(line["label"]) == 2 for line in lines if other), name
         else:
             assert record["set"] is None and record["metrics"]["num_train_synthetic"] == 0

@@ -345,6 +345,7 @@ def test_all_three_together_through_the_command_line(tiny_sd_path, tmp_path, cla
 @pytest.mark.parametrize("case", ["strength 0", "strength above 1", "strength without init", "shots without init",
                                   "shots seed without init", "init images noise", "one of several strengths above 1",
                                   "strength not a number", "label gamma without other", "other with one class",
+                                  "pairs from one shot", "pairs without ddim", "pairs with a strength",
                                   "class without real images",
                                   "more shots than a class has", "no denoising step", "missing class adapter",
                                   "missing class token"])
@@ -374,6 +375,10 @@ def test_bad_input_is_one_line_and_exit_code_2(case, tiny_sd_path, tmp_path, cap
         "label gamma without other": (["--init-images", "real", "--label-gamma", "0.8"],
                                       "--label-gamma labels images translated from another class"),
         "other with one class": (["--init-images", "other", "--classes", "1"], "give it at least two classes"),
+        "pairs from one shot": (["--init-images", "pairs", "--scheduler", "ddim", "--shots", "1"],
+                                "interpolates two real images of a class"),
+        "pairs without ddim": (["--init-images", "pairs", "--scheduler", "euler"], "needs a Stable Diffusion 1.x/2.x"),
+        "pairs with a strength": (["--init-images", "pairs", "--strength", "0.7"], "--strength does not apply"),
         "shots without init": (["--shots", "2"], "--shots without --init-images"),
         "shots seed without init": (["--shots-seed", "1"], "--shots-seed without --init-images"),
         "init images noise": (["--init-images", "noise"], "--init-images takes 'real'"),
@@ -416,3 +421,51 @@ def test_an_image_translated_from_another_class_records_its_source_and_soft_labe
     plain = make_config(out="same-class", init_images="real", strength=(0.5, 1.0), per_class=4, shots=2, steps=4)
     generate(plain, bundle=digits)
     assert all("label" not in line for line in manifest(plain.out))  # a start from its own class: a plain label
+
+
+# --- Diff-II: two real images of the class, inverted to noise and interpolated --------------------------------------
+
+def test_slerp_goes_from_one_end_to_the_other_on_the_sphere():
+    from synthbridge.diffusion.sampling import slerp
+
+    a, b = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 3.0])
+    assert torch.allclose(slerp(a, b, 0.0), a) and torch.allclose(slerp(a, b, 1.0), b)
+    middle = slerp(a, b, 0.5)
+    assert torch.allclose(middle.norm(), torch.tensor(3.0)) and torch.allclose(middle, torch.tensor([2.1213, 2.1213]),
+                                                                             atol=1e-4)
+
+
+def test_ddim_inversion_of_a_real_image_samples_back_close_to_it(digits):
+    """On `mini` (a trained VAE and UNet): the inverted noise, sampled with DDIM, is much nearer its image than the
+    sample of a seed's noise."""
+    from synthbridge.diffusion.pipeline import describe_generator, load_generator, locate_generator, set_scheduler
+    from synthbridge.diffusion.sampling import ddim_invert, render
+
+    folder, name = locate_generator("mini")
+    pipe = load_generator(describe_generator(name, folder), "fp32", torch.device("cpu"), quiet=True)
+    set_scheduler(pipe, "ddim", None)
+    real = digits.train.item(5)[0].convert("RGB").resize((32, 32), Image.Resampling.LANCZOS)
+    common = dict(negative_prompt=None, steps=10, guidance_scale=1.0, height=32, width=32, batch_size=1)
+    (back,), _ = render(pipe, [""], [0], latents=[ddim_invert(pipe, real, 10)], **common)
+    (noise,), _ = render(pipe, [""], [0], **common)
+    distance = lambda image: np.abs(np.asarray(image).astype(int) - np.asarray(real).astype(int)).mean()  # noqa: E731
+    assert distance(back) < 0.5 * distance(noise), (distance(back), distance(noise))
+
+
+def test_each_image_interpolates_two_real_images_of_its_class_and_regenerates(make_config, digits):
+    config = make_config(out="pairs", init_images="pairs", scheduler="ddim", per_class=3, shots=3, steps=3)
+    summary = generate(config, bundle=digits)
+    assert summary["set"]["init_images"] == "pairs" and summary["set"]["strength"] is None
+    subset = few_shot(digits.train, 3, 0, digits.classes).indices
+    lines = manifest(config.out)
+    for line in lines:
+        chosen = members(digits, line["class"], subset)
+        assert line["source"]["index"] in chosen and line["pair"]["index"] in chosen
+        assert line["source"]["index"] != line["pair"]["index"] and 0 < line["pair"]["weight"] < 1
+        assert "strength" not in line and "label" not in line
+    line = lines[-1]
+    again = regenerate_image(config.out, line["class"], line["index"], bundle=digits)
+    assert np.array_equal(np.asarray(again.convert("RGB")).astype(int), pixels(Path(config.out) / line["path"]))
+    noise = make_config(out="noise", scheduler="ddim", per_class=3, steps=3)  # the same seeds from their own noise
+    generate(noise, bundle=digits)
+    assert all(not np.array_equal(pixels(Path(config.out) / r["path"]), pixels(Path(noise.out) / r["path"])) for r in lines)

@@ -27,11 +27,14 @@ log = logging.getLogger(__name__)
 def render(pipe, prompts: Sequence[str], seeds: Sequence[int], *, negative_prompt: str | None, steps: int,
            guidance_scale: float, height: int, width: int, batch_size: int | None = None,
            init_images: Sequence[Image.Image] | None = None,
-           strength: float | None = None) -> tuple[list[Image.Image], list[bool]]:
+           strength: float | None = None,
+           latents: Sequence[torch.Tensor] | None = None) -> tuple[list[Image.Image], list[bool]]:
     """One pipeline call: (images, nsfw flags), image i drawn from `seeds[i]` alone.
 
     `init_images` (one per prompt, already `height` x `width`) with `strength`: image i starts from
     `init_images[i]` noised to `strength` instead of from pure noise; `pipe` is then `image_to_image(...)`'s.
+    `latents` (one [C, h, w] tensor per prompt): image i starts from `latents[i]` instead of its seed's noise (an
+    inversion: `ddim_invert`).
 
     `batch_size`: the call is always made with exactly this many images; a shorter list is padded with
     copies of its last image, whose outputs are dropped. CPU (and GPU) kernels choose their blocking by
@@ -46,6 +49,8 @@ def render(pipe, prompts: Sequence[str], seeds: Sequence[int], *, negative_promp
         seeds = list(seeds) + [seeds[-1]] * (batch_size - count)
         if init_images is not None:
             init_images = list(init_images) + [init_images[-1]] * (batch_size - count)
+        if latents is not None:
+            latents = list(latents) + [latents[-1]] * (batch_size - count)
     # one CPU generator per image: the initial latents (and any scheduler noise) of image i come from its
     # own seed, and on any device, since diffusers draws from CPU generators on the CPU
     generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
@@ -56,9 +61,50 @@ def render(pipe, prompts: Sequence[str], seeds: Sequence[int], *, negative_promp
         options.update(image=list(init_images), strength=strength)
     else:
         options.update(height=height, width=width)
+    if latents is not None:
+        options["latents"] = torch.stack(list(latents))
     output = pipe(prompt=list(prompts), num_inference_steps=steps, generator=generators, output_type="pil", **options)
     nsfw = getattr(output, "nsfw_content_detected", None) or [False] * len(prompts)  # only SD has a safety checker
     return list(output.images)[:count], [bool(flag) for flag in nsfw][:count]
+
+
+@torch.no_grad()
+def ddim_invert(pipe, image: Image.Image, steps: int) -> torch.Tensor:
+    """The noise DDIM sampling would turn into `image` (DDIM inversion, diffusers' `DDIMInverseScheduler` on the
+    pipeline's own schedule), conditioned on the empty prompt so that one inversion of a real image serves every
+    prompt: a [C, h, w] latent on the pipeline's device. Stable Diffusion 1.x/2.x pipelines (a UNet conditioned on one
+    text encoder's states)."""
+    from diffusers import DDIMInverseScheduler
+    from diffusers.utils import logging as diffusers_logging
+
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # "config attributes ... will be ignored": another scheduler's, as meant
+    try:
+        inverse = DDIMInverseScheduler.from_config(pipe.scheduler.config)
+    finally:
+        diffusers_logging.set_verbosity(level)
+    inverse.set_timesteps(steps, device=pipe.device)
+    unet, vae = pipe.unet, pipe.vae
+    pixels = pipe.image_processor.preprocess(image).to(pipe.device, vae.dtype)
+    latents = vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
+    states = pipe.encode_prompt("", pipe.device, 1, do_classifier_free_guidance=False)[0]
+    for t in inverse.timesteps:
+        noise = unet(latents, t, encoder_hidden_states=states).sample
+        latents = inverse.step(noise, t, latents).prev_sample
+    return latents[0]
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, weight: float) -> torch.Tensor:
+    """Spherical interpolation from `a` (weight 0) to `b` (weight 1), as one vector each (what keeps interpolated
+    Gaussian noise at the norm a sampler expects; linear interpolation shrinks it)."""
+    x, y = a.double().flatten(), b.double().flatten()
+    cosine = torch.clamp(torch.dot(x, y) / (x.norm() * y.norm()), -1.0, 1.0)
+    theta = torch.arccos(cosine)
+    if float(theta) < 1e-4:  # (nearly) parallel: the arc is the chord
+        mixed = (1 - weight) * a.double() + weight * b.double()
+    else:
+        mixed = (torch.sin((1 - weight) * theta) * a.double() + torch.sin(weight * theta) * b.double()) / torch.sin(theta)
+    return mixed.to(a.dtype)
 
 
 def image_to_image(pipe):

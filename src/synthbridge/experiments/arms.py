@@ -72,5 +72,8 @@ for _name, _arm in {
     # images with p) and as bridged transfer's first stage (its soft labels composed with mixup and cutmix)
     "replace_diffmix": Arm("replace", method="diffmix", label="Diff-Mix (replace real with p)"),
     "bridged_diffmix": Arm("bridged", method="diffmix", label="bridged++ + Diff-Mix"),
+    # Diff-II: interpolations of two inverted real images of a class, as a synthetic set (bridged and mixed)
+    "bridged_diffii": Arm("bridged", method="diffii", label="bridged++ + Diff-II"),
+    "mixed_diffii": Arm("mixed", method="diffii", label="naive mixing + Diff-II"),
 }.items():
     ARMS.register(_name)(_arm)

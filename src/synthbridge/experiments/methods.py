@@ -15,6 +15,8 @@ A method says what a synthetic set learns from the real training images before i
     diffmix       per-class tokens + image-to-image from a real image of another class toward the image's class at a
                   strength per image from {0.5, 0.7, 0.9}, labelled softly (1 - s^g, s^g), g the grid's
                   `img2img.label_gamma` (0.5) (Diff-Mix)
+    diffii        per-class tokens + two real images of the class inverted to noise (DDIM inversion), spherically
+                  interpolated and denoised with the class's prompt (Diff-II)
 
 The leakage rule: what a method learns from real images comes from the training images of the cells that use
 it -- a few-shot cell's own shots (the subset its seed draws), the whole train split for a full-data cell --
@@ -37,7 +39,8 @@ class Method:
     img2img: bool = False  # start each image from a noised real training image of its class
     strengths: tuple[float, ...] | None = None  # image-to-image at these strengths, one drawn per image (None: the
     # grid's `img2img` strength)
-    other: bool = False  # image-to-image from a real image of another class, soft-labelled (Diff-Mix)
+    start: str = "real"  # what an image-to-image set starts from (generate's --init-images): "real", its class's
+    # real images; "other", another class's, soft-labelled (Diff-Mix); "pairs", two of its class's, inverted (Diff-II)
     suffix: str = ""  # the set folder's suffix (synthetic/<dataset><suffix>...)
 
     @property
@@ -58,7 +61,8 @@ for _name, _method in {
     "dafusion": Method("DA-Fusion", inversion="class", img2img=True, strengths=(0.25, 0.5, 0.75, 1.0),
                        suffix="-dafusion"),
     "diffaug": Method("Diff-Aug", inversion="class", img2img=True, suffix="-diffaug"),
-    "diffmix": Method("Diff-Mix", inversion="class", img2img=True, strengths=(0.5, 0.7, 0.9), other=True,
+    "diffmix": Method("Diff-Mix", inversion="class", img2img=True, strengths=(0.5, 0.7, 0.9), start="other",
                       suffix="-diffmix"),
+    "diffii": Method("Diff-II", inversion="class", img2img=True, start="pairs", suffix="-diffii"),
 }.items():
     METHODS.register(_name)(_method)

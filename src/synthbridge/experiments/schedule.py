@@ -55,8 +55,8 @@ def set_cost(cfg: ExperimentConfig, need) -> float:
     classes = bundle.num_classes if bundle is not None else 1
     learning = learning_steps(cfg)
     method = METHODS.get(need.method)
-    if method.img2img:  # the mean of its strengths: the part of the denoising each image runs
-        strength = img2img_fields(cfg, need)["strength"]
+    if method.img2img:  # the mean of its strengths: the part of the denoising each image runs (Diff-II: all of it,
+        strength = img2img_fields(cfg, need).get("strength", 1.0)  # after inverting each real image once)
         strength = sum(strength) / len(strength) if isinstance(strength, (list, tuple)) else strength
     cost = need.per_class * classes * (strength if method.img2img else 1.0)
     if method.inversion:  # a dataset token is shared by the dsi and img2img_dsi sets of a subset: counted in each

@@ -175,10 +175,12 @@ def img2img_fields(cfg: ExperimentConfig, need: SetNeed) -> dict:
     class, for Diff-Mix)."""
     method = METHODS.get(need.method)
     fields = {"strength": 0.5, **cfg.img2img, **({"strength": list(method.strengths)} if method.strengths else {}),
-              "init_images": "other" if method.other else "real", "shots": need.shots,
-              "shots_seed": need.seed if need.seed is not None else 0}
-    if not method.other:
+              "init_images": method.start, "shots": need.shots, "shots_seed": need.seed if need.seed is not None else 0}
+    if method.start != "other":
         fields.pop("label_gamma", None)  # the grid's gamma labels the sets translated from another class only
+    if method.start == "pairs":  # denoised from whole DDIM inversions: no strength, DDIM sampling
+        fields.pop("strength")
+        fields["scheduler"] = "ddim"
     return fields
 
 

@@ -40,14 +40,16 @@ class RealStarts:
     members: dict[str, list[int]]  # class name -> its real images, as indices into `train`
     strengths: tuple[float, ...] = (0.5,)  # how far each start is noised: one value, or a set each image draws from
     seed: int = 0  # the set's seed: with several strengths, image (c, i) takes strengths[derive_seed(...) mod n]
-    other: bool = False  # start from a real image of another class (Diff-Mix), labelled softly (`soft_label`)
-    gamma: float = 0.5  # the soft label's exponent
+    mode: str = "real"  # --init-images: "real" (its own class), "other" (another class, labelled softly: Diff-Mix),
+    # "pairs" (two real images of its class, inverted to noise and interpolated: Diff-II)
+    gamma: float = 0.5  # the soft label's exponent ("other")
 
     @classmethod
     def build(cls, bundle: DatasetBundle, classes: Sequence[str], shots: int | None, shots_seed: int,
-              strengths: Sequence[float] = (0.5,), seed: int = 0, other: bool = False, gamma: float = 0.5) -> RealStarts:
+              strengths: Sequence[float] = (0.5,), seed: int = 0, mode: str = "real", gamma: float = 0.5) -> RealStarts:
         """From the K-shot subset `synthbridge train --shots K --seed shots_seed` trains on (`data.few_shot`), or the
-        whole train split; a class without real images is a UserError, and so is `other` with one class."""
+        whole train split; a class without real images is a UserError, and so are "other" with one class and
+        "pairs" with a class of one real image."""
         if shots is None:
             indices, targets = list(range(len(bundle.train))), list(bundle.train.targets)
         else:
@@ -61,11 +63,22 @@ class RealStarts:
         if empty := [name for name, found in members.items() if not found]:
             raise UserError(f"class {empty[0]!r} has no real training images to start image-to-image from; leave it "
                             f"out with --classes, or drop --init-images")
-        if other and len(members) < 2:
+        if mode == "other" and len(members) < 2:
             raise UserError("--init-images other translates real images of another class of the set: give it at "
                             "least two classes")
+        if mode == "pairs" and (single := [name for name, found in members.items() if len(found) < 2]):
+            raise UserError(f"--init-images pairs interpolates two real images of a class, and class {single[0]!r} "
+                            f"has one; use --shots 2 or more")
         return cls(bundle.train, {name: sorted(found) for name, found in members.items()}, tuple(strengths), seed,
-                   other, float(gamma))
+                   mode, float(gamma))
+
+    @property
+    def other(self) -> bool:
+        return self.mode == "other"
+
+    @property
+    def pairs(self) -> bool:
+        return self.mode == "pairs"
 
     def source(self, class_name: str, index: int) -> int:
         """The real image image `index` of `class_name` starts from: the (index mod K)-th of its class; `other`: one of
@@ -77,6 +90,16 @@ class RealStarts:
         draw = derive_seed(self.seed, "other", class_name, index)
         found = self.members[others[draw % len(others)]]
         return found[(draw // len(others)) % len(found)]
+
+    def partner(self, class_name: str, index: int) -> tuple[int, float]:
+        """"pairs": the second real image of the class that image `index` interpolates toward (another than `source`)
+        and the interpolation weight in (0, 1), both drawn by the image's own seed (Diff-II)."""
+        found = self.members[class_name]
+        first = found.index(self.source(class_name, index))
+        draw = derive_seed(self.seed, "pair", class_name, index)
+        other = found[(first + 1 + draw % (len(found) - 1)) % len(found)]
+        weight = ((draw >> 20) % 999 + 1) / 1000  # 0.001 .. 0.999
+        return other, weight
 
     def soft_label(self, class_name: str, source: int, strength: float) -> dict[str, float] | None:
         """`other`: the image's label, {source class: 1 - s^gamma, its class: s^gamma} for strength s (Diff-Mix);
@@ -102,6 +125,29 @@ class RealStarts:
     def describe(self, train_index: int) -> dict:
         """The manifest's "source": its index in the train split and its file, where it is one."""
         return {"index": train_index, "path": file_of(self.train, train_index)}
+
+
+class Inversions:
+    """--init-images pairs (Diff-II): each real image inverted to noise once (`sampling.ddim_invert`, alone, so its
+    inversion never depends on a batch), and image (c, i) starting from the slerp of its two real images' inversions
+    at its weight (`RealStarts.partner`)."""
+
+    def __init__(self, pipe, starts: RealStarts, steps: int, width: int, height: int):
+        self.pipe, self.starts, self.steps, self.size = pipe, starts, steps, (width, height)
+        self._inverted: dict[int, object] = {}
+
+    def latent(self, train_index: int):
+        from synthbridge.diffusion.sampling import ddim_invert
+
+        if train_index not in self._inverted:
+            self._inverted[train_index] = ddim_invert(self.pipe, self.starts.image(train_index, *self.size), self.steps)
+        return self._inverted[train_index]
+
+    def start(self, class_name: str, index: int):
+        from synthbridge.diffusion.sampling import slerp
+
+        partner, weight = self.starts.partner(class_name, index)
+        return slerp(self.latent(self.starts.source(class_name, index)), self.latent(partner), weight)
 
 
 def file_of(images: ImageSet, index: int) -> str | None:
@@ -228,4 +274,5 @@ def class_templates(dataset: str, templates: Sequence[str], templates_file: str 
     return resolved
 
 
-__all__ = ["Adapters", "ClassTokens", "RealStarts", "class_templates", "drop_adapters", "file_of", "per_class_style"]
+__all__ = ["Adapters", "ClassTokens", "Inversions", "RealStarts", "class_templates", "drop_adapters", "file_of",
+           "per_class_style"]

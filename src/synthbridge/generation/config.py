@@ -84,8 +84,9 @@ LINE_KEYS = ("negative_prompt", "guidance_scale", "steps", "scheduler", "timeste
              "lora_scale")
 # --init-images: where image-to-image starts from: "real", a training image of the image's own class (Real Guidance,
 # DA-Fusion, Diff-Aug); "other", a training image of another class of the set, translated toward the image's class and
-# labelled softly (Diff-Mix)
-INIT_IMAGES = ("real", "other")
+# labelled softly (Diff-Mix); "pairs", two real images of its class inverted to noise (DDIM inversion) and spherically
+# interpolated, the result denoised with the image's prompt (Diff-II)
+INIT_IMAGES = ("real", "other", "pairs")
 # --image-format -> (PIL format name, file suffix); all three are read by torchvision's ImageFolder, by
 # `datasets.load_dataset("imagefolder")` and by synthbridge.data.load_synthetic.
 IMAGE_FORMATS = {"png": ("PNG", ".png"), "webp": ("WEBP", ".webp"), "jpg": ("JPEG", ".jpg")}
@@ -110,7 +111,8 @@ class GenerateConfig:
     lora_scale: float = 1.0  # the adapter's weight (0: the plain generator)
     # --- image-to-image (Real Guidance, DA-Fusion): start from a real image noised to `strength`, not from noise
     init_images: str | None = None  # "real": image i of class c starts from the (i mod K_c)-th real image of c;
-    # "other": from a real image of another class drawn by the image's seed, with the soft label (1 - s^g, s^g)
+    # "other": from a real image of another class drawn by the image's seed, with the soft label (1 - s^g, s^g);
+    # "pairs": from the slerp of two real images of its class inverted to noise (Diff-II; --strength does not apply)
     label_gamma: float = 0.5  # --init-images other: the soft label's exponent g (Diff-Mix's 0.5; 0.8 also in the paper)
     strength: float | tuple[float, ...] = 0.5  # how far the real image is noised before denoising: 0 keeps it, 1 is
     # pure noise; several values (DA-Fusion's 0.25, 0.5, 0.75, 1.0): each image draws one by its seed (`strengths`)
@@ -214,6 +216,9 @@ class GenerateConfig:
         if self.init_images not in INIT_IMAGES:
             raise UserError(f"--init-images takes {', '.join(map(repr, INIT_IMAGES))} (the dataset's training images of "
                             f"the image's class, or of another class), got {self.init_images!r}")
+        if self.init_images == "pairs" and self.strength != 0.5:
+            raise UserError("--strength does not apply to --init-images pairs: each image is denoised from the whole "
+                            "inversion of its two real images; drop --strength")
         if self.label_gamma != 0.5 and self.init_images != "other":
             raise UserError("--label-gamma labels images translated from another class: it needs --init-images other")
         if isinstance(self.label_gamma, bool) or not (isinstance(self.label_gamma, (int, float)) and self.label_gamma > 0):

@@ -44,7 +44,14 @@ from synthbridge.diffusion.sampling import check_options, check_prompt_lengths, 
 from synthbridge.diffusion.styles import load_style, read_style, style_digest, style_files, text_encoder_slots
 from synthbridge.errors import UserError
 from synthbridge.generation import folder as store
-from synthbridge.generation.adapted import Adapters, RealStarts, class_templates, drop_adapters, per_class_style
+from synthbridge.generation.adapted import (
+    Adapters,
+    Inversions,
+    RealStarts,
+    class_templates,
+    drop_adapters,
+    per_class_style,
+)
 from synthbridge.generation.config import IMAGE_FORMATS, GenerateConfig, SetIdentity
 from synthbridge.io import check_format, ensure_writable_dir, progress
 from synthbridge.prompts import build_prompt, resolve_templates, template_for
@@ -138,7 +145,7 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
     classes, phrases = select_classes(bundle, config.classes)
     adapters = Adapters.read(config.lora, classes, config.lora_scale) if config.lora else None
     starts = RealStarts.build(bundle, classes, config.shots, config.shots_seed, config.strengths, config.seed,
-                              other=config.init_images == "other", gamma=config.label_gamma) if config.init_images else None
+                              mode=config.init_images, gamma=config.label_gamma) if config.init_images else None
     if class_style is not None:
         if lacking := [name for name in classes if name not in class_style.tokens]:
             raise UserError(f"style folder {config.style!r} has no token for class {lacking[0]!r}; invert it with "
@@ -178,8 +185,8 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         load_style(pipe, config.style)  # a per-class folder: every class's token
     if adapters is not None:
         adapters.load(pipe)
-    if starts is not None:  # the same components (tokens, adapters, scheduler) in diffusers' image-to-image pipeline
-        pipe = image_to_image(pipe)
+    if starts is not None and not starts.pairs:  # the same components (tokens, adapters, scheduler) in diffusers'
+        pipe = image_to_image(pipe)  # image-to-image pipeline
     check_options(pipe, config.negative_prompt, guidance_given)
     class_filter = None
     if config.filter:
@@ -281,6 +288,7 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
     made = given_up = retried = 0
     per_class = adapters is not None and adapters.per_class is not None
     queues = _queues(todo, per_class, starts)
+    inversions = Inversions(pipe, starts, config.steps, config.width, config.height) if starts and starts.pairs else None
     writer = store.ImageWriter(part, config.image_format, config.quality, config.save_size, limit=2 * config.batch_size)
     with progress(total=len(todo), unit="img", desc="generate", enabled=show_progress, dynamic_ncols=True) as bar, \
             writer:
@@ -292,8 +300,13 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
                 seeds = [image_seed(config.seed, a.item.class_name, a.item.index, a.attempt) for a in batch]
                 prompts = [prompt(a.item) for a in batch]
                 sources = [starts.source(a.item.class_name, a.item.index) for a in batch] if starts else None
-                strength = starts.strength(batch[0].item.class_name, batch[0].item.index) if starts else None
-                images, nsfw = _draw(pipe, config, prompts, seeds, starts, sources, strength)
+                if inversions is not None:  # Diff-II: from the slerp of two inverted real images, no strength
+                    strength, pairs = None, [starts.partner(a.item.class_name, a.item.index) for a in batch]
+                    latents = [inversions.start(a.item.class_name, a.item.index) for a in batch]
+                    images, nsfw = render(pipe, prompts, seeds, latents=latents, **_sampling(config))
+                else:
+                    strength = starts.strength(batch[0].item.class_name, batch[0].item.index) if starts else None
+                    pairs, images, nsfw = None, *_draw(pipe, config, prompts, seeds, starts, sources, strength)
                 reasons: list[str | None] = ["nsfw" if flag else "blank" if is_blank(image, config.blank_threshold)
                                              else None for image, flag in zip(images, nsfw)]
                 scores: list[float | None] = [None] * len(batch)
@@ -307,7 +320,8 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
                     record = _manifest_line(config, identity, attempt, seed, prompts[k], scores[k],
                                             starts.describe(sources[k]) if starts else None, strength,
                                             starts.soft_label(attempt.item.class_name, sources[k], strength)
-                                            if starts else None)
+                                            if starts else None,
+                                            {**starts.describe(pairs[k][0]), "weight": pairs[k][1]} if pairs else None)
                     if reason is None:  # written while the next batch is drawn; listed once complete and in place
                         writer.put(image, out / attempt.item.path, record)
                         made += 1
@@ -333,9 +347,13 @@ def _draw(pipe, config: GenerateConfig, prompts: list[str], seeds: list[int], st
           sources: list[int] | None, strength: float | None):
     """One padded pipeline call (`render`): from noise, or from the real images `sources` at `strength`."""
     init_images = [starts.image(i, config.width, config.height) for i in sources] if starts else None
-    return render(pipe, prompts, seeds, negative_prompt=config.negative_prompt, steps=config.steps,
-                  guidance_scale=config.guidance_scale, height=config.height, width=config.width,
-                  batch_size=config.batch_size, init_images=init_images, strength=strength)
+    return render(pipe, prompts, seeds, init_images=init_images, strength=strength, **_sampling(config))
+
+
+def _sampling(config: GenerateConfig) -> dict:
+    """`render`'s sampling arguments of a resolved config."""
+    return dict(negative_prompt=config.negative_prompt, steps=config.steps, guidance_scale=config.guidance_scale,
+                height=config.height, width=config.width, batch_size=config.batch_size)
 
 
 def _queues(todo: list[store.WorkItem], per_class: bool, starts: RealStarts | None) -> list[deque]:
@@ -343,7 +361,7 @@ def _queues(todo: list[store.WorkItem], per_class: bool, starts: RealStarts | No
     adapters: a batch is drawn with its class's adapter) and per strength (a call noises its starts to one strength),
     in the set's class order and the strengths' order, each in the order of `todo`."""
     def key(item: store.WorkItem) -> tuple:
-        strength = starts.strength(item.class_name, item.index) if starts else 0.0
+        strength = starts.strength(item.class_name, item.index) if starts and not starts.pairs else 0.0
         return (item.class_position if per_class else 0, strength)
 
     queues: dict[tuple, deque] = {}
@@ -381,7 +399,11 @@ def resolve(config: GenerateConfig, info: GeneratorInfo) -> GenerateConfig:
         if value % 8 or value % info.vae_scale_factor:
             raise UserError(f"--{name} must be a multiple of 8 and of the VAE's factor {info.vae_scale_factor}, got {value}")
     resolved.check()
-    if resolved.init_images and int(resolved.steps * min(resolved.strengths)) < 1:  # diffusers: int(steps x strength)
+    if resolved.init_images == "pairs" and (info.pipeline_class != "StableDiffusionPipeline"
+                                            or resolved.scheduler != "ddim"):
+        raise UserError(f"--init-images pairs inverts real images with DDIM: it needs a Stable Diffusion 1.x/2.x "
+                        f"generator and --scheduler ddim (got {info.pipeline_class}, {resolved.scheduler})")
+    if resolved.init_images in ("real", "other") and int(resolved.steps * min(resolved.strengths)) < 1:
         raise UserError(f"--strength {min(resolved.strengths)} of --steps {resolved.steps} leaves no denoising step "
                         f"(image-to-image runs int(steps x strength)); raise --strength or --steps")
     check_scheduler(info, resolved.scheduler)
@@ -421,21 +443,30 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
         adapters = Adapters.read(params["lora"], [class_name], params["lora_scale"])
         adapters.load(pipe)
         adapters.activate(pipe, class_name)
-    init_images = None
+    init_images = latents = None
     if params.get("init_images"):
         if bundle is None:
             bundle = load_dataset(params["dataset"], data_root=record["config"].get("data_root"))
-        init_images = [RealStarts(bundle.train, {}).image(line["source"]["index"], params["width"], params["height"])]
-        pipe = image_to_image(pipe)
+        starts = RealStarts(bundle.train, {})
+        if params["init_images"] == "pairs":  # the slerp of its two real images' inversions, as recorded
+            from synthbridge.diffusion.sampling import slerp
+
+            inversions = Inversions(pipe, starts, params["steps"], params["width"], params["height"])
+            latents = [slerp(inversions.latent(line["source"]["index"]), inversions.latent(line["pair"]["index"]),
+                             line["pair"]["weight"])]
+        else:
+            init_images = [starts.image(line["source"]["index"], params["width"], params["height"])]
+            pipe = image_to_image(pipe)
     images, _ = render(pipe, [line["prompt"]], [line["seed"]], negative_prompt=params["negative_prompt"],
                        steps=params["steps"], guidance_scale=params["guidance_scale"], height=params["height"],
                        width=params["width"], batch_size=batch_size or line.get("batch_size"),
-                       init_images=init_images, strength=line.get("strength"))
+                       init_images=init_images, strength=line.get("strength"), latents=latents)
     return store.stored_image(images[0], params["save_size"])
 
 
 def _manifest_line(config: GenerateConfig, identity: SetIdentity, attempt: _Attempt, seed: int, prompt: str,
-                   score: float | None, source: dict | None, strength: float | None, label: dict | None = None) -> dict:
+                   score: float | None, source: dict | None, strength: float | None, label: dict | None = None,
+                   pair: dict | None = None) -> dict:
     """An image's line: where it is, its seed and prompt, the set's fields that describe it (`line_fields`; an
     image-to-image one: its own strength), the call shape that reproduces it (`batch_size`), the seeds it replaced;
     one translated from another class: its soft label ({class: weight}, what training reads)."""
@@ -448,6 +479,8 @@ def _manifest_line(config: GenerateConfig, identity: SetIdentity, attempt: _Atte
         line["source"] = source
     if label is not None:
         line["label"] = label
+    if pair is not None:  # Diff-II: the second real image it interpolates toward, and the weight of the slerp
+        line["pair"] = pair
     if score is not None:
         line["filter_score"] = score
     return line
@@ -468,6 +501,7 @@ def set_identity(config: GenerateConfig, info: GeneratorInfo, classes: list[str]
         save_size=config.save_size, lora=str(adapters.folder) if adapters else None,
         lora_sha256=adapters.sha256 if adapters else None, lora_scale=config.lora_scale if adapters else None,
         init_images=config.init_images, label_gamma=config.label_gamma if starts and starts.other else None,
-        strength=(starts.strengths[0] if len(starts.strengths) == 1 else list(starts.strengths)) if starts else None,
+        strength=(starts.strengths[0] if len(starts.strengths) == 1 else list(starts.strengths))
+        if starts and not starts.pairs else None,
         shots=config.shots if starts else None,
         shots_seed=config.shots_seed if starts and config.shots is not None else None)
