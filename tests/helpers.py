@@ -51,3 +51,20 @@ def point_mini_at(monkeypatch, folder: Path) -> None:
     GENERATORS.names()  # plugins registered first, so the entry replaced below stays replaced
     monkeypatch.setitem(GENERATORS._entries, "mini", NamedGenerator(Path(folder), "synthbridge build-generator",
                                                                      GENERATORS.get("mini").defaults))
+
+
+def class_token_folder(path: Path, classes: tuple[str, ...], width: int, template="a photo of a {class}") -> Path:
+    """An `invert --per-class` folder by its contract: invert.json (per_class, tokens, files, template) and one
+    {token: vector} file per class, random vectors of the text encoder's width."""
+    import torch
+    from safetensors.torch import save_file
+
+    (path / "classes").mkdir(parents=True)
+    tokens, files = {}, {}
+    for k, name in enumerate(classes):
+        tokens[name], files[name] = f"<class-{name}>", f"classes/{safe_name(name)}.safetensors"
+        vector = torch.randn(width, generator=torch.Generator().manual_seed(k))
+        save_file({tokens[name]: vector}, str(path / files[name]))
+    (path / "invert.json").write_text(json.dumps({"per_class": True, "tokens": tokens, "files": files,
+                                                  "template": template}))
+    return path

@@ -10,7 +10,6 @@ take the place of the class phrase; bad input is one line and exit code 2.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import class_token_folder
 from synthbridge.cli import main
 from synthbridge.data import few_shot
 from synthbridge.generation import generate, regenerate_image
@@ -279,22 +279,6 @@ def test_a_reused_pipeline_drops_the_last_sets_adapters(make_config, digits, cla
 
 
 # --- per-class tokens -------------------------------------------------------------------------------------------------
-
-def class_token_folder(path: Path, classes: tuple[str, ...], width: int, template="a photo of a {class}") -> Path:
-    """An `invert --per-class` folder by its contract: invert.json (per_class, tokens, files, template) and one
-    {token: vector} file per class, random vectors of the text encoder's width."""
-    from safetensors.torch import save_file
-
-    (path / "classes").mkdir(parents=True)
-    tokens, files = {}, {}
-    for k, name in enumerate(classes):
-        tokens[name], files[name] = f"<class-{name}>", f"classes/{safe_name(name)}.safetensors"
-        vector = torch.randn(width, generator=torch.Generator().manual_seed(k))
-        save_file({tokens[name]: vector}, str(path / files[name]))
-    (path / "invert.json").write_text(json.dumps({"per_class": True, "tokens": tokens, "files": files,
-                                                  "template": template}))
-    return path
-
 
 def test_per_class_tokens_take_the_place_of_the_class_phrase(make_config, digits, tiny_sd_path, tmp_path):
     from diffusers import StableDiffusionPipeline

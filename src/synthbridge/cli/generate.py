@@ -4,6 +4,7 @@
     synthbridge generate ... --shard 0/4          # one of four independent jobs into the same S/
     synthbridge generate ... --init-images real --strength 0.5 --shots 10   # image-to-image from the real images
     synthbridge generate ... --init-images real --strength 0.25,0.5,0.75,1  # a strength per image (DA-Fusion)
+    synthbridge generate ... --generator PIX2PIX_DIR --init-images real     # edited hybrids (DiffuseMix)
     accelerate launch -m synthbridge generate ... # the same split over the launched processes
 """
 
@@ -84,6 +85,13 @@ def generate(parser: argparse.ArgumentParser):
                             "(default: the whole train split)")
     start.add_argument("--shots-seed", type=non_negative_int, metavar="SEED",
                        help="the seed that picks the K shots (default 0, as `train --seed 0`)")
+    editing = parser.add_argument_group("an instruction-editing generator (DiffuseMix: an InstructPix2Pix folder)")
+    editing.add_argument("--edits", nargs="+", metavar="TEXT",
+                         help="the instructions real images are edited with, one drawn per image (default: "
+                              "DiffuseMix's: autumn, snowy, sunset, watercolor art, ...)")
+    editing.add_argument("--fractal-blend", type=non_negative_float, metavar="W",
+                         help="the weight of the fractal image blended into each half-real, half-edited hybrid "
+                              "(default 0.2, DiffuseMix's; 0: no fractal)")
     sampling = parser.add_argument_group("sampling (defaults come from the generator)")
     sampling.add_argument("--guidance-scale", type=non_negative_float,
                           help="classifier-free guidance (default: SD 7.5; mini: its recorded 4.0)")

@@ -33,6 +33,8 @@ SCHEDULERS = ("ddim", "dpm++", "euler", "pndm", "lcm")  # lcm: few-step sampling
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")  # diffusers' schedulers' `timestep_spacing`
 NATIVE_SCHEDULER = "native"  # keep the scheduler the folder ships (a flow-matching family's only choice)
 SD_PIPELINE = "StableDiffusionPipeline"  # loaded as it always was; every other family via AutoPipelineForText2Image
+# instruction-editing pipelines (an image and an instruction in, the edited image out: DiffuseMix), loaded by class
+EDITING_PIPELINES = ("StableDiffusionInstructPix2PixPipeline",)
 DTYPES = ("fp32", "fp16", "bf16")
 # Built-in sampler defaults: diffusers' own for Stable Diffusion (guidance 7.5, 50 steps) with a
 # deterministic scheduler. A named generator brings its own (`NamedGenerator.defaults`), and a folder's
@@ -72,6 +74,11 @@ class GeneratorInfo:
     pipeline_class: str = SD_PIPELINE  # model_index.json's _class_name (the family)
     components: dict = field(default_factory=dict)  # component name -> class name, from model_index.json
     scheduler_class: str | None = None  # the class of the scheduler the folder ships
+
+    @property
+    def edits(self) -> bool:
+        """An instruction-editing generator (`EDITING_PIPELINES`): it edits real images, it draws none from noise."""
+        return self.pipeline_class in EDITING_PIPELINES
 
     @property
     def is_stable_diffusion(self) -> bool:
@@ -274,12 +281,16 @@ def quiet_loading(quiet: bool) -> Iterator[None]:
 
 def load_generator(info: GeneratorInfo, dtype: str, device: torch.device, quiet: bool = False):
     """The pipeline in `info.folder` on `device` in `dtype`, with its progress bar off: a Stable Diffusion folder
-    through StableDiffusionPipeline, any other text-to-image family through AutoPipelineForText2Image."""
+    through StableDiffusionPipeline, an instruction-editing one through its own class, any other text-to-image
+    family through AutoPipelineForText2Image."""
+    import diffusers
     from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline
 
     kwargs: dict = {"torch_dtype": torch_dtype(dtype, device)}  # `dtype=` only exists in recent diffusers
     loader = StableDiffusionPipeline if info.is_stable_diffusion else AutoPipelineForText2Image
-    if info.is_stable_diffusion and not info.safety_checker:
+    if info.edits:
+        loader = getattr(diffusers, info.pipeline_class)
+    if (info.is_stable_diffusion or info.edits) and not info.safety_checker:
         # A folder saved without a safety checker (tiny and embedded generators) must be loaded with it
         # explicitly off; a folder that has one keeps it.
         kwargs.update(safety_checker=None, requires_safety_checker=False)

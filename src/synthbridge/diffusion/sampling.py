@@ -58,7 +58,9 @@ def render(pipe, prompts: Sequence[str], seeds: Sequence[int], *, negative_promp
     if negative_prompt and "negative_prompt" in options:
         options["negative_prompt"] = [negative_prompt] * len(prompts)
     if init_images is not None:  # the start images fix the size (an image-to-image call takes no height/width)
-        options.update(image=list(init_images), strength=strength)
+        options["image"] = list(init_images)
+        if strength is not None:  # an instruction-editing pipeline takes none
+            options["strength"] = strength
     else:
         options.update(height=height, width=width)
     if latents is not None:

@@ -58,6 +58,8 @@ class SetIdentity:
     init_images: str | None = None
     strength: float | list | None = None  # one strength, or the set each image draws its own from (DA-Fusion)
     label_gamma: float | None = None  # --init-images other: the target class's soft-label weight is strength^gamma
+    edits: list | None = None  # an instruction-editing generator's prompts (DiffuseMix)
+    fractal_blend: float | None = None  # its hybrids' blend with a fractal image
     shots: int | None = None
     shots_seed: int | None = None
 
@@ -114,6 +116,10 @@ class GenerateConfig:
     # "other": from a real image of another class drawn by the image's seed, with the soft label (1 - s^g, s^g);
     # "pairs": from the slerp of two real images of its class inverted to noise (Diff-II; --strength does not apply)
     label_gamma: float = 0.5  # --init-images other: the soft label's exponent g (Diff-Mix's 0.5; 0.8 also in the paper)
+    # --- an instruction-editing generator (StableDiffusionInstructPix2PixPipeline): DiffuseMix
+    edits: tuple[str, ...] = ()  # the instructions each real image is edited with, one drawn per image by its seed;
+    # () with an editing generator: DiffuseMix's (generation.diffusemix.EDITS)
+    fractal_blend: float = 0.2  # the weight of the fractal image blended into each hybrid (DiffuseMix's 0.2)
     strength: float | tuple[float, ...] = 0.5  # how far the real image is noised before denoising: 0 keeps it, 1 is
     # pure noise; several values (DA-Fusion's 0.25, 0.5, 0.75, 1.0): each image draws one by its seed (`strengths`)
     shots: int | None = None  # start from the K-shot subset `synthbridge train --shots K --seed shots_seed` uses;
@@ -187,6 +193,11 @@ class GenerateConfig:
             raise UserError("--filter needs --filter-model: a local CLIP folder, a `synthbridge train` run folder, "
                             "or a classifier .safetensors (with --filter-arch)")
         self._check_init_images()
+        if isinstance(self.fractal_blend, bool) or not (isinstance(self.fractal_blend, (int, float))
+                                                        and 0 <= self.fractal_blend <= 1):
+            raise UserError(f"--fractal-blend must be a number from 0 to 1, got {self.fractal_blend!r}")
+        if any(not isinstance(edit, str) or not edit.strip() for edit in self.edits):
+            raise UserError("--edits takes instructions as non-empty text, one per argument")
         if self.shard is not None:
             index, count = self.shard
             if not (isinstance(index, int) and isinstance(count, int) and count >= 1 and 0 <= index < count):
@@ -245,7 +256,7 @@ class GenerateConfig:
         """Build from a plain dict (YAML, an experiment grid); unknown keys are errors that list the valid ones."""
         reject_unknown_keys(data, cls, "generate config")
         data = dict(data)
-        for key in ("classes", "templates", "strength"):
+        for key in ("classes", "templates", "strength", "edits"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         if isinstance(data.get("shard"), (list, str)):

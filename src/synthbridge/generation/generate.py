@@ -31,6 +31,7 @@ from PIL import Image
 
 from synthbridge.data import DatasetBundle, load_dataset
 from synthbridge.diffusion.pipeline import (
+    EDITING_PIPELINES,
     GeneratorInfo,
     check_scheduler,
     denoiser,
@@ -53,6 +54,7 @@ from synthbridge.generation.adapted import (
     per_class_style,
 )
 from synthbridge.generation.config import IMAGE_FORMATS, GenerateConfig, SetIdentity
+from synthbridge.generation.diffusemix import EDITS, edit_prompt, hybrid
 from synthbridge.io import check_format, ensure_writable_dir, progress
 from synthbridge.prompts import build_prompt, resolve_templates, template_for
 from synthbridge.seeding import derive_seed
@@ -185,8 +187,8 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         load_style(pipe, config.style)  # a per-class folder: every class's token
     if adapters is not None:
         adapters.load(pipe)
-    if starts is not None and not starts.pairs:  # the same components (tokens, adapters, scheduler) in diffusers'
-        pipe = image_to_image(pipe)  # image-to-image pipeline
+    if starts is not None and not starts.pairs and not config.edits:  # the same components (tokens, adapters,
+        pipe = image_to_image(pipe)  # scheduler) in diffusers' image-to-image pipeline
     check_options(pipe, config.negative_prompt, guidance_given)
     class_filter = None
     if config.filter:
@@ -231,9 +233,11 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         set_token = None if class_style else style_token
         prompt = lambda item: build_prompt(template_for(templates, item.index), prompt_of[item.class_name],
                                            bundle.superclass, set_token)
+        if config.edits:  # an editing generator: each real image edited with an instruction drawn by its seed
+            prompt = lambda item: edit_prompt(config.edits, config.seed, item.class_name, item.index)  # noqa: E731
         if state.is_main_process:
-            check_prompt_lengths(pipe, {name: [build_prompt(t, prompt_of[name], bundle.superclass, set_token)
-                                               for t in templates] for name in classes})
+            check_prompt_lengths(pipe, {name: list(config.edits) or [
+                build_prompt(t, prompt_of[name], bundle.superclass, set_token) for t in templates] for name in classes})
         try:
             made, given_up, retried = _make_images(
                 todo, pipe, config, out, part, identity, class_filter, prompt=prompt, starts=starts,
@@ -304,9 +308,15 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
                     strength, pairs = None, [starts.partner(a.item.class_name, a.item.index) for a in batch]
                     latents = [inversions.start(a.item.class_name, a.item.index) for a in batch]
                     images, nsfw = render(pipe, prompts, seeds, latents=latents, **_sampling(config))
-                else:
-                    strength = starts.strength(batch[0].item.class_name, batch[0].item.index) if starts else None
+                else:  # an editing generator takes no strength
+                    strength = (starts.strength(batch[0].item.class_name, batch[0].item.index)
+                                if starts and not config.edits else None)
                     pairs, images, nsfw = None, *_draw(pipe, config, prompts, seeds, starts, sources, strength)
+                edits = [None] * len(batch)
+                if config.edits:  # DiffuseMix: half real, half edit, blended with a fractal; the real image's label
+                    made_up = [hybrid(starts.image(source, config.width, config.height), image, seed, config.fractal_blend)
+                               for source, image, seed in zip(sources, images, seeds)]
+                    images, edits = [m[0] for m in made_up], [m[1] for m in made_up]
                 reasons: list[str | None] = ["nsfw" if flag else "blank" if is_blank(image, config.blank_threshold)
                                              else None for image, flag in zip(images, nsfw)]
                 scores: list[float | None] = [None] * len(batch)
@@ -321,7 +331,8 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
                                             starts.describe(sources[k]) if starts else None, strength,
                                             starts.soft_label(attempt.item.class_name, sources[k], strength)
                                             if starts else None,
-                                            {**starts.describe(pairs[k][0]), "weight": pairs[k][1]} if pairs else None)
+                                            {**starts.describe(pairs[k][0]), "weight": pairs[k][1]} if pairs else None,
+                                            edits[k])
                     if reason is None:  # written while the next batch is drawn; listed once complete and in place
                         writer.put(image, out / attempt.item.path, record)
                         made += 1
@@ -361,7 +372,7 @@ def _queues(todo: list[store.WorkItem], per_class: bool, starts: RealStarts | No
     adapters: a batch is drawn with its class's adapter) and per strength (a call noises its starts to one strength),
     in the set's class order and the strengths' order, each in the order of `todo`."""
     def key(item: store.WorkItem) -> tuple:
-        strength = starts.strength(item.class_name, item.index) if starts and not starts.pairs else 0.0
+        strength = starts.strength(item.class_name, item.index) if starts and starts.mode in ("real", "other") else 0.0
         return (item.class_position if per_class else 0, strength)
 
     queues: dict[tuple, deque] = {}
@@ -403,11 +414,28 @@ def resolve(config: GenerateConfig, info: GeneratorInfo) -> GenerateConfig:
                                             or resolved.scheduler != "ddim"):
         raise UserError(f"--init-images pairs inverts real images with DDIM: it needs a Stable Diffusion 1.x/2.x "
                         f"generator and --scheduler ddim (got {info.pipeline_class}, {resolved.scheduler})")
-    if resolved.init_images in ("real", "other") and int(resolved.steps * min(resolved.strengths)) < 1:
+    if info.edits:
+        resolved = _editing(resolved, info)
+    elif resolved.edits or resolved.fractal_blend != 0.2:
+        raise UserError(f"--edits and --fractal-blend are for an instruction-editing generator "
+                        f"({', '.join(EDITING_PIPELINES)}); {info.name!r} is a {info.pipeline_class}")
+    if resolved.init_images in ("real", "other") and not resolved.edits and int(resolved.steps * min(resolved.strengths)) < 1:
         raise UserError(f"--strength {min(resolved.strengths)} of --steps {resolved.steps} leaves no denoising step "
                         f"(image-to-image runs int(steps x strength)); raise --strength or --steps")
     check_scheduler(info, resolved.scheduler)
     return resolved
+
+
+def _editing(config: GenerateConfig, info: GeneratorInfo) -> GenerateConfig:
+    """The config of an instruction-editing generator (DiffuseMix): it edits the real images (--init-images real),
+    with DiffuseMix's instructions unless --edits gives others; it takes no learned token or adapter."""
+    if config.init_images != "real":
+        raise UserError(f"{info.name!r} is an instruction-editing generator ({info.pipeline_class}): it edits real "
+                        f"images; add --init-images real")
+    if config.style or config.lora:
+        raise UserError(f"--style and --lora fit a text-to-image generator; {info.name!r} edits images "
+                        f"({info.pipeline_class}): leave them out")
+    return replace(config, edits=tuple(config.edits) or EDITS)
 
 
 def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=None, device: str | None = None,
@@ -456,17 +484,20 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
                              line["pair"]["weight"])]
         else:
             init_images = [starts.image(line["source"]["index"], params["width"], params["height"])]
-            pipe = image_to_image(pipe)
+            if not params.get("edits"):
+                pipe = image_to_image(pipe)
     images, _ = render(pipe, [line["prompt"]], [line["seed"]], negative_prompt=params["negative_prompt"],
                        steps=params["steps"], guidance_scale=params["guidance_scale"], height=params["height"],
                        width=params["width"], batch_size=batch_size or line.get("batch_size"),
                        init_images=init_images, strength=line.get("strength"), latents=latents)
+    if params.get("edits"):  # DiffuseMix: the hybrid the line records, from the same seed
+        images = [hybrid(init_images[0], images[0], line["seed"], params["fractal_blend"])[0]]
     return store.stored_image(images[0], params["save_size"])
 
 
 def _manifest_line(config: GenerateConfig, identity: SetIdentity, attempt: _Attempt, seed: int, prompt: str,
                    score: float | None, source: dict | None, strength: float | None, label: dict | None = None,
-                   pair: dict | None = None) -> dict:
+                   pair: dict | None = None, edit: dict | None = None) -> dict:
     """An image's line: where it is, its seed and prompt, the set's fields that describe it (`line_fields`; an
     image-to-image one: its own strength), the call shape that reproduces it (`batch_size`), the seeds it replaced;
     one translated from another class: its soft label ({class: weight}, what training reads)."""
@@ -481,6 +512,8 @@ def _manifest_line(config: GenerateConfig, identity: SetIdentity, attempt: _Atte
         line["label"] = label
     if pair is not None:  # Diff-II: the second real image it interpolates toward, and the weight of the slerp
         line["pair"] = pair
+    if edit is not None:  # DiffuseMix: which half is the real image's, and the fractal's weight
+        line["edit"] = edit
     if score is not None:
         line["filter_score"] = score
     return line
@@ -502,6 +535,8 @@ def set_identity(config: GenerateConfig, info: GeneratorInfo, classes: list[str]
         lora_sha256=adapters.sha256 if adapters else None, lora_scale=config.lora_scale if adapters else None,
         init_images=config.init_images, label_gamma=config.label_gamma if starts and starts.other else None,
         strength=(starts.strengths[0] if len(starts.strengths) == 1 else list(starts.strengths))
-        if starts and not starts.pairs else None,
+        if starts and not starts.pairs and not config.edits else None,
+        edits=list(config.edits) if config.edits else None,
+        fractal_blend=config.fractal_blend if config.edits else None,
         shots=config.shots if starts else None,
         shots_seed=config.shots_seed if starts and config.shots is not None else None)
