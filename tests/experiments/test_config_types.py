@@ -63,3 +63,14 @@ def test_the_shipped_presets_and_lists_where_tuples_are_declared_still_load():
         ExperimentConfig.from_yaml(name)
     cfg = ExperimentConfig.from_dict({**BASE, "shots": [None, 2], "train": {"real": {"lr": 1, "steps": 5}}})
     assert cfg.shots == (None, 2) and cfg.train["real"]["lr"] == 1
+
+
+def test_an_arm_that_edits_real_images_needs_the_grids_editor(tmp_path, capsys):
+    """DiffuseMix's arms draw with an instruction-editing model the embedded world has not: without `editor:` the
+    grid is refused in one line, before anything is made."""
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({**BASE, "generator": "mini", "arms": ["real", "mixed_diffusemix"]}))
+    assert main(["run", str(grid), "--plan", "--out", str(tmp_path / "exp")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "set `editor:` to an InstructPix2Pix folder" in err, err
+    assert not (tmp_path / "exp").exists()

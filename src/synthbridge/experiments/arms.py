@@ -75,5 +75,9 @@ for _name, _arm in {
     # Diff-II: interpolations of two inverted real images of a class, as a synthetic set (bridged and mixed)
     "bridged_diffii": Arm("bridged", method="diffii", label="bridged++ + Diff-II"),
     "mixed_diffii": Arm("mixed", method="diffii", label="naive mixing + Diff-II"),
+    # DiffuseMix: edited hybrids of the real shots, trained on with them (its own use) or first (bridged); needs an
+    # instruction-editing model (the grid's `editor`), which the embedded world has not: its presets leave them out
+    "mixed_diffusemix": Arm("mixed", method="diffusemix", label="naive mixing + DiffuseMix"),
+    "bridged_diffusemix": Arm("bridged", method="diffusemix", label="bridged++ + DiffuseMix"),
 }.items():
     ARMS.register(_name)(_arm)

@@ -34,6 +34,7 @@ class ExperimentConfig:
     shots: tuple[int | None, ...] = (10,)  # real images per class; null = the whole train split
     seeds: tuple[int, ...] = (0, 1, 2)
     generator: str = "mini"  # a generator name ("mini"), a diffusers folder, a hub id, or a synthetic source ("render")
+    editor: str | None = None  # an instruction-editing generator folder (InstructPix2Pix): the DiffuseMix arms' sets
     generation: dict = field(default_factory=dict)  # GenerateConfig fields (guidance_scale, steps, templates, ...)
     inversion: dict = field(default_factory=dict)  # InvertConfig fields (steps, lr, ...) of style and per-class tokens
     lora: dict = field(default_factory=dict)  # LoraTrainConfig fields (rank, steps, lr, ...) of the LoRA arms
@@ -75,7 +76,9 @@ class ExperimentConfig:
         from synthbridge.experiments.arms import ARMS
 
         for arm in self.arms + self.volume_arms:
-            ARMS.get(arm)
+            if ARMS.get(arm).fitting.editor and self.editor is None:
+                raise UserError(f"experiment config: arm {arm!r} edits real images with an instruction-editing model "
+                                f"(DiffuseMix); set `editor:` to an InstructPix2Pix folder, or leave the arm out")
         for name, values in (("datasets", self.datasets), ("models", self.models), ("arms", self.arms),
                              ("seeds", self.seeds), ("volumes", self.volumes), ("shots", self.shots)):
             if not values:
