@@ -65,12 +65,15 @@ def test_the_shipped_presets_and_lists_where_tuples_are_declared_still_load():
     assert cfg.shots == (None, 2) and cfg.train["real"]["lr"] == 1
 
 
-def test_an_arm_that_edits_real_images_needs_the_grids_editor(tmp_path, capsys):
-    """DiffuseMix's arms draw with an instruction-editing model the embedded world has not: without `editor:` the
-    grid is refused in one line, before anything is made."""
+def test_an_arm_drawn_by_another_model_needs_the_grid_to_name_it(tmp_path, capsys):
+    """DiffuseMix's and GIF's arms draw with an editing or variation model the embedded world has not: without
+    `editor:` / `image_variation:` the grid is refused in one line, before anything is made."""
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump({**BASE, "generator": "mini", "arms": ["real", "mixed_diffusemix"]}))
     assert main(["run", str(grid), "--plan", "--out", str(tmp_path / "exp")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "set `editor:` to an InstructPix2Pix folder" in err, err
+    grid.write_text(yaml.safe_dump({**BASE, "generator": "mini", "arms": ["real", "bridged_gif"]}))
+    assert main(["run", str(grid), "--plan", "--out", str(tmp_path / "exp")]) == 2
+    assert "set `image_variation:` to a StableUnCLIPImg2Img folder" in capsys.readouterr().err
     assert not (tmp_path / "exp").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from helpers_editing import save_tiny_pix2pix
+from helpers_variation import save_tiny_unclip
 from synthbridge.experiments import ExperimentConfig, read_results
 from synthbridge.experiments.arms import ARMS
 from synthbridge.experiments.sets import set_name
@@ -19,9 +20,10 @@ TINY_TRAIN = {"real": {"steps": 2, "batch_size": 16, "warmup_steps": 1},
 
 @pytest.mark.slow
 def test_every_arm_runs_with_its_strategy_and_its_method(tmp_path):
-    editor = save_tiny_pix2pix(tmp_path / "pix2pix")  # DiffuseMix's instruction-editing model (none is embedded)
+    # DiffuseMix's instruction-editing model and GIF's image-variation model: none is embedded
+    editor, variation = save_tiny_pix2pix(tmp_path / "pix2pix"), save_tiny_unclip(tmp_path / "unclip")
     cfg = ExperimentConfig(name="every-arm", datasets=("digits",), models=("mini_resnet",), arms=tuple(ARMS.names()),
-                           editor=str(editor),
+                           editor=str(editor), image_variation=str(variation),
                            volumes=(2,), volume_arms=(), synthetic_steps=(), shots=(2,), seeds=(0,), generator="mini",
                            analysis=False, train=TINY_TRAIN, generation={"steps": 4, "batch_size": 10},
                            inversion={"steps": 2, "batch_size": 4}, lora={"steps": 2, "batch_size": 4},

@@ -5,6 +5,7 @@
     synthbridge generate ... --init-images real --strength 0.5 --shots 10   # image-to-image from the real images
     synthbridge generate ... --init-images real --strength 0.25,0.5,0.75,1  # a strength per image (DA-Fusion)
     synthbridge generate ... --generator PIX2PIX_DIR --init-images real     # edited hybrids (DiffuseMix)
+    synthbridge generate ... --generator UNCLIP_DIR --init-images real      # varied embeddings (GIF)
     accelerate launch -m synthbridge generate ... # the same split over the launched processes
 """
 
@@ -92,6 +93,10 @@ def generate(parser: argparse.ArgumentParser):
     editing.add_argument("--fractal-blend", type=non_negative_float, metavar="W",
                          help="the weight of the fractal image blended into each half-real, half-edited hybrid "
                               "(default 0.2, DiffuseMix's; 0: no fractal)")
+    variation = parser.add_argument_group("an image-variation generator (GIF: a StableUnCLIPImg2Img folder)")
+    variation.add_argument("--variation-noise", type=non_negative_float, metavar="S",
+                           help="the scale of the noise that perturbs each real image's CLIP image embedding (default "
+                                "0.2); a perturbation its class's real images do not recognise is drawn again")
     sampling = parser.add_argument_group("sampling (defaults come from the generator)")
     sampling.add_argument("--guidance-scale", type=non_negative_float,
                           help="classifier-free guidance (default: SD 7.5; mini: its recorded 4.0)")

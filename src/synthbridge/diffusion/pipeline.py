@@ -35,6 +35,8 @@ NATIVE_SCHEDULER = "native"  # keep the scheduler the folder ships (a flow-match
 SD_PIPELINE = "StableDiffusionPipeline"  # loaded as it always was; every other family via AutoPipelineForText2Image
 # instruction-editing pipelines (an image and an instruction in, the edited image out: DiffuseMix), loaded by class
 EDITING_PIPELINES = ("StableDiffusionInstructPix2PixPipeline",)
+# image-variation pipelines (a CLIP image embedding in, an image out: GIF), loaded by class
+VARIATION_PIPELINES = ("StableUnCLIPImg2ImgPipeline",)
 DTYPES = ("fp32", "fp16", "bf16")
 # Built-in sampler defaults: diffusers' own for Stable Diffusion (guidance 7.5, 50 steps) with a
 # deterministic scheduler. A named generator brings its own (`NamedGenerator.defaults`), and a folder's
@@ -79,6 +81,11 @@ class GeneratorInfo:
     def edits(self) -> bool:
         """An instruction-editing generator (`EDITING_PIPELINES`): it edits real images, it draws none from noise."""
         return self.pipeline_class in EDITING_PIPELINES
+
+    @property
+    def varies(self) -> bool:
+        """An image-variation generator (`VARIATION_PIPELINES`): it draws from images' CLIP embeddings."""
+        return self.pipeline_class in VARIATION_PIPELINES
 
     @property
     def is_stable_diffusion(self) -> bool:
@@ -281,14 +288,14 @@ def quiet_loading(quiet: bool) -> Iterator[None]:
 
 def load_generator(info: GeneratorInfo, dtype: str, device: torch.device, quiet: bool = False):
     """The pipeline in `info.folder` on `device` in `dtype`, with its progress bar off: a Stable Diffusion folder
-    through StableDiffusionPipeline, an instruction-editing one through its own class, any other text-to-image
-    family through AutoPipelineForText2Image."""
+    through StableDiffusionPipeline, an instruction-editing or image-variation one through its own class, any
+    other text-to-image family through AutoPipelineForText2Image."""
     import diffusers
     from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline
 
     kwargs: dict = {"torch_dtype": torch_dtype(dtype, device)}  # `dtype=` only exists in recent diffusers
     loader = StableDiffusionPipeline if info.is_stable_diffusion else AutoPipelineForText2Image
-    if info.edits:
+    if info.edits or info.varies:
         loader = getattr(diffusers, info.pipeline_class)
     if (info.is_stable_diffusion or info.edits) and not info.safety_checker:
         # A folder saved without a safety checker (tiny and embedded generators) must be loaded with it

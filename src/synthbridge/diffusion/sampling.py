@@ -28,13 +28,15 @@ def render(pipe, prompts: Sequence[str], seeds: Sequence[int], *, negative_promp
            guidance_scale: float, height: int, width: int, batch_size: int | None = None,
            init_images: Sequence[Image.Image] | None = None,
            strength: float | None = None,
-           latents: Sequence[torch.Tensor] | None = None) -> tuple[list[Image.Image], list[bool]]:
+           latents: Sequence[torch.Tensor] | None = None,
+           image_embeds: Sequence[torch.Tensor] | None = None) -> tuple[list[Image.Image], list[bool]]:
     """One pipeline call: (images, nsfw flags), image i drawn from `seeds[i]` alone.
 
     `init_images` (one per prompt, already `height` x `width`) with `strength`: image i starts from
     `init_images[i]` noised to `strength` instead of from pure noise; `pipe` is then `image_to_image(...)`'s.
     `latents` (one [C, h, w] tensor per prompt): image i starts from `latents[i]` instead of its seed's noise (an
-    inversion: `ddim_invert`).
+    inversion: `ddim_invert`). `image_embeds` (one [D] CLIP image embedding per prompt): what an image-variation
+    pipeline (StableUnCLIPImg2ImgPipeline) draws image i from.
 
     `batch_size`: the call is always made with exactly this many images; a shorter list is padded with
     copies of its last image, whose outputs are dropped. CPU (and GPU) kernels choose their blocking by
@@ -51,6 +53,8 @@ def render(pipe, prompts: Sequence[str], seeds: Sequence[int], *, negative_promp
             init_images = list(init_images) + [init_images[-1]] * (batch_size - count)
         if latents is not None:
             latents = list(latents) + [latents[-1]] * (batch_size - count)
+        if image_embeds is not None:
+            image_embeds = list(image_embeds) + [image_embeds[-1]] * (batch_size - count)
     # one CPU generator per image: the initial latents (and any scheduler noise) of image i come from its
     # own seed, and on any device, since diffusers draws from CPU generators on the CPU
     generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
@@ -65,6 +69,8 @@ def render(pipe, prompts: Sequence[str], seeds: Sequence[int], *, negative_promp
         options.update(height=height, width=width)
     if latents is not None:
         options["latents"] = torch.stack(list(latents))
+    if image_embeds is not None:
+        options["image_embeds"] = torch.stack(list(image_embeds)).to(pipe.device, pipe.image_encoder.dtype)
     output = pipe(prompt=list(prompts), num_inference_steps=steps, generator=generators, output_type="pil", **options)
     nsfw = getattr(output, "nsfw_content_detected", None) or [False] * len(prompts)  # only SD has a safety checker
     return list(output.images)[:count], [bool(flag) for flag in nsfw][:count]

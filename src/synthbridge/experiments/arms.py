@@ -79,5 +79,9 @@ for _name, _arm in {
     # instruction-editing model (the grid's `editor`), which the embedded world has not: its presets leave them out
     "mixed_diffusemix": Arm("mixed", method="diffusemix", label="naive mixing + DiffuseMix"),
     "bridged_diffusemix": Arm("bridged", method="diffusemix", label="bridged++ + DiffuseMix"),
+    # GIF: variations of the real shots' CLIP embeddings, pooled with them (its own use) or first (bridged); needs an
+    # image-variation model (the grid's `image_variation`), which the embedded world has not
+    "mixed_gif": Arm("mixed", method="gif", label="naive mixing + GIF"),
+    "bridged_gif": Arm("bridged", method="gif", label="bridged++ + GIF"),
 }.items():
     ARMS.register(_name)(_arm)

@@ -35,6 +35,7 @@ class ExperimentConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     generator: str = "mini"  # a generator name ("mini"), a diffusers folder, a hub id, or a synthetic source ("render")
     editor: str | None = None  # an instruction-editing generator folder (InstructPix2Pix): the DiffuseMix arms' sets
+    image_variation: str | None = None  # an image-variation generator folder (StableUnCLIPImg2Img): the GIF arms' sets
     generation: dict = field(default_factory=dict)  # GenerateConfig fields (guidance_scale, steps, templates, ...)
     inversion: dict = field(default_factory=dict)  # InvertConfig fields (steps, lr, ...) of style and per-class tokens
     lora: dict = field(default_factory=dict)  # LoraTrainConfig fields (rank, steps, lr, ...) of the LoRA arms
@@ -76,9 +77,11 @@ class ExperimentConfig:
         from synthbridge.experiments.arms import ARMS
 
         for arm in self.arms + self.volume_arms:
-            if ARMS.get(arm).fitting.editor and self.editor is None:
-                raise UserError(f"experiment config: arm {arm!r} edits real images with an instruction-editing model "
-                                f"(DiffuseMix); set `editor:` to an InstructPix2Pix folder, or leave the arm out")
+            key = ARMS.get(arm).fitting.drawn_by
+            if key is not None and getattr(self, key) is None:
+                model = {"editor": "an InstructPix2Pix", "image_variation": "a StableUnCLIPImg2Img"}[key]
+                raise UserError(f"experiment config: arm {arm!r} draws its set with a model the grid does not name; "
+                                f"set `{key}:` to {model} folder, or leave the arm out")
         for name, values in (("datasets", self.datasets), ("models", self.models), ("arms", self.arms),
                              ("seeds", self.seeds), ("volumes", self.volumes), ("shots", self.shots)):
             if not values:

@@ -19,6 +19,8 @@ A method says what a synthetic set learns from the real training images before i
                   interpolated and denoised with the class's prompt (Diff-II)
     diffusemix    each real shot edited by the grid's instruction-editing model (`editor`), half real and half edit,
                   blended with a fractal image; the real image's label (DiffuseMix)
+    gif           each real shot's CLIP image embedding perturbed (kept when its class's shots recognise it) and
+                  decoded by the grid's image-variation model (`image_variation`) (GIF)
 
 The leakage rule: what a method learns from real images comes from the training images of the cells that use
 it -- a few-shot cell's own shots (the subset its seed draws), the whole train split for a full-data cell --
@@ -41,7 +43,8 @@ class Method:
     img2img: bool = False  # start each image from a noised real training image of its class
     strengths: tuple[float, ...] | None = None  # image-to-image at these strengths, one drawn per image (None: the
     # grid's `img2img` strength)
-    editor: bool = False  # drawn by the grid's instruction-editing generator (`editor`), not its `generator`
+    drawn_by: str | None = None  # the grid key of the generator its sets are drawn by, when not `generator`:
+    # "editor" (an instruction-editing model: DiffuseMix) or "image_variation" (an image-variation model: GIF)
     start: str = "real"  # what an image-to-image set starts from (generate's --init-images): "real", its class's
     # real images; "other", another class's, soft-labelled (Diff-Mix); "pairs", two of its class's, inverted (Diff-II)
     suffix: str = ""  # the set folder's suffix (synthetic/<dataset><suffix>...)
@@ -67,6 +70,7 @@ for _name, _method in {
     "diffmix": Method("Diff-Mix", inversion="class", img2img=True, strengths=(0.5, 0.7, 0.9), start="other",
                       suffix="-diffmix"),
     "diffii": Method("Diff-II", inversion="class", img2img=True, start="pairs", suffix="-diffii"),
-    "diffusemix": Method("DiffuseMix", img2img=True, editor=True, suffix="-diffusemix"),
+    "diffusemix": Method("DiffuseMix", img2img=True, drawn_by="editor", suffix="-diffusemix"),
+    "gif": Method("GIF", img2img=True, drawn_by="image_variation", suffix="-gif"),
 }.items():
     METHODS.register(_name)(_method)

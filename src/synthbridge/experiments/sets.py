@@ -181,9 +181,9 @@ def img2img_fields(cfg: ExperimentConfig, need: SetNeed) -> dict:
     if method.start == "pairs":  # denoised from whole DDIM inversions: no strength, DDIM sampling
         fields.pop("strength")
         fields["scheduler"] = "ddim"
-    if method.editor:  # edited by the grid's instruction-editing model, which takes no strength
+    if method.drawn_by:  # drawn by the grid's editing or variation model, which takes no strength
         fields.pop("strength")
-        fields["generator"] = cfg.editor
+        fields["generator"] = getattr(cfg, method.drawn_by)
     return fields
 
 

@@ -60,6 +60,7 @@ class SetIdentity:
     label_gamma: float | None = None  # --init-images other: the target class's soft-label weight is strength^gamma
     edits: list | None = None  # an instruction-editing generator's prompts (DiffuseMix)
     fractal_blend: float | None = None  # its hybrids' blend with a fractal image
+    variation_noise: float | None = None  # an image-variation generator's embedding perturbation (GIF)
     shots: int | None = None
     shots_seed: int | None = None
 
@@ -120,6 +121,8 @@ class GenerateConfig:
     edits: tuple[str, ...] = ()  # the instructions each real image is edited with, one drawn per image by its seed;
     # () with an editing generator: DiffuseMix's (generation.diffusemix.EDITS)
     fractal_blend: float = 0.2  # the weight of the fractal image blended into each hybrid (DiffuseMix's 0.2)
+    # --- an image-variation generator (StableUnCLIPImg2ImgPipeline): GIF
+    variation_noise: float = 0.2  # the scale of the noise that perturbs each real image's CLIP image embedding
     strength: float | tuple[float, ...] = 0.5  # how far the real image is noised before denoising: 0 keeps it, 1 is
     # pure noise; several values (DA-Fusion's 0.25, 0.5, 0.75, 1.0): each image draws one by its seed (`strengths`)
     shots: int | None = None  # start from the K-shot subset `synthbridge train --shots K --seed shots_seed` uses;
@@ -196,6 +199,9 @@ class GenerateConfig:
         if isinstance(self.fractal_blend, bool) or not (isinstance(self.fractal_blend, (int, float))
                                                         and 0 <= self.fractal_blend <= 1):
             raise UserError(f"--fractal-blend must be a number from 0 to 1, got {self.fractal_blend!r}")
+        if isinstance(self.variation_noise, bool) or not (isinstance(self.variation_noise, (int, float))
+                                                          and self.variation_noise >= 0):
+            raise UserError(f"--variation-noise must be a number >= 0, got {self.variation_noise!r}")
         if any(not isinstance(edit, str) or not edit.strip() for edit in self.edits):
             raise UserError("--edits takes instructions as non-empty text, one per argument")
         if self.shard is not None:

@@ -32,6 +32,7 @@ from PIL import Image
 from synthbridge.data import DatasetBundle, load_dataset
 from synthbridge.diffusion.pipeline import (
     EDITING_PIPELINES,
+    VARIATION_PIPELINES,
     GeneratorInfo,
     check_scheduler,
     denoiser,
@@ -55,6 +56,7 @@ from synthbridge.generation.adapted import (
 )
 from synthbridge.generation.config import IMAGE_FORMATS, GenerateConfig, SetIdentity
 from synthbridge.generation.diffusemix import EDITS, edit_prompt, hybrid
+from synthbridge.generation.variation import Variations
 from synthbridge.io import check_format, ensure_writable_dir, progress
 from synthbridge.prompts import build_prompt, resolve_templates, template_for
 from synthbridge.seeding import derive_seed
@@ -187,8 +189,9 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         load_style(pipe, config.style)  # a per-class folder: every class's token
     if adapters is not None:
         adapters.load(pipe)
-    if starts is not None and not starts.pairs and not config.edits:  # the same components (tokens, adapters,
-        pipe = image_to_image(pipe)  # scheduler) in diffusers' image-to-image pipeline
+    varies = info.varies
+    if starts is not None and not starts.pairs and not config.edits and not varies:  # the same components (tokens,
+        pipe = image_to_image(pipe)  # adapters, scheduler) in diffusers' image-to-image pipeline
     check_options(pipe, config.negative_prompt, guidance_given)
     class_filter = None
     if config.filter:
@@ -293,6 +296,8 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
     per_class = adapters is not None and adapters.per_class is not None
     queues = _queues(todo, per_class, starts)
     inversions = Inversions(pipe, starts, config.steps, config.width, config.height) if starts and starts.pairs else None
+    variations = Variations(pipe, starts, config.variation_noise) if config.variation_noise is not None and starts \
+        and type(pipe).__name__ in VARIATION_PIPELINES else None
     writer = store.ImageWriter(part, config.image_format, config.quality, config.save_size, limit=2 * config.batch_size)
     with progress(total=len(todo), unit="img", desc="generate", enabled=show_progress, dynamic_ncols=True) as bar, \
             writer:
@@ -304,10 +309,18 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
                 seeds = [image_seed(config.seed, a.item.class_name, a.item.index, a.attempt) for a in batch]
                 prompts = [prompt(a.item) for a in batch]
                 sources = [starts.source(a.item.class_name, a.item.index) for a in batch] if starts else None
+                varied = [None] * len(batch)
                 if inversions is not None:  # Diff-II: from the slerp of two inverted real images, no strength
                     strength, pairs = None, [starts.partner(a.item.class_name, a.item.index) for a in batch]
                     latents = [inversions.start(a.item.class_name, a.item.index) for a in batch]
                     images, nsfw = render(pipe, prompts, seeds, latents=latents, **_sampling(config))
+                elif variations is not None:  # GIF: from a perturbed CLIP embedding of the real image
+                    strength, pairs = None, None
+                    perturbed = [variations.perturbed(a.item.class_name, source, seed)
+                                 for a, source, seed in zip(batch, sources, seeds)]
+                    varied = [record for _, record in perturbed]
+                    images, nsfw = render(pipe, prompts, seeds, image_embeds=[e for e, _ in perturbed],
+                                          **_sampling(config))
                 else:  # an editing generator takes no strength
                     strength = (starts.strength(batch[0].item.class_name, batch[0].item.index)
                                 if starts and not config.edits else None)
@@ -332,7 +345,7 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
                                             starts.soft_label(attempt.item.class_name, sources[k], strength)
                                             if starts else None,
                                             {**starts.describe(pairs[k][0]), "weight": pairs[k][1]} if pairs else None,
-                                            edits[k])
+                                            edits[k], varied[k])
                     if reason is None:  # written while the next batch is drawn; listed once complete and in place
                         writer.put(image, out / attempt.item.path, record)
                         made += 1
@@ -419,7 +432,15 @@ def resolve(config: GenerateConfig, info: GeneratorInfo) -> GenerateConfig:
     elif resolved.edits or resolved.fractal_blend != 0.2:
         raise UserError(f"--edits and --fractal-blend are for an instruction-editing generator "
                         f"({', '.join(EDITING_PIPELINES)}); {info.name!r} is a {info.pipeline_class}")
-    if resolved.init_images in ("real", "other") and not resolved.edits and int(resolved.steps * min(resolved.strengths)) < 1:
+    if info.varies:
+        if resolved.init_images != "real" or resolved.style or resolved.lora:
+            raise UserError(f"{info.name!r} is an image-variation generator ({info.pipeline_class}): it varies real "
+                            f"images; use --init-images real, without --style or --lora")
+    elif resolved.variation_noise != 0.2:
+        raise UserError(f"--variation-noise is for an image-variation generator ({', '.join(VARIATION_PIPELINES)}); "
+                        f"{info.name!r} is a {info.pipeline_class}")
+    if resolved.init_images in ("real", "other") and not (info.edits or info.varies) \
+            and int(resolved.steps * min(resolved.strengths)) < 1:
         raise UserError(f"--strength {min(resolved.strengths)} of --steps {resolved.steps} leaves no denoising step "
                         f"(image-to-image runs int(steps x strength)); raise --strength or --steps")
     check_scheduler(info, resolved.scheduler)
@@ -471,12 +492,16 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
         adapters = Adapters.read(params["lora"], [class_name], params["lora_scale"])
         adapters.load(pipe)
         adapters.activate(pipe, class_name)
-    init_images = latents = None
+    init_images = latents = image_embeds = None
     if params.get("init_images"):
         if bundle is None:
             bundle = load_dataset(params["dataset"], data_root=record["config"].get("data_root"))
         starts = RealStarts(bundle.train, {})
-        if params["init_images"] == "pairs":  # the slerp of its two real images' inversions, as recorded
+        if params.get("variation_noise") is not None:  # GIF: the perturbation its seed draws, as made
+            starts = RealStarts.build(bundle, params["classes"], params.get("shots"), params.get("shots_seed") or 0)
+            image_embeds = [Variations(pipe, starts, params["variation_noise"]).perturbed(
+                class_name, line["source"]["index"], line["seed"])[0]]
+        elif params["init_images"] == "pairs":  # the slerp of its two real images' inversions, as recorded
             from synthbridge.diffusion.sampling import slerp
 
             inversions = Inversions(pipe, starts, params["steps"], params["width"], params["height"])
@@ -486,10 +511,12 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
             init_images = [starts.image(line["source"]["index"], params["width"], params["height"])]
             if not params.get("edits"):
                 pipe = image_to_image(pipe)
+    image_embeds = image_embeds if params.get("variation_noise") is not None else None
     images, _ = render(pipe, [line["prompt"]], [line["seed"]], negative_prompt=params["negative_prompt"],
                        steps=params["steps"], guidance_scale=params["guidance_scale"], height=params["height"],
                        width=params["width"], batch_size=batch_size or line.get("batch_size"),
-                       init_images=init_images, strength=line.get("strength"), latents=latents)
+                       init_images=init_images, strength=line.get("strength"), latents=latents,
+                       image_embeds=image_embeds)
     if params.get("edits"):  # DiffuseMix: the hybrid the line records, from the same seed
         images = [hybrid(init_images[0], images[0], line["seed"], params["fractal_blend"])[0]]
     return store.stored_image(images[0], params["save_size"])
@@ -497,7 +524,7 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
 
 def _manifest_line(config: GenerateConfig, identity: SetIdentity, attempt: _Attempt, seed: int, prompt: str,
                    score: float | None, source: dict | None, strength: float | None, label: dict | None = None,
-                   pair: dict | None = None, edit: dict | None = None) -> dict:
+                   pair: dict | None = None, edit: dict | None = None, variation: dict | None = None) -> dict:
     """An image's line: where it is, its seed and prompt, the set's fields that describe it (`line_fields`; an
     image-to-image one: its own strength), the call shape that reproduces it (`batch_size`), the seeds it replaced;
     one translated from another class: its soft label ({class: weight}, what training reads)."""
@@ -514,6 +541,8 @@ def _manifest_line(config: GenerateConfig, identity: SetIdentity, attempt: _Atte
         line["pair"] = pair
     if edit is not None:  # DiffuseMix: which half is the real image's, and the fractal's weight
         line["edit"] = edit
+    if variation is not None:  # GIF: the perturbation's noise, which draw was kept, whether the class guide took it
+        line["variation"] = variation
     if score is not None:
         line["filter_score"] = score
     return line
@@ -535,8 +564,9 @@ def set_identity(config: GenerateConfig, info: GeneratorInfo, classes: list[str]
         lora_sha256=adapters.sha256 if adapters else None, lora_scale=config.lora_scale if adapters else None,
         init_images=config.init_images, label_gamma=config.label_gamma if starts and starts.other else None,
         strength=(starts.strengths[0] if len(starts.strengths) == 1 else list(starts.strengths))
-        if starts and not starts.pairs and not config.edits else None,
+        if starts and not starts.pairs and not config.edits and not info.varies else None,
         edits=list(config.edits) if config.edits else None,
         fractal_blend=config.fractal_blend if config.edits else None,
+        variation_noise=config.variation_noise if info.varies else None,
         shots=config.shots if starts else None,
         shots_seed=config.shots_seed if starts and config.shots is not None else None)
