@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -244,6 +245,14 @@ def test_a_change_of_analysis_or_report_keys_only_keeps_finished_cells_and_sets(
     with pytest.raises(UserError, match=r"another config \(seeds differ\)"):
         run_experiment(tiny_config(arms=("real", "bridged"), volumes=(4,), synthetic_steps=(), seeds=(0, 1)),
                        tmp_path / "exp", show_progress=False)
+    # a key a later version added (here: as if `editor` and `image_variation` were new) holds its default in a
+    # record without it: the same grid, resumed; given a value, it is another grid, named
+    for key in ("editor", "image_variation"):
+        del record["config"][key]
+    (tmp_path / "exp" / "experiment.json").write_text(json.dumps(record))
+    assert run_experiment(renamed, tmp_path / "exp", show_progress=False)["ran"] == 0 and not trained
+    with pytest.raises(UserError, match=r"another config \(editor differ\)"):
+        run_experiment(replace(renamed, editor="/some/pix2pix"), tmp_path / "exp", show_progress=False)
 
 
 def test_gap_measures_use_the_grids_model_and_weights_and_are_remade_for_another(tmp_path, monkeypatch):

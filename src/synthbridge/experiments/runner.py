@@ -50,8 +50,11 @@ def open_experiment(cfg: ExperimentConfig, exp_dir: Path) -> None:
                      again="run its grid again into a new --out")
         old, new = record["config"], plain(cfg.to_dict())
         old_grid, new_grid = _without_analysis(old), plain(cfg.training_dict())
+        # a key this version added and the record lacks holds its default: the grid it ran with
+        defaults = plain(ExperimentConfig().training_dict())
+        old_grid = {**{k: defaults[k] for k in new_grid.keys() - old_grid.keys() if k in defaults}, **old_grid}
         if old_grid != new_grid:
-            differ = sorted(k for k in new_grid if old_grid.get(k) != new_grid[k])
+            differ = sorted(k for k in old_grid.keys() | new_grid.keys() if old_grid.get(k) != new_grid.get(k))
             raise UserError(f"{str(exp_dir)!r} holds an experiment with another config ({', '.join(differ)} differ); "
                             f"pick a new --out (or restore that config to resume it)")
         if changed := {k: old.get(k) for k in ANALYSIS_KEYS if old.get(k) != new.get(k)}:
