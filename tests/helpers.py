@@ -68,3 +68,19 @@ def class_token_folder(path: Path, classes: tuple[str, ...], width: int, templat
     (path / "invert.json").write_text(json.dumps({"per_class": True, "tokens": tokens, "files": files,
                                                   "template": template}))
     return path
+
+
+def generate_refusal(capsys, out: Path, *extra: str, one_line: bool = True) -> str:
+    """Run `synthbridge generate` on two digit classes with `extra` arguments, expect it refused with exit 2 (one
+    line unless argparse's own usage comes with it), and return what it said."""
+    from synthbridge.cli import main
+
+    args = ["generate", "--no-progress", "--dataset", "digits", "--per-class", "1", "--classes", "1", "3",
+            "--steps", "2", "--out", str(out)]
+    try:
+        code = main([*args, *extra])
+    except SystemExit as exc:  # argparse's own checks of a value
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and (len(err.strip().splitlines()) == 1 or not one_line), err
+    return err

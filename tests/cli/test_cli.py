@@ -72,3 +72,25 @@ def test_unknown_command_and_help(capsys):
         main(["train", "--help"])
     assert exc.value.code == 0
     assert "--strategy" in capsys.readouterr().out
+
+
+def test_every_command_ends_its_help_with_an_example_that_parses_as_written(capsys):
+    """Each command's --help shows one example, and the example is a valid command line of that command."""
+    import shlex
+
+    from synthbridge import __version__
+    from synthbridge.cli import build_parser
+    from synthbridge.cli.main import COMMANDS, EMBEDDED_COMMANDS, EXAMPLES
+
+    parser = build_parser()
+    assert set(EXAMPLES) == set(COMMANDS) | set(EMBEDDED_COMMANDS)
+    for name, example in EXAMPLES.items():
+        words = shlex.split(example)
+        assert words[:2] == ["synthbridge", name]
+        assert parser.parse_args(words[1:]).command == name, example
+        with pytest.raises(SystemExit):
+            parser.parse_args([name, "--help"])
+        assert f"example: {example}" in " ".join(capsys.readouterr().out.split()), name
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"synthbridge {__version__}"

@@ -225,3 +225,20 @@ def test_volume_comparisons_use_the_seeds_every_volume_has():
                         500: {None: {0: 74.0, 1: 76.0}, 400: {0: 1.0}}}}
     assert volume_runs(arms, "bridged") == {25: {0: 70.0, 1: 72.0}, 100: {0: 80.0, 1: 81.0}, 500: {0: 74.0, 1: 76.0}}
     assert volume_runs(arms, "mixed") == {}
+
+
+def test_one_seed_has_no_spread_to_show(tmp_path):
+    """With one seed the spread is unknown, not zero: "± n/a" in the tables and the terminal summary, and no
+    zero-width error bar."""
+    from stores import record, write_store
+
+    from synthbridge.reporting.figures import _half
+    from synthbridge.reporting.stats import fmt_mean, summarise
+
+    exp = write_store(tmp_path / "exp", [record("real", 0, 70.0), record("bridged", 0, 74.0, volume=4)], volumes=[4])
+    build_report(exp)
+    text = (exp / "report.md").read_text()
+    assert "74.00 ± n/a" in text and "± 0.00" not in text
+    assert fmt_mean(summarise([74.0]), "6.2f", "5.2f") == " 74.00 ±   n/a"  # the demo's fixed columns keep their width
+    assert fmt_mean(summarise([74.0, 76.0])) == "75.00 ± 1.41"
+    assert _half(None) != _half(None) and _half(1.5) == 1.5  # NaN: matplotlib draws no bar

@@ -12,7 +12,7 @@ from synthbridge.reporting.stats import fmt_gain
 def test_summarise_gives_mean_sample_std_and_count():
     assert summarise([70.0, 72.0, 77.0]) == {"mean": pytest.approx(73.0), "std": pytest.approx(stats.tstd([70, 72, 77])),
                                              "n": 3}
-    assert summarise([70.0]) == {"mean": 70.0, "std": 0.0, "n": 1}  # one seed: no spread to speak of
+    assert summarise([70.0]) == {"mean": 70.0, "std": None, "n": 1}  # one seed: its spread is unknown, not zero
 
 
 def test_paired_gain_says_how_large_a_gain_its_seeds_resolve():

@@ -40,6 +40,27 @@ EMBEDDED_COMMANDS: dict[str, Command] = {
 
 QUIET_COMMANDS = ("datasets", "presets", "report", "advise", "assets")  # no progress bars: no --no-progress
 
+# One example per command, at the end of its --help (each parses as written: tests/cli).
+EXAMPLES = {
+    "datasets": "synthbridge datasets",
+    "generate": "synthbridge generate --dataset imagefolder:data/train --generator sd15/ --per-class 100 --out synth/",
+    "invert": "synthbridge invert --dataset imagefolder:data/train --generator sd15/ --shots 10 --out style/",
+    "lora": "synthbridge lora --dataset imagefolder:data/train --generator sd15/ --per-class --out lora/",
+    "gap": "synthbridge gap --dataset imagefolder:data/train --synthetic synth/ --out gap.json",
+    "train": "synthbridge train --dataset imagefolder:data/train --shots 10 --strategy bridged --synthetic synth/ "
+             "--out runs/bridged",
+    "run": "synthbridge run embedded-quick --out exp/ --report",
+    "report": "synthbridge report exp/",
+    "advise": "synthbridge advise exp/",
+    "presets": "synthbridge presets",
+    "assets": "synthbridge assets --json",
+    "render": "synthbridge render --dataset mnist5k --per-class 200 --out synth/render",
+    "build-backbones": "synthbridge build-backbones --models mini_resnet",
+    "build-generator": "synthbridge build-generator --out generator/",
+    "fidelity": "synthbridge fidelity --generator mini --per-class 20",
+    "demo": "synthbridge demo --quick --out demo-quick",
+}
+
 
 def _embedded_available() -> bool:
     try:
@@ -58,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = {**COMMANDS, **(EMBEDDED_COMMANDS if _embedded_available() else {})}
     for name, setup in commands.items():
         help_text = (setup.__doc__ or "").strip().splitlines()[0]
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text,
+                                    epilog=f"example: {EXAMPLES[name]}" if name in EXAMPLES else None)
         sub_parser.set_defaults(handler=setup(sub_parser))
         if name not in QUIET_COMMANDS and "--no-progress" not in sub_parser._option_string_actions:
             sub_parser.add_argument("--no-progress", action="store_true",

@@ -21,6 +21,7 @@ from synthbridge.experiments import ExperimentConfig, plan_cells
 from synthbridge.experiments.runner import open_experiment, sets_needed
 from synthbridge.experiments.schedule import run_workers
 from synthbridge.reporting import build_report
+from synthbridge.reporting.stats import fmt_mean
 from synthbridge.study import run_experiment
 
 
@@ -65,18 +66,21 @@ def format_phases(phases: dict) -> str:
 
 
 def format_table(report: dict) -> str:
-    lines = [f"{'dataset':8s} {'model':12s} {'shots':>5s}  {'strategy':26s} {'top-1':>14s}  gain vs real"]
+    wide = max([26] + [len(row["label"]) for row in report["rows"]])  # the label column fits the longest label
+    lines = [f"{'dataset':8s} {'model':12s} {'shots':>5s}  {'strategy':{wide}s} {'top-1':>14s}  gain vs real"]
     for row in report["rows"]:
         gain = row.get("vs_real")
         gain_text = "" if not gain else f"{gain['gain']:+6.2f}{' *' if gain['significant'] else ''}"
-        lines.append(f"{row['dataset']:8s} {row['model']:12s} {str(row['shots'] or 'all'):>5s}  {row['label']:26s} "
-                     f"{row['mean']:6.2f} ± {row['std']:5.2f}  {gain_text}")
+        lines.append(f"{row['dataset']:8s} {row['model']:12s} {str(row['shots'] or 'all'):>5s}  {row['label']:{wide}s} "
+                     f"{fmt_mean(row, '6.2f', '5.2f')}  {gain_text}")
     for entry in report.get("methods") or []:  # a grid that compares ways of fitting the synthetic data
+        wide = max([26] + [len(r["label"]) for r in entry["rows"]])
         lines += ["", f"{entry['setting']}: bridged++ on each kind of set ({entry['volume']} per class)",
-                  f"{'method':26s} {'top-1':>14s}  {'vs real':>15s}  {'vs plain prompts':>15s}"]
+                  f"{'method':{wide}s} {'top-1':>14s}  {'vs real':>15s}  {'vs plain prompts':>15s}"]
         for r in entry["rows"]:
-            text = lambda g: "" if not g else f"{g['gain']:+6.2f} ± {g['resolves'] or 0:4.2f}"  # noqa: E731
-            lines.append(f"{r['label']:26s} {r['top1']['mean']:6.2f} ± {r['top1']['std']:5.2f}  "
+            half = lambda g: "n/a" if g["resolves"] is None else f"{g['resolves']:4.2f}"  # noqa: E731  (one seed)
+            text = lambda g: "" if not g else f"{g['gain']:+6.2f} ± {half(g)}"  # noqa: E731
+            lines.append(f"{r['label']:{wide}s} {fmt_mean(r['top1'], '6.2f', '5.2f')}  "
                          f"{text(r['over_real']):>15s}  {text(r['over_plain']):>15s}")
         lines.append(entry["statement"])
     return "\n".join(lines + [""] + report["findings"])

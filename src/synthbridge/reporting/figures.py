@@ -96,6 +96,11 @@ def volume_plot(cfg: dict, table: dict, advice: list[dict] | None = None) -> byt
     return _png(figure)
 
 
+def _half(resolves: float | None) -> float:
+    """An error bar's half-width: NaN (no bar drawn) where one seed leaves the interval unknown."""
+    return float("nan") if resolves is None else resolves
+
+
 def shots_plot(rows: list[dict]) -> bytes | None:
     """Each arm's gain over real only against the number of real images per class, with the 95% interval of the
     paired gain as error bars."""
@@ -103,7 +108,7 @@ def shots_plot(rows: list[dict]) -> bytes | None:
     for row in rows:
         if row.get("vs_real") and row["shots"] is not None:
             series[(row["dataset"], row["model"], row["label"])].append(
-                (row["shots"], row["vs_real"]["gain"], row["vs_real"]["resolves"] or 0.0))
+                (row["shots"], row["vs_real"]["gain"], _half(row["vs_real"]["resolves"])))
     series = {k: sorted(v) for k, v in series.items() if len(v) > 1}
     if not series:
         return None
@@ -139,7 +144,7 @@ def per_class_plot(found: list[dict]) -> bytes | None:
         rows = entry["rows"]
         fill = [cm.viridis(scale(r["fidelity"])) if r["fidelity"] is not None else (0.7, 0.7, 0.7, 1.0) for r in rows]
         ax.bar(range(len(rows)), [r["gain"]["gain"] for r in rows], color=fill, edgecolor="black", linewidth=0.4,
-               yerr=[r["gain"]["resolves"] or 0.0 for r in rows], capsize=2)
+               yerr=[_half(r["gain"]["resolves"]) for r in rows], capsize=2)
         ax.axhline(0, color="gray", linewidth=0.8)
         ax.set_xticks(range(len(rows)), [r["class"] for r in rows], fontsize=7, rotation=90 if len(rows) > 20 else 0)
         ax.set_title(f"{entry['setting']}: {entry['label']}, {entry['volume']} per class", fontsize=9)

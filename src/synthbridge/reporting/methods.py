@@ -20,7 +20,7 @@ from collections.abc import Callable
 from synthbridge.experiments.arms import ARMS
 from synthbridge.experiments.methods import METHODS
 from synthbridge.reporting.costs import fmt_seconds
-from synthbridge.reporting.stats import outcome, paired_gain, summarise
+from synthbridge.reporting.stats import fmt_mean, outcome, paired_gain, summarise
 from synthbridge.reporting.tables import setting_name
 
 
@@ -148,7 +148,7 @@ def methods_section(found: list[dict]) -> list[str]:
                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in entry["rows"]:
             gap = r["gap"] or {"fd": [], "kid": [], "accuracy": [], "sets": 0}
-            md.append(f"| {r['label']} | {r['top1']['mean']:.2f} ± {r['top1']['std']:.2f} | {r['top1']['n']} | "
+            md.append(f"| {r['label']} | {fmt_mean(r['top1'])} | {r['top1']['n']} | "
                       f"{_gain(r['over_real'], r['verdict_real'])} | {_gain(r['over_plain'], r['verdict_plain'])} | "
                       f"{_mean(gap['fd'], '.2f')} | {_mean(gap['kid'], '.1f')} | {_mean(gap['accuracy'], '.1f')} | "
                       f"{gap['sets']} | {_cost(r['cost'])} | {_per_point(r)} |")

@@ -23,7 +23,16 @@ VERDICT_RULE = (f"A comparison in one setting is **better** when the 95% confide
 
 
 def summarise(values: list[float]) -> dict:
-    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+    """Mean, standard deviation (None for one value: the spread of one seed is unknown, not zero) and count."""
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
+            "n": len(values)}
+
+
+def fmt_mean(summary: dict, mean: str = ".2f", std: str = ".2f") -> str:
+    """"73.40 ± 1.23"; "73.40 ± n/a" for one seed (whose spread is unknown)."""
+    spread = format(summary["std"], std) if summary["std"] is not None else "n/a".rjust(
+        len(format(0.0, std)) if std[:1].isdigit() else 0)  # a fixed-width column keeps its width
+    return f"{format(summary['mean'], mean)} ± {spread}"
 
 
 def paired_gain(arm: dict[int, float], real: dict[int, float]) -> dict | None:

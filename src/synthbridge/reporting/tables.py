@@ -13,7 +13,7 @@ from collections import defaultdict
 import numpy as np
 
 from synthbridge.experiments.arms import ARMS
-from synthbridge.reporting.stats import fmt_gain, paired_gain, summarise
+from synthbridge.reporting.stats import fmt_gain, fmt_mean, paired_gain, summarise
 
 
 def _group_key(key: dict) -> tuple:
@@ -97,7 +97,7 @@ def headline_table(cfg: dict, rows: list[dict]) -> list[str]:
     for row in rows:
         resolves = (row.get("vs_real") or {}).get("resolves")
         md.append(f"| {row['dataset']} | {row['model']} | {row['shots'] or 'all'} | {row['label']} | "
-                  f"{row['mean']:.2f} ± {row['std']:.2f} | {row['n']} | {fmt_gain(row.get('vs_real'))} | "
+                  f"{fmt_mean(row)} | {row['n']} | {fmt_gain(row.get('vs_real'))} | "
                   f"{'' if resolves is None else f'{resolves:.2f}'} |")
     return md
 
@@ -110,7 +110,7 @@ def volume_table(cfg: dict, table: dict) -> list[str]:
             for volume, runs in volume_runs(arms, arm).items():
                 s = summarise(list(runs.values()))
                 md.append(f"| {group[0]} | {group[1]} | {group[2] or 'all'} | {ARMS.get(arm).label} | {volume} | "
-                          f"{s['mean']:.2f} ± {s['std']:.2f} | {s['n']} |")
+                          f"{fmt_mean(s)} | {s['n']} |")
     return md
 
 
@@ -121,7 +121,7 @@ def steps_table(cfg: dict, table: dict) -> list[str]:
         return []
     md = ["", "## Length of the synthetic stage (bridged++)", "", "| dataset | model | shots | synthetic steps | top-1 |",
           "|---|---|---|---|---|"]
-    md += [f"| {g[0]} | {g[1]} | {g[2] or 'all'} | {steps} | {s['mean']:.2f} ± {s['std']:.2f} |" for g, steps, s in steps_rows]
+    md += [f"| {g[0]} | {g[1]} | {g[2] or 'all'} | {steps} | {fmt_mean(s)} |" for g, steps, s in steps_rows]
     return md
 
 
