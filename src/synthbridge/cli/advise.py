@@ -12,15 +12,11 @@ def advise(parser: argparse.ArgumentParser):
 
     def handle(args: argparse.Namespace) -> int:
         import json
-        from pathlib import Path
 
-        from synthbridge.experiments.store import read_experiment
-        from synthbridge.reporting import advise as advise_folder
-        from synthbridge.reporting import collect_records, format_advice
+        from synthbridge.api import advise as advise_folder
+        from synthbridge.reporting import format_advice
 
-        exp_dir = Path(args.exp_dir)
-        _, records = read_experiment(exp_dir)
-        entries = advise_folder(exp_dir, collect_records(records))
+        entries = advise_folder(args.exp_dir)
         print(json.dumps(entries, indent=2) if args.json else format_advice(entries))
         return 0
 
