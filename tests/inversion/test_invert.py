@@ -126,11 +126,14 @@ def test_load_style_refuses_what_does_not_fit(make_config, tiny_sd_path, digits,
 
     with pytest.raises(UserError, match="does not exist"):
         load_style(pipe, tmp_path / "nowhere")
-    no_info = tmp_path / "no-info"
+    no_info = tmp_path / "no-info"  # the file alone, as diffusers' textual_inversion.py leaves it: its token loads
     no_info.mkdir()
     (no_info / "learned_embeds.safetensors").write_bytes((out / "learned_embeds.safetensors").read_bytes())
-    with pytest.raises(UserError, match="no invert.json"):
+    assert load_style(fresh_pipeline(tiny_sd_path), no_info) == token
+    (no_info / "checkpoint.pt").write_bytes(b"")  # but an unfinished synthbridge run is no style yet
+    with pytest.raises(UserError, match="no invert.json.*--resume"):
         load_style(pipe, no_info)
+    (no_info / "checkpoint.pt").unlink()
     (no_info / "invert.json").write_text(json.dumps({"token": token}))
     (no_info / "learned_embeds.safetensors").unlink()
     with pytest.raises(UserError, match="no learned_embeds.safetensors"):

@@ -64,11 +64,13 @@ def generate(parser: argparse.ArgumentParser):
     prompts.add_argument("--templates-file", help="a text file with one template per line")
     prompts.add_argument("--negative-prompt")
     prompts.add_argument("--style", metavar="STYLE_DIR",
-                         help="learned dataset style (a folder with learned_embeds.safetensors and invert.json), or an "
-                              "`invert --per-class` folder: each class's token takes the place of its phrase")
-    prompts.add_argument("--lora", metavar="LORA_DIR",
+                         help="learned dataset style (a folder with learned_embeds.safetensors and invert.json, or "
+                              "the learned_embeds.safetensors alone as diffusers' textual_inversion.py saves it), or "
+                              "an `invert --per-class` folder: each class's token takes the place of its phrase")
+    prompts.add_argument("--lora", metavar="LORA_DIR|FILE",
                          help="a `synthbridge lora` adapter folder to draw with: dataset-wise, or per class "
-                              "(`lora --per-class`: each class drawn with its own adapter)")
+                              "(`lora --per-class`: each class drawn with its own adapter); or a LoRA .safetensors "
+                              "file as diffusers' or kohya's training scripts save it")
     prompts.add_argument("--lora-scale", type=non_negative_float, default=1.0, help="the adapter's weight (default 1)")
     start = parser.add_argument_group("image-to-image (Real Guidance, DA-Fusion)")
     start.add_argument("--init-images", metavar="real|other",

@@ -186,7 +186,8 @@ def _unfinished(folder: Path) -> str:
 
 
 def _read_info(folder: Path) -> dict:
-    """invert.json of a style folder, or a UserError naming the fix."""
+    """invert.json of a style folder, or a UserError naming the fix. A folder that diffusers' own textual inversion
+    script wrote (learned_embeds.safetensors alone, {token: vector}) gives the token its file names."""
     if not folder.is_dir():
         raise UserError(f"style folder {str(folder)!r} does not exist; make it with `synthbridge invert --out {folder}`")
     info_file = folder / STYLE_INFO
@@ -194,8 +195,10 @@ def _read_info(folder: Path) -> dict:
         if not (folder / STYLE_EMBEDS).is_file():  # nothing of a style there: name the file a finished run has first
             raise UserError(f"style folder {str(folder)!r} has no {STYLE_EMBEDS}{_unfinished(folder)}; pass a "
                             f"finished `synthbridge invert` folder (refusing to fall back to plain prompts)")
-        raise UserError(f"style folder {str(folder)!r} has no {STYLE_INFO} (it names the token){_unfinished(folder)}; "
-                        f"pass a finished `synthbridge invert` folder")
+        if (folder / CHECKPOINT).is_file():
+            raise UserError(f"style folder {str(folder)!r} has no {STYLE_INFO} (it names the token){_unfinished(folder)}; "
+                            f"pass a finished `synthbridge invert` folder")
+        return _plain_diffusers_info(folder / STYLE_EMBEDS)
     try:
         info = json.loads(info_file.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -204,6 +207,22 @@ def _read_info(folder: Path) -> dict:
     if not isinstance(info, dict):
         raise UserError(f"{info_file} names no \"token\"; rerun `synthbridge invert --overwrite` to rewrite it")
     return info
+
+
+def _plain_diffusers_info(embeds: Path) -> dict:
+    """The record of a plain embedding file as diffusers' `textual_inversion.py` saves it: one tensor, named by its
+    token ("<cat-toy>"). A file whose one name is no token (A1111's "emb_params") is a UserError naming the fix."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(embeds), framework="pt") as handle:
+            names = list(handle.keys())
+    except Exception as exc:  # noqa: BLE001  (a damaged file in any way)
+        raise UserError(f"cannot read {embeds} ({str(exc).splitlines()[0][:160]}); pass a learned embedding file") from None
+    if len(names) != 1 or names[0] in ("emb_params", "string_to_param") or not names[0].strip():
+        raise UserError(f"{embeds} names no token (it holds {', '.join(map(repr, names[:3]))}); save it the way "
+                        f"diffusers' textual_inversion.py does, {{token: vector}}, or learn one with `synthbridge invert`")
+    return {"token": names[0], "origin": "a plain embedding file (diffusers' textual_inversion.py)"}
 
 
 def read_embedding(embeds: Path, token: str) -> torch.Tensor:

@@ -168,7 +168,9 @@ def file_of(images: ImageSet, index: int) -> str | None:
 @dataclass(frozen=True)
 class Adapters:
     """The adapter(s) of --lora. Per class, each class's adapter is loaded once under its own name and `activate`
-    switches to it before each batch (a batch holds one class); dataset-wise, one adapter is always active."""
+    switches to it before each batch (a batch holds one class); dataset-wise, one adapter is always active: a
+    `synthbridge lora` folder, a folder holding pytorch_lora_weights.safetensors alone, or a .safetensors file as
+    diffusers' and kohya's training scripts save it (diffusers converts kohya's names)."""
 
     folder: Path
     scale: float
@@ -182,6 +184,11 @@ class Adapters:
         from synthbridge.diffusion.pipeline import file_sha256
 
         folder = Path(folder).expanduser().resolve()
+        if folder.is_file():  # a weights file as diffusers' (or kohya's) training scripts save it: dataset-wise
+            if folder.suffix != ".safetensors":
+                raise UserError(f"--lora {str(folder)!r} is not a .safetensors file; pass a LoRA weights file or a "
+                                f"`synthbridge lora` folder")
+            return cls(folder, float(scale), None, file_sha256(folder))
         info_file = folder / LORA_INFO
         info = read_json(info_file) if info_file.is_file() else {}
         if not info.get("per_class"):
@@ -206,6 +213,7 @@ class Adapters:
     def load(self, pipe) -> None:
         """Every adapter into `pipe` (diffusers' load_lora_weights), the dataset-wise one active at `scale`."""
         from diffusers.utils import logging as diffusers_logging
+        from safetensors.torch import load_file
 
         level = diffusers_logging.get_verbosity()
         diffusers_logging.set_verbosity_error()  # "no LoRA keys for the text encoder": true of a UNet-only adapter
@@ -213,7 +221,9 @@ class Adapters:
             with warnings.catch_warnings():  # peft's "multiple adapters in the model": one per class, as meant
                 warnings.filterwarnings("ignore", message=".*Already found a `peft_config`.*")
                 for class_name, folder in (self.per_class or {None: self.folder}).items():
-                    pipe.load_lora_weights(str(folder), adapter_name=self.name(class_name))
+                    weights = folder if folder.is_dir() else load_file(str(folder))  # a file: its state dict
+                    pipe.load_lora_weights(str(weights) if folder.is_dir() else weights,
+                                           adapter_name=self.name(class_name))
         finally:
             diffusers_logging.set_verbosity(level)
         if self.per_class is None:
