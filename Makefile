@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install test test-fast demo demo-quick methods clean
+.PHONY: install test test-fast docs demo demo-quick methods clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +21,12 @@ PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses 4
 
 test: install
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mkdocs build --strict --quiet
 	$(PYTEST)
+
+# The documentation site (MkDocs Material; the API pages from docstrings) into site/
+docs: install
+	$(BIN)/mkdocs build --strict
 
 # The edit loop: everything but the tests marked slow (subprocesses, browsers, compilers); CI runs `make test`.
 test-fast: install
@@ -43,4 +49,4 @@ methods: install $(GENERATOR)
 	$(BIN)/synthbridge demo --preset methods --out methods
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build site *.egg-info src/*.egg-info

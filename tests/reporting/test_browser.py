@@ -7,25 +7,17 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageChops
+from PIL import Image
 from stores import CLASSES, write_generation
 from test_report import write_experiment
 
+from helpers_browser import assert_inked, chromium, needs_chromium
 from synthbridge.reporting import build_report
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (`.ci/run` installs Debian's "
-                                                          "chromium package; `apt-get install -y chromium` here)"),
-              pytest.mark.slow]  # a browser: `make test` runs it, `make test-fast` not
-WIDTH, HEIGHT = 1280, 2400
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-         "--hide-scrollbars", f"--window-size={WIDTH},{HEIGHT}"]
+pytestmark = needs_chromium
 # Run after the page has loaded (data-URI images are decoded by then): the checks go into <pre id="checks">.
 CHECKS = """<script>
 window.addEventListener("load", () => {
@@ -51,14 +43,6 @@ window.addEventListener("load", () => {
 </script>"""
 
 
-def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"  # a fresh profile per run
-    done = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True,
-                          timeout=180)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
-
-
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     """A report with every section filled: answer, advisor (with a generation speed), per-class effects with a
@@ -78,7 +62,7 @@ def _checks(page: str, tmp_path: Path) -> dict:
     """The check script's findings for `page` (HTML text), loaded from a file in headless Chromium."""
     checked = tmp_path / "checked.html"
     checked.write_text(page.replace("</body>", CHECKS + "</body>"), encoding="utf-8")
-    dom = _chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", checked.as_uri()).stdout
+    dom = chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", checked.as_uri()).stdout
     found = re.search(r'<pre id="checks">(.*?)</pre>', dom, re.S)
     assert found, "the check script did not run: " + dom[-500:]
     return json.loads(html.unescape(found.group(1)))
@@ -104,26 +88,7 @@ def test_every_image_decodes_and_nothing_is_wider_than_the_page(report, tmp_path
                                       "Per-class effects of the best way found"]
 
 
-def _blank_rows(image: Image.Image) -> int:
-    """The longest run of rows that are one colour (the page's background) from edge to edge."""
-    grey = image.convert("L")
-    longest = run = 0
-    for y in range(grey.height):
-        low, high = grey.crop((0, y, grey.width, y + 1)).getextrema()
-        run = run + 1 if high - low <= 8 else 0
-        longest = max(longest, run)
-    return longest
-
-
 def test_the_screenshot_is_not_blank(report, tmp_path):
     shot = tmp_path / "report.png"
-    _chromium(tmp_path, f"--screenshot={shot}", report.as_uri())
-    image = Image.open(shot).convert("RGB")
-    assert image.size == (WIDTH, HEIGHT)
-    assert len(image.getcolors(1 << 24)) > 50  # not one colour: text, tables, plots
-    background = Image.new("RGB", image.size, image.getpixel((0, 0)))
-    inked = ImageChops.difference(image, background).convert("L").point(lambda v: 255 if v > 24 else 0)
-    assert inked.getbbox() is not None and sum(inked.histogram()[255:]) > 0.02 * WIDTH * HEIGHT
-    for top in range(0, HEIGHT, HEIGHT // 4):  # every quarter of the first screen holds something
-        assert inked.crop((0, top, WIDTH, top + HEIGHT // 4)).getbbox() is not None, f"blank from y={top}"
-    assert _blank_rows(image) < HEIGHT // 6  # no large blank band (a figure that did not render, a collapsed section)
+    chromium(tmp_path, f"--screenshot={shot}", report.as_uri())
+    assert_inked(Image.open(shot).convert("RGB"))

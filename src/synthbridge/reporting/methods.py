@@ -135,7 +135,7 @@ def methods_section(found: list[dict]) -> list[str]:
     if not found:
         return []
     md = ["", "## Ways of fitting the synthetic data to the real data", "",
-          "Bridged transfer on sets made each way (see the README's methods section): top-1 mean ± std over seeds, "
+          "Bridged transfer on sets made each way (see the documentation's methods page): top-1 mean ± std over seeds, "
           "the paired gain over real only and over bridged on plain prompts (± the 95% half-width, and the verdict), "
           "the gap of its sets (mean ± std over the sets measured: one per real subset where the method learns "
           "from the cells' own shots), and what it cost in this run at the same synthetic images per class: "
