@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The suite in one pytest process per core (pytest-xdist; at most 4: most slow tests start processes of their own)
-PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses 4
+# The suite in one pytest process per core (pytest-xdist; at most 4: most slow tests start processes of their own;
+# an idle process takes work queued for another, so one long test does not leave a core idle at the end)
+PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses 4 --dist worksteal
 
 test: install
 	$(BIN)/ruff check src tests benchmarks

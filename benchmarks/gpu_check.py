@@ -32,8 +32,9 @@ inserts a dated row into the "GPU readiness" table of benchmarks/README.md (--no
 
 --dry-run runs every step on the CPU with tiny components (a tiny UNet / VAE / text encoder, resnet18 at 32 px,
 2 steps, DDP over gloo, a `synthbridge run` grid of 2 cells instead of the demo, timm's test_resnet compiled by
-inductor on the CPU) in a minute or two (the compilations are most of it), and checks each step's output; it
-writes no README row unless --append-readme is given.
+inductor on the CPU) in under a minute, and checks each step's output; its `synthbridge train` and `run` commands
+run in this process (`run_command`: the same `main`, without importing torch again each time), DDP in its own two.
+It writes no README row unless --append-readme is given.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/gpu_check.py --dry-run --out /tmp/gpu-check.json
     HF_HUB_OFFLINE=1 python benchmarks/gpu_check.py --out gpu-check.json            # on a GPU machine
@@ -436,10 +437,9 @@ def train_command_step(cfg: CheckConfig, work: Path) -> dict:
         for stage in ("real", "synthetic"):
             command += [f"--{stage}-steps", str(cfg.command_steps), f"--{stage}-batch-size", str(cfg.train_batch)]
         began = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        code, said = run_command(command, in_process=cfg.dry_run)
         wall = time.perf_counter() - began
-        check(done.returncode == 0, f"train {model} ({pipeline}) exited {done.returncode}: "
-                                    f"{last_line(done.stderr + done.stdout)}")
+        check(code == 0, f"train {model} ({pipeline}) exited {code}: {last_line(said)}")
         from synthbridge.io import read_json
 
         metrics, config = read_json(out / "metrics.json"), read_json(out / "config.json")["config"]
@@ -677,13 +677,11 @@ def demo_step(cfg: CheckConfig, work: Path) -> dict:
         command = [sys.executable, "-m", "synthbridge", "run", str(grid), "--out", str(out), "--report"]
     else:
         command = [sys.executable, "-m", "synthbridge", "demo", "--quick", "--out", str(out)]
-    log = work / "demo.log"
     began = time.perf_counter()
-    with open(log, "w") as handle:
-        done = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, timeout=cfg.demo_timeout)
+    code, text = run_command(command, in_process=cfg.dry_run, timeout=cfg.demo_timeout)
     wall = time.perf_counter() - began
-    text = log.read_text(errors="replace")
-    check(done.returncode == 0, f"synthbridge {command[3]} exited {done.returncode}: {last_line(text)}")
+    (work / "demo.log").write_text(text)
+    check(code == 0, f"synthbridge {command[3]} exited {code}: {last_line(text)}")
     from synthbridge.experiments import ExperimentConfig, plan_cells
     from synthbridge.io import read_json, read_jsonl
 
@@ -703,6 +701,24 @@ def output_tail(text: str, count: int = 12) -> list[str]:
     """The last `count` lines of a command's output, progress bars left out."""
     lines = [line.rstrip() for line in text.replace("\r", "\n").splitlines()]
     return [line for line in lines if line.strip() and "\x1b" not in line and "%|" not in line][-count:]
+
+
+def run_command(command: list[str], in_process: bool = False, timeout: float = 300) -> tuple[int, str]:
+    """(exit code, what it said) of a `python -m synthbridge ...` command line: as its own process (what a user
+    runs, and what the GPU's figures time), or, `in_process` (the dry run: it checks the steps, times nothing), by
+    calling `synthbridge.cli.main` here, which saves each run the seconds of importing torch again."""
+    if not in_process:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        return done.returncode, done.stderr + done.stdout
+    import contextlib
+    import io
+
+    from synthbridge.cli import main
+
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+        code = main(command[3:])
+    return code, said.getvalue()
 
 
 def last_line(text: str) -> str:
