@@ -56,14 +56,12 @@ class ReachedBackward(Exception):
     """Raised in place of the backward pass (which needs a real GPU's context), with the loss it was given."""
 
 
-@pytest.mark.parametrize("pipeline", ["memory", "loader"])
-@pytest.mark.parametrize("mixup", [False, True])
-def test_a_training_step_runs_on_the_accelerators_device(monkeypatch, tmp_path: Path, pipeline, mixup):
-    """A step of `train_stage` with the model prepared as `train` prepares it (channels_last, on the device): the
-    batch, its targets, mixup, the forward pass and the loss all on cuda, up to the backward pass."""
+def _step_reaches_backward(monkeypatch, tmp_path: Path, sources, per_batch, pipeline: str, mixup: bool,
+                           swap=None) -> None:
+    """One step of `train_stage` with the model prepared as `train` prepares it (channels_last, on the fake cuda
+    device) on `sources`: the batch, its targets, mixup, the forward pass and the loss on cuda, up to the backward."""
     from accelerate import Accelerator
 
-    from synthbridge.data import load_dataset
     from synthbridge.models import data_config
     from synthbridge.training.config import StageConfig
     from synthbridge.training.loop import train_stage
@@ -72,7 +70,6 @@ def test_a_training_step_runs_on_the_accelerators_device(monkeypatch, tmp_path: 
     def backward(self, loss, **kwargs):
         raise ReachedBackward(loss)
 
-    images = load_dataset("digits").train
     stage = StageConfig(steps=3, lr=1e-3, batch_size=8, weight_decay=0.05, augment="light", mixup=mixup,
                         label_smoothing=0.1, warmup_steps=0)
     network = _network()
@@ -83,10 +80,18 @@ def test_a_training_step_runs_on_the_accelerators_device(monkeypatch, tmp_path: 
         model = prepare(accelerator, network, compile=False, channels_last=True)
         assert next(model.parameters()).device.type == "cuda"
         with pytest.raises(ReachedBackward) as reached:
-            train_stage(model, [images], [8], 10, stage, "real", 0, accelerator, data_config(network),
-                        tmp_path / "ckpt.pt", None, 0, pipeline, channels_last=True)
+            train_stage(model, sources, per_batch, 10, stage, "real", 0, accelerator, data_config(network),
+                        tmp_path / "ckpt.pt", None, 0, pipeline, channels_last=True, swap=swap)
     loss = reached.value.args[0]
     assert forwards[0] == 1 and loss.device.type == "cuda" and loss.shape == ()
+
+
+@pytest.mark.parametrize("pipeline", ["memory", "loader"])
+@pytest.mark.parametrize("mixup", [False, True])
+def test_a_training_step_runs_on_the_accelerators_device(monkeypatch, tmp_path: Path, pipeline, mixup):
+    from synthbridge.data import load_dataset
+
+    _step_reaches_backward(monkeypatch, tmp_path, [load_dataset("digits").train], [8], pipeline, mixup)
 
 
 @pytest.mark.parametrize("pipeline", ["memory", "loader"])
@@ -96,18 +101,9 @@ def test_soft_labels_and_replacement_run_on_the_accelerators_device(monkeypatch,
     mixing and the loss on cuda, up to the backward pass."""
     import json
 
-    from accelerate import Accelerator
-
     from helpers import write_synthetic_folder
     from synthbridge.data import load_dataset, load_synthetic
-    from synthbridge.models import data_config
-    from synthbridge.training.config import StageConfig
-    from synthbridge.training.loop import train_stage
     from synthbridge.training.strategies import Replacement
-    from synthbridge.training.trainer import prepare
-
-    def backward(self, loss, **kwargs):
-        raise ReachedBackward(loss)
 
     real = load_dataset("digits").train.subset(list(range(20)))
     folder = write_synthetic_folder(tmp_path / "S", [str(d) for d in range(10)], per_class=2, size=8)
@@ -117,17 +113,5 @@ def test_soft_labels_and_replacement_run_on_the_accelerators_device(monkeypatch,
         line["label"] = {line["class"]: 0.6, str((int(line["class"]) + 1) % 10): 0.4}
     (folder / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     synthetic = load_synthetic(folder, [str(d) for d in range(10)])
-    stage = StageConfig(steps=3, lr=1e-3, batch_size=8, weight_decay=0.05, augment="light", mixup=mixup,
-                        label_smoothing=0.1, warmup_steps=0)
-    network = _network()
-    forwards = count_forwards(network)
-    monkeypatch.setattr(Accelerator, "backward", backward)
-    with fake_cuda(monkeypatch):
-        accelerator = Accelerator()
-        model = prepare(accelerator, network, compile=False, channels_last=True)
-        with pytest.raises(ReachedBackward) as reached:
-            train_stage(model, [real, synthetic], [8, 0], 10, stage, "real", 0, accelerator, data_config(network),
-                        tmp_path / "ckpt.pt", None, 0, pipeline, channels_last=True,
-                        swap=Replacement(real, synthetic, 0.5, shots=None))
-    loss = reached.value.args[0]
-    assert forwards[0] == 1 and loss.device.type == "cuda" and loss.shape == ()
+    _step_reaches_backward(monkeypatch, tmp_path, [real, synthetic], [8, 0], pipeline, mixup,
+                           swap=Replacement(real, synthetic, 0.5, shots=None))
