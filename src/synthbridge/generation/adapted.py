@@ -38,7 +38,8 @@ class RealStarts:
 
     train: ImageSet  # the dataset's whole train split (`bundle.train`): what the manifest's indices refer to
     members: dict[str, list[int]]  # class name -> its real images, as indices into `train`
-    strengths: tuple[float, ...] = (0.5,)  # how far each start is noised: one value, or a set each image draws from
+    strengths: tuple[float, ...] = (0.5,)  # how far each start is noised: one value, or a set each image draws from;
+    # () where the starts are not noised (Diff-II's inversions, an editing or image-variation generator)
     seed: int = 0  # the set's seed: with several strengths, image (c, i) takes strengths[derive_seed(...) mod n]
     mode: str = "real"  # --init-images: "real" (its own class), "other" (another class, labelled softly: Diff-Mix),
     # "pairs" (two real images of its class, inverted to noise and interpolated: Diff-II)
@@ -110,12 +111,21 @@ class RealStarts:
         owner = next(name for name, found in self.members.items() if source in found)
         return {owner: round(1.0 - weight, 6), class_name: weight}
 
-    def strength(self, class_name: str, index: int) -> float:
+    def strength(self, class_name: str, index: int) -> float | None:
         """Image (class, index)'s strength: the one given, or one of the set drawn by the image's own seed (DA-Fusion
-        draws a strength per image), so retries, resumes and shards keep it."""
+        draws a strength per image), so retries, resumes and shards keep it; None where the starts are not noised."""
+        if not self.strengths:
+            return None
         if len(self.strengths) == 1:
             return self.strengths[0]
         return self.strengths[derive_seed(self.seed, "strength", class_name, index) % len(self.strengths)]
+
+    @property
+    def recorded_strength(self) -> float | list | None:
+        """The set's "strength" in generation.json: its one strength, the list images draw from, or None."""
+        if not self.strengths:
+            return None
+        return self.strengths[0] if len(self.strengths) == 1 else list(self.strengths)
 
     def image(self, train_index: int, width: int, height: int) -> Image.Image:
         """The real image, RGB, resized to the generation size (PIL LANCZOS; the aspect is not kept, as DA-Fusion)."""
@@ -221,9 +231,8 @@ class Adapters:
             with warnings.catch_warnings():  # peft's "multiple adapters in the model": one per class, as meant
                 warnings.filterwarnings("ignore", message=".*Already found a `peft_config`.*")
                 for class_name, folder in (self.per_class or {None: self.folder}).items():
-                    weights = folder if folder.is_dir() else load_file(str(folder))  # a file: its state dict
-                    pipe.load_lora_weights(str(weights) if folder.is_dir() else weights,
-                                           adapter_name=self.name(class_name))
+                    weights = str(folder) if folder.is_dir() else load_file(str(folder))  # a file: its state dict
+                    pipe.load_lora_weights(weights, adapter_name=self.name(class_name))
         finally:
             diffusers_logging.set_verbosity(level)
         if self.per_class is None:

@@ -148,8 +148,6 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         bundle = load_dataset(config.dataset, data_root=config.data_root, download=config.download)
     classes, phrases = select_classes(bundle, config.classes)
     adapters = Adapters.read(config.lora, classes, config.lora_scale) if config.lora else None
-    starts = RealStarts.build(bundle, classes, config.shots, config.shots_seed, config.strengths, config.seed,
-                              mode=config.init_images, gamma=config.label_gamma) if config.init_images else None
     if class_style is not None:
         if lacking := [name for name in classes if name not in class_style.tokens]:
             raise UserError(f"style folder {config.style!r} has no token for class {lacking[0]!r}; invert it with "
@@ -163,6 +161,9 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         text_encoder_slots(info.pipeline_class, info.components)
     guidance_given = config.guidance_scale is not None
     config = resolve(config, info)
+    starts = RealStarts.build(bundle, classes, config.shots, config.shots_seed,
+                              config.strengths if noises_starts(config, info) else (), config.seed,
+                              mode=config.init_images, gamma=config.label_gamma) if config.init_images else None
     if config.batch_size is None:  # an environment choice: images differ by float rounding only (see SET_KEYS)
         config = replace(config, batch_size=default_batch_size(device, config.height * config.width, config.dtype))
     identity = set_identity(config, info, classes, templates, style_token, style_sha256, adapters, starts)
@@ -189,9 +190,8 @@ def generate(config: GenerateConfig, *, pipeline=None, bundle: DatasetBundle | N
         load_style(pipe, config.style)  # a per-class folder: every class's token
     if adapters is not None:
         adapters.load(pipe)
-    varies = info.varies
-    if starts is not None and not starts.pairs and not config.edits and not varies:  # the same components (tokens,
-        pipe = image_to_image(pipe)  # adapters, scheduler) in diffusers' image-to-image pipeline
+    if noises_starts(config, info):  # the same components (tokens, adapters, scheduler) in diffusers' image-to-image
+        pipe = image_to_image(pipe)  # pipeline
     check_options(pipe, config.negative_prompt, guidance_given)
     class_filter = None
     if config.filter:
@@ -296,8 +296,7 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
     per_class = adapters is not None and adapters.per_class is not None
     queues = _queues(todo, per_class, starts)
     inversions = Inversions(pipe, starts, config.steps, config.width, config.height) if starts and starts.pairs else None
-    variations = Variations(pipe, starts, config.variation_noise) if config.variation_noise is not None and starts \
-        and type(pipe).__name__ in VARIATION_PIPELINES else None
+    variations = Variations(pipe, starts, config.variation_noise) if identity.variation_noise is not None else None
     writer = store.ImageWriter(part, config.image_format, config.quality, config.save_size, limit=2 * config.batch_size)
     with progress(total=len(todo), unit="img", desc="generate", enabled=show_progress, dynamic_ncols=True) as bar, \
             writer:
@@ -321,9 +320,8 @@ def _make_images(todo: list[store.WorkItem], pipe, config: GenerateConfig, out: 
                     varied = [record for _, record in perturbed]
                     images, nsfw = render(pipe, prompts, seeds, image_embeds=[e for e, _ in perturbed],
                                           **_sampling(config))
-                else:  # an editing generator takes no strength
-                    strength = (starts.strength(batch[0].item.class_name, batch[0].item.index)
-                                if starts and not config.edits else None)
+                else:  # None where the starts are not noised to a strength (an editing generator)
+                    strength = starts.strength(batch[0].item.class_name, batch[0].item.index) if starts else None
                     pairs, images, nsfw = None, *_draw(pipe, config, prompts, seeds, starts, sources, strength)
                 edits = [None] * len(batch)
                 if config.edits:  # DiffuseMix: half real, half edit, blended with a fractal; the real image's label
@@ -385,8 +383,8 @@ def _queues(todo: list[store.WorkItem], per_class: bool, starts: RealStarts | No
     adapters: a batch is drawn with its class's adapter) and per strength (a call noises its starts to one strength),
     in the set's class order and the strengths' order, each in the order of `todo`."""
     def key(item: store.WorkItem) -> tuple:
-        strength = starts.strength(item.class_name, item.index) if starts and starts.mode in ("real", "other") else 0.0
-        return (item.class_position if per_class else 0, strength)
+        strength = starts.strength(item.class_name, item.index) if starts else None
+        return (item.class_position if per_class else 0, strength or 0.0)
 
     queues: dict[tuple, deque] = {}
     for item in todo:
@@ -439,12 +437,18 @@ def resolve(config: GenerateConfig, info: GeneratorInfo) -> GenerateConfig:
     elif resolved.variation_noise != 0.2:
         raise UserError(f"--variation-noise is for an image-variation generator ({', '.join(VARIATION_PIPELINES)}); "
                         f"{info.name!r} is a {info.pipeline_class}")
-    if resolved.init_images in ("real", "other") and not (info.edits or info.varies) \
-            and int(resolved.steps * min(resolved.strengths)) < 1:
+    if noises_starts(resolved, info) and int(resolved.steps * min(resolved.strengths)) < 1:
         raise UserError(f"--strength {min(resolved.strengths)} of --steps {resolved.steps} leaves no denoising step "
                         f"(image-to-image runs int(steps x strength)); raise --strength or --steps")
     check_scheduler(info, resolved.scheduler)
     return resolved
+
+
+def noises_starts(config: GenerateConfig, info: GeneratorInfo) -> bool:
+    """Whether each image starts from a real image noised to a strength (diffusers' image-to-image pipeline):
+    --init-images real or other with a text-to-image generator. Not pairs (denoised from whole inversions), and not
+    an editing or image-variation generator (they take the real image itself)."""
+    return config.init_images in ("real", "other") and not (info.edits or info.varies)
 
 
 def _editing(config: GenerateConfig, info: GeneratorInfo) -> GenerateConfig:
@@ -511,7 +515,6 @@ def regenerate_image(out: str | Path, class_name: str, index: int, *, pipeline=N
             init_images = [starts.image(line["source"]["index"], params["width"], params["height"])]
             if not params.get("edits"):
                 pipe = image_to_image(pipe)
-    image_embeds = image_embeds if params.get("variation_noise") is not None else None
     images, _ = render(pipe, [line["prompt"]], [line["seed"]], negative_prompt=params["negative_prompt"],
                        steps=params["steps"], guidance_scale=params["guidance_scale"], height=params["height"],
                        width=params["width"], batch_size=batch_size or line.get("batch_size"),
@@ -563,8 +566,7 @@ def set_identity(config: GenerateConfig, info: GeneratorInfo, classes: list[str]
         save_size=config.save_size, lora=str(adapters.folder) if adapters else None,
         lora_sha256=adapters.sha256 if adapters else None, lora_scale=config.lora_scale if adapters else None,
         init_images=config.init_images, label_gamma=config.label_gamma if starts and starts.other else None,
-        strength=(starts.strengths[0] if len(starts.strengths) == 1 else list(starts.strengths))
-        if starts and not starts.pairs and not config.edits and not info.varies else None,
+        strength=starts.recorded_strength if starts else None,
         edits=list(config.edits) if config.edits else None,
         fractal_blend=config.fractal_blend if config.edits else None,
         variation_noise=config.variation_noise if info.varies else None,
