@@ -73,10 +73,11 @@ def generate(parser: argparse.ArgumentParser):
                               "file as diffusers' or kohya's training scripts save it")
     prompts.add_argument("--lora-scale", type=non_negative_float, default=1.0, help="the adapter's weight (default 1)")
     start = parser.add_argument_group("image-to-image (Real Guidance, DA-Fusion)")
-    start.add_argument("--init-images", metavar="real|other",
+    start.add_argument("--init-images", metavar="real|other|pairs",
                        help="real: image i of a class starts from its (i mod K)-th real training image, noised to "
                             "--strength and denoised with the prompt; other: from a real image of another class, "
-                            "translated toward the image's class and labelled softly (Diff-Mix)")
+                            "translated toward the image's class and labelled softly (Diff-Mix); pairs: from the "
+                            "slerp of two of its class's real images inverted to noise (Diff-II, --scheduler ddim)")
     start.add_argument("--label-gamma", type=positive_float, metavar="G",
                        help="--init-images other: the label gives the image's class s^G and the source's class "
                             "1 - s^G for strength s (default 0.5, Diff-Mix's)")

@@ -178,11 +178,11 @@ def img2img_fields(cfg: ExperimentConfig, need: SetNeed) -> dict:
               "init_images": method.start, "shots": need.shots, "shots_seed": need.seed if need.seed is not None else 0}
     if method.start != "other":
         fields.pop("label_gamma", None)  # the grid's gamma labels the sets translated from another class only
-    if method.start == "pairs":  # denoised from whole DDIM inversions: no strength, DDIM sampling
-        fields.pop("strength")
+    if method.start == "pairs" or method.drawn_by:  # denoised from whole inversions, or drawn by an editing or
+        fields.pop("strength")  # variation model: no strength
+    if method.start == "pairs":  # DDIM inversion pairs with DDIM sampling
         fields["scheduler"] = "ddim"
-    if method.drawn_by:  # drawn by the grid's editing or variation model, which takes no strength
-        fields.pop("strength")
+    if method.drawn_by:
         fields["generator"] = getattr(cfg, method.drawn_by)
     return fields
 

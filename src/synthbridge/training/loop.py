@@ -68,13 +68,11 @@ class SeededImages(torch.utils.data.Dataset):
 def stage_targets(sources: Sequence[ImageSet], num_classes: int) -> list[torch.Tensor] | None:
     """Per source, [N, C] class weights when any image of the stage has a soft label (Diff-Mix's sets: one-hot rows
     for the others); None for a stage of hard labels alone."""
+    from synthbridge.data import ConcatImages
     from synthbridge.data.folders import soft_targets
 
-    found = [soft_targets(source, num_classes) for source in sources]
-    if all(weights is None for weights in found):
-        return None
-    return [weights if weights is not None else F.one_hot(torch.as_tensor(list(source.targets)), num_classes).float()
-            for weights, source in zip(found, sources)]
+    pooled = soft_targets(ConcatImages(sources), num_classes)  # one-hot rows where a source has no soft labels
+    return None if pooled is None else list(torch.split(pooled, [len(source) for source in sources]))
 
 
 class SoftMixup:

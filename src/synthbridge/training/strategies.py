@@ -92,15 +92,9 @@ class Strategy:
                             f"or `synthbridge render` in the embedded world)")
 
     def plan(self, cfg: TrainConfig, real_images: ImageSet, synthetic_images: ImageSet | None) -> list[Stage]:
-        """The stages to run, each batch fitted to its images (and, given the sets themselves, each replacement's
-        versions found: a set without sources fails before any stage trains)."""
+        """The stages to run, each batch fitted to its images."""
         self.check(synthetic_images is not None)
-        stages = [fit_batch(stage) for stage in self.stages(cfg, real_images, synthetic_images)]
-        if not isinstance(real_images, _Sized):
-            for stage in stages:
-                if stage.swap is not None:
-                    stage.swap.versions  # noqa: B018  (found now, or a one-line error)
-        return stages
+        return [fit_batch(stage) for stage in self.stages(cfg, real_images, synthetic_images)]
 
     def stage_costs(self, cfg: TrainConfig, num_real: int, num_synthetic: int) -> list[tuple[str, int]]:
         """(stage name, images its training steps process: steps x global batch) per stage, from set sizes alone."""

@@ -143,7 +143,10 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
             synthetic_images = per_class_subset(synthetic_images, cfg.synthetic_per_class, bundle.classes)
     if requested.pipeline == "auto" and cfg.pipeline == "memory":
         cfg = _fit_pipeline(cfg, [bundle.train, bundle.test] + ([synthetic_images] if synthetic_images else []))
-    stages = strategy.plan(cfg, bundle.train, synthetic_images)  # a set it cannot use fails before the run folder
+    stages = strategy.plan(cfg, bundle.train, synthetic_images)
+    for stage in stages:  # a set a replacement cannot use (no sources, none of these shots) fails before the run folder
+        if stage.swap is not None:
+            stage.swap.versions  # noqa: B018  (found now, or a one-line error)
 
     # 2. run folder and record
     own_accelerator = accelerator is None
