@@ -44,6 +44,28 @@ def write_imagefolder(root: Path, classes: list[str], per_class: int = 3, size: 
     return root
 
 
+PHOTO_CLASSES = ("cat", "dog", "car", "bird", "flower")
+
+
+def write_photo_folder(root: Path, per_class: dict[str, int], size: int = 96,
+                       classes: tuple[str, ...] = PHOTO_CLASSES) -> Path:
+    """imagefolder layout ({split: images per class}), `size`-pixel RGB images: a class-coloured disc on a noisy
+    background."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    for split, count in per_class.items():
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                pixels = rng.integers(0, 80, (size, size, 3)).astype(np.uint8)
+                cx, cy = rng.integers(size // 4, 3 * size // 4, 2)
+                disc = (yy - cy) ** 2 + (xx - cx) ** 2 < (size // 5) ** 2
+                pixels[disc] = np.roll([230, 120, 30], label)[None] // (1 + label % 2)
+                Image.fromarray(pixels).save(folder / f"{index}.png")
+    return root
+
+
 def point_mini_at(monkeypatch, folder: Path) -> None:
     """Make the generator name 'mini' (the embedded plugin's) refer to `folder` for one test."""
     from synthbridge.diffusion.pipeline import GENERATORS, NamedGenerator

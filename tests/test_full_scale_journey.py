@@ -14,34 +14,15 @@ import json
 import os
 import socket
 
-import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
+from helpers import write_photo_folder
 from synthbridge.cli import main
 
 pytestmark = pytest.mark.slow  # subprocesses, browsers or compilers: `make test` runs it, `make test-fast` not
 
-CLASSES = ["cat", "dog", "car", "bird", "flower"]
 FAMILIES = {"tiny_sd_path": ("StableDiffusionPipeline", 1), "tiny_sdxl_path": ("StableDiffusionXLPipeline", 2)}
-
-
-def write_photo_folder(root, per_class: dict[str, int], size: int = 96):
-    """imagefolder layout, `size`-pixel RGB images: a class-coloured disc on a noisy background."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:size, :size]
-    for split, count in per_class.items():
-        for label, name in enumerate(CLASSES):
-            folder = root / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for index in range(count):
-                pixels = rng.integers(0, 80, (size, size, 3)).astype(np.uint8)
-                cx, cy = rng.integers(size // 4, 3 * size // 4, 2)
-                disc = (yy - cy) ** 2 + (xx - cx) ** 2 < (size // 5) ** 2
-                pixels[disc] = np.roll([230, 120, 30], label)[None] // (1 + label % 2)
-                Image.fromarray(pixels).save(folder / f"{index}.png")
-    return root
 
 
 @pytest.fixture
