@@ -1,6 +1,7 @@
 """What users bring from the ecosystem draws as it is: a token saved the way diffusers' textual_inversion.py saves
 it (learned_embeds.safetensors alone, {token: vector}) and a LoRA weights file as diffusers' training scripts save it
-(one .safetensors, no synthbridge record beside it), each recorded in the set's identity by its hash."""
+(one .safetensors, no synthbridge record beside it) or as kohya's sd-scripts save it (lora_unet_* keys with
+lora_down / lora_up / alpha), each recorded in the set's identity by its hash."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def adapter(tiny_sd_path, tmp_path_factory, digits) -> Path:
     train_lora(LoraTrainConfig(out=str(out), dataset="digits", generator=str(tiny_sd_path), shots=2, steps=2, rank=2,
                                batch_size=2, show_progress=False), bundle=digits)
     weights = load_file(str(out / "pytorch_lora_weights.safetensors"))
-    big = {k: (torch.randn(v.shape, generator=torch.Generator().manual_seed(1)) if "lora_B" in k else v)
+    assert any(".lora.up." in k for k in weights)  # diffusers' format: up (B) and down (A) projections
+    big = {k: (torch.randn(v.shape, generator=torch.Generator().manual_seed(1)) if ".lora.up." in k else v)
            for k, v in weights.items()}
     save_file(big, str(out / "pytorch_lora_weights.safetensors"))
     return out
@@ -76,3 +78,31 @@ def test_a_lora_weights_file_draws_as_its_folder_does(make_config, digits, adapt
     plain = make_config(out="plain")
     generate(plain, bundle=digits)
     assert same(Path(from_file.out), Path(from_folder.out)) and not same(Path(from_file.out), Path(plain.out))
+
+
+def kohya_state(diffusers_state: dict, alpha: float) -> dict:
+    """The adapter as kohya's sd-scripts save an SD 1.x LoRA: `lora_unet_<module path, dots as underscores>` with
+    `.lora_down.weight` (A), `.lora_up.weight` (B) and `.alpha` (a scalar: the scale is alpha / rank)."""
+    state = {}
+    for key, value in diffusers_state.items():
+        module, kind = key.removeprefix("unet.").split(".lora.")
+        name = "lora_unet_" + module.replace(".", "_")
+        state[f"{name}.lora_{kind}"] = value
+        state[f"{name}.alpha"] = torch.tensor(alpha)
+    return state
+
+
+def test_a_kohya_lora_file_draws_as_the_same_weights_in_diffusers_format(make_config, digits, adapter, tmp_path):
+    import json
+
+    alpha = json.loads((adapter / "lora.json").read_text())["config"]["alpha"]
+    kohya = tmp_path / "my_kohya_lora.safetensors"
+    save_file(kohya_state(load_file(str(adapter / "pytorch_lora_weights.safetensors")), alpha), str(kohya))
+    from_kohya = make_config(out="kohya", lora=str(kohya))
+    summary = generate(from_kohya, bundle=digits)
+    assert summary["set"]["lora_sha256"] == file_sha256(kohya)
+    from_folder = make_config(out="folder", lora=str(adapter))
+    generate(from_folder, bundle=digits)
+    first, second = pixels(Path(from_kohya.out)), pixels(Path(from_folder.out))
+    assert first.keys() == second.keys()
+    assert max(np.abs(first[k].astype(int) - second[k].astype(int)).max() for k in first) <= 1  # float rounding
