@@ -167,13 +167,18 @@ PROGRESS_ENV = "SYNTHBRIDGE_PROGRESS"  # "0": no progress bars (--no-progress; w
 LOG_INTERVAL = 30.0  # seconds between redraws of a bar whose stderr is not a terminal (a log file, a SLURM job)
 
 
+def bars_off() -> bool:
+    """Whether this command runs with `--no-progress` (its worker processes inherit the switch)."""
+    return os.environ.get(PROGRESS_ENV) == "0"
+
+
 def progress(iterable=None, *, enabled: bool = True, **kwargs):
     """tqdm as every long piece of work shows it: off with `--no-progress` (or `enabled` False: not the main
     process, a quiet caller); where stderr is not a terminal, redrawn at most every LOG_INTERVAL seconds, so that
     a log gets a line every half minute rather than one per step."""
     from tqdm.auto import tqdm
 
-    off = not enabled or os.environ.get(PROGRESS_ENV) == "0"
+    off = not enabled or bars_off()
     if not off and not sys.stderr.isatty():
         kwargs.setdefault("mininterval", LOG_INTERVAL)
     return tqdm(iterable, disable=off, **kwargs)

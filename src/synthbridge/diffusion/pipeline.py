@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from synthbridge.errors import UserError
+from synthbridge.io import bars_off
 from synthbridge.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -268,8 +269,9 @@ def _has_component(model_index: dict, name: str) -> bool:
 
 @contextlib.contextmanager
 def quiet_loading(quiet: bool) -> Iterator[None]:
-    """Hide diffusers' and transformers' loading bars (so a later error stays one line), then restore them."""
-    if not quiet:
+    """Hide diffusers' and transformers' loading bars (so a later error stays one line; and under `--no-progress`,
+    whoever loads), then restore them."""
+    if not quiet and not bars_off():
         yield
         return
     from diffusers.utils import logging as diffusers_logging
