@@ -147,5 +147,5 @@ def test_the_quickstart_and_its_python_equivalent_run_as_written(tmp_path, tiny_
     (python / "exp" / "report.md").unlink()
     out = run_as_user([sys.executable, "-c", readme_blocks()["python"][0]], python, standin)
     assert re.search(r"top-1: real only \d+\.\d\d%, bridged \d+\.\d\d%", out), out[-2000:]
-    assert "'gain_per_doubling'" in out, out[-2000:]  # advise's entries, printed
+    assert re.search(r"resnet50 / 10-shot bridged .+ [+-]\d+\.\d\d points per doubling", out), out[-2000:]
     check_outputs(python)
