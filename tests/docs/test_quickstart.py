@@ -66,13 +66,12 @@ with warnings.catch_warnings():
 @pytest.fixture(scope="module")
 def standin(tmp_path_factory) -> Path:
     """A folder for PYTHONPATH: the stand-in plugin module, its entry point and its random 'ImageNet' weights."""
+    import torch
     from safetensors.torch import save_file
     from timm.models.resnet import Bottleneck, ResNet
 
     site = tmp_path_factory.mktemp("standin")
     weights = site / "resnet50-in1k.safetensors"
-    import torch
-
     torch.manual_seed(0)
     save_file(ResNet(block=Bottleneck, num_classes=1000, **ARGS).state_dict(), weights)
     (site / "quickstart_standin.py").write_text(STANDIN.format(size=SIZE, weights=str(weights), args=ARGS))
@@ -94,7 +93,8 @@ def user_folder(folder: Path, tiny_sd_path: Path) -> Path:
 def run_as_user(argv: list[str], folder: Path, standin: Path) -> str:
     """`argv` run in `folder` with the venv's commands on PATH and the stand-in plugin importable, offline."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(standin), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}  # as conftest's one_torch_thread
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(standin), os.environ.get("PYTHONPATH")])),
+           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}  # one torch thread, as conftest's one_torch_thread
     done = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     return done.stdout
