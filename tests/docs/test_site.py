@@ -63,29 +63,3 @@ def test_the_home_page_and_a_command_page_render(site, page, tmp_path):
         assert sum(inked.histogram()[255:]) > 0.01 * WIDTH * HEIGHT
     else:
         assert_inked(image)
-
-
-def test_the_readmes_quickstart_parses_as_written():
-    """Every command of the README's quickstart is a valid command line, its grid a valid grid, its Python example
-    valid Python naming the API's functions (running them on a GPU-sized model is the full-scale journey's job)."""
-    import shlex
-
-    import yaml
-
-    from synthbridge.cli import build_parser
-    from synthbridge.experiments import ExperimentConfig
-
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    quickstart = readme[readme.index("## Quickstart on your own data"):readme.index("## What the embedded study found")]
-    blocks = dict((lang, []) for lang in ("bash", "yaml", "python"))
-    for lang, body in re.findall(r"```(\w+)\n(.*?)```", quickstart, re.S):
-        blocks[lang].append(body)
-    commands = [line.split("#")[0].strip() for line in blocks["bash"][0].splitlines() if line.strip()]
-    assert len(commands) == 4 and all(c.startswith("synthbridge ") for c in commands)
-    parser = build_parser()
-    for command in commands:
-        assert parser.parse_args(shlex.split(command)[1:]).command == shlex.split(command)[1], command
-    grid = ExperimentConfig.from_dict(yaml.safe_load(blocks["yaml"][0]))
-    grid.check()
-    assert "synthbridge.run" in blocks["python"][0]
-    compile(blocks["python"][0], "README.md", "exec")

@@ -5,6 +5,7 @@ lora_down / lora_up / alpha), each recorded in the set's identity by its hash.""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -93,8 +94,6 @@ def kohya_state(diffusers_state: dict, alpha: float) -> dict:
 
 
 def test_a_kohya_lora_file_draws_as_the_same_weights_in_diffusers_format(make_config, digits, adapter, tmp_path):
-    import json
-
     alpha = json.loads((adapter / "lora.json").read_text())["config"]["alpha"]
     kohya = tmp_path / "my_kohya_lora.safetensors"
     save_file(kohya_state(load_file(str(adapter / "pytorch_lora_weights.safetensors")), alpha), str(kohya))
